@@ -1,0 +1,241 @@
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { compileFilter, compileOrderBy } from '../sql-filter.ts';
+import { KeyedMutex } from '../keyed-mutex.ts';
+import { SQLITE_MIGRATIONS } from './migrations.ts';
+import type {
+  CredentialRecord,
+  CredentialRepository,
+  MessageLogQuery,
+  MessageLogRecord,
+  MessageLogRepository,
+  OAuthStateRecord,
+  Store,
+  UserRecord,
+  UserRepository,
+} from '../types.ts';
+
+type Row = Record<string, unknown>;
+
+function migrate(db: Database.Database): void {
+  db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)');
+  const applied = new Set(db.prepare('SELECT version FROM schema_migrations').pluck().all() as number[]);
+  for (const migration of SQLITE_MIGRATIONS) {
+    if (applied.has(migration.version)) continue;
+    db.transaction(() => {
+      db.exec(migration.sql);
+      db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(
+        migration.version,
+        migration.name,
+        new Date().toISOString(),
+      );
+    })();
+  }
+}
+
+class SqliteUsers implements UserRepository {
+  private readonly byName;
+  private readonly all;
+  private readonly insert;
+  private readonly change;
+  private readonly remove;
+  private readonly total;
+
+  constructor(db: Database.Database) {
+    this.byName = db.prepare('SELECT * FROM users WHERE name = ?');
+    this.all = db.prepare('SELECT * FROM users ORDER BY name');
+    this.insert = db.prepare(
+      'INSERT INTO users (name, password_hash, roles, created_at, updated_at) VALUES (@name, @passwordHash, @roles, @createdAt, @updatedAt) ON CONFLICT(name) DO NOTHING',
+    );
+    this.change = db.prepare('UPDATE users SET password_hash = @passwordHash, roles = @roles, updated_at = @updatedAt WHERE name = @name');
+    this.remove = db.prepare('DELETE FROM users WHERE name = ?');
+    this.total = db.prepare('SELECT COUNT(*) FROM users').pluck();
+  }
+
+  private static toRecord(row: Row): UserRecord {
+    return {
+      name: row.name as string,
+      passwordHash: row.password_hash as string,
+      roles: JSON.parse(row.roles as string) as string[],
+      createdAt: row.created_at as string,
+      updatedAt: row.updated_at as string,
+    };
+  }
+
+  async get(name: string) {
+    const row = this.byName.get(name) as Row | undefined;
+    return row && SqliteUsers.toRecord(row);
+  }
+  async list() {
+    return (this.all.all() as Row[]).map(SqliteUsers.toRecord);
+  }
+  async create(user: UserRecord) {
+    return this.insert.run({ ...user, roles: JSON.stringify(user.roles) }).changes === 1;
+  }
+  async update(user: UserRecord) {
+    return this.change.run({ ...user, roles: JSON.stringify(user.roles) }).changes === 1;
+  }
+  async delete(name: string) {
+    return this.remove.run(name).changes === 1;
+  }
+  async count() {
+    return this.total.get() as number;
+  }
+}
+
+export function messageLogFromRow(row: Row): MessageLogRecord {
+  return {
+    MessageGuid: row.MessageGuid as string,
+    CorrelationId: row.CorrelationId as string,
+    ApplicationMessageId: (row.ApplicationMessageId as string | null) ?? null,
+    IntegrationFlowName: row.IntegrationFlowName as string,
+    Status: row.Status as MessageLogRecord['Status'],
+    CustomStatus: (row.CustomStatus as string | null) ?? null,
+    LogStart: row.LogStart as string,
+    LogEnd: (row.LogEnd as string | null) ?? null,
+    Sender: (row.Sender as string | null) ?? null,
+    Receiver: (row.Receiver as string | null) ?? null,
+    DurationMs: Number(row.DurationMs),
+    Steps: JSON.parse(row.Steps as string),
+    Error: row.Error ? JSON.parse(row.Error as string) : null,
+  };
+}
+
+export function messageLogToRow(record: MessageLogRecord): Row {
+  return { ...record, Steps: JSON.stringify(record.Steps), Error: record.Error ? JSON.stringify(record.Error) : null };
+}
+
+class SqliteMessageLogs implements MessageLogRepository {
+  private readonly insertAll;
+  private readonly byGuid;
+
+  constructor(private readonly db: Database.Database) {
+    const insert = db.prepare(
+      `INSERT OR REPLACE INTO message_logs ("MessageGuid", "CorrelationId", "ApplicationMessageId", "IntegrationFlowName", "Status", "CustomStatus", "LogStart", "LogEnd", "Sender", "Receiver", "DurationMs", "Steps", "Error")
+       VALUES (@MessageGuid, @CorrelationId, @ApplicationMessageId, @IntegrationFlowName, @Status, @CustomStatus, @LogStart, @LogEnd, @Sender, @Receiver, @DurationMs, @Steps, @Error)`,
+    );
+    this.insertAll = db.transaction((records: MessageLogRecord[]) => {
+      for (const record of records) insert.run(messageLogToRow(record));
+    });
+    this.byGuid = db.prepare('SELECT * FROM message_logs WHERE "MessageGuid" = ?');
+  }
+
+  async insertMany(records: MessageLogRecord[]) {
+    if (records.length > 0) this.insertAll(records);
+  }
+  async get(guid: string) {
+    const row = this.byGuid.get(guid) as Row | undefined;
+    return row && messageLogFromRow(row);
+  }
+  async query(query: MessageLogQuery) {
+    const { where, params } = compileFilter(query.filter, () => '?');
+    const rows = this.db
+      .prepare(`SELECT * FROM message_logs ${where} ${compileOrderBy(query.orderBy)} LIMIT ? OFFSET ?`)
+      .all(...params, query.top, query.skip) as Row[];
+    const results = rows.map(messageLogFromRow);
+    if (!query.count) return { results };
+    const count = this.db.prepare(`SELECT COUNT(*) FROM message_logs ${where}`).pluck().get(...params) as number;
+    return { results, count };
+  }
+}
+
+class SqliteCredentials implements CredentialRepository {
+  private readonly locks = new KeyedMutex();
+  private readonly byName;
+  private readonly all;
+  private readonly insert;
+  private readonly change;
+  private readonly remove;
+  private readonly insertState;
+  private readonly takeState;
+
+  constructor(db: Database.Database) {
+    this.byName = db.prepare('SELECT * FROM credentials WHERE name = ?');
+    this.all = db.prepare('SELECT * FROM credentials ORDER BY name');
+    this.insert = db.prepare(
+      `INSERT INTO credentials (name, type, settings, secrets, state, version, created_at, updated_at)
+       VALUES (@name, @type, @settings, @secrets, @state, 1, @createdAt, @updatedAt) ON CONFLICT(name) DO NOTHING`,
+    );
+    this.change = db.prepare(
+      `UPDATE credentials SET type = @type, settings = @settings, secrets = @secrets, state = @state, version = version + 1, updated_at = @updatedAt
+       WHERE name = @name AND version = @expectedVersion`,
+    );
+    this.remove = db.prepare('DELETE FROM credentials WHERE name = ?');
+    this.insertState = db.prepare(
+      'INSERT INTO oauth_states (state, credential_name, code_verifier, expires_at) VALUES (@state, @credentialName, @codeVerifier, @expiresAt)',
+    );
+    this.takeState = db.prepare('DELETE FROM oauth_states WHERE state = ? RETURNING *');
+  }
+
+  private static toRecord(row: Row): CredentialRecord {
+    return {
+      name: row.name as string,
+      type: row.type as string,
+      settings: JSON.parse(row.settings as string),
+      secrets: row.secrets as string,
+      state: JSON.parse(row.state as string),
+      version: Number(row.version),
+      createdAt: row.created_at as string,
+      updatedAt: row.updated_at as string,
+    };
+  }
+
+  private static toRow(record: Omit<CredentialRecord, 'version'>): Row {
+    return { ...record, settings: JSON.stringify(record.settings), state: JSON.stringify(record.state) };
+  }
+
+  async get(name: string) {
+    const row = this.byName.get(name) as Row | undefined;
+    return row && SqliteCredentials.toRecord(row);
+  }
+  async list() {
+    return (this.all.all() as Row[]).map(SqliteCredentials.toRecord);
+  }
+  async create(record: CredentialRecord) {
+    return this.insert.run(SqliteCredentials.toRow(record)).changes === 1;
+  }
+  async update(record: Omit<CredentialRecord, 'version'>, expectedVersion: number) {
+    const changed = this.change.run({ ...SqliteCredentials.toRow(record), expectedVersion }).changes === 1;
+    return changed ? this.get(record.name) : undefined;
+  }
+  async delete(name: string) {
+    return this.remove.run(name).changes === 1;
+  }
+  withLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    // One process owns an SQLite file, so an in-process lock is the whole story here.
+    return this.locks.run(name, fn);
+  }
+  async putOAuthState(record: OAuthStateRecord) {
+    this.insertState.run(record);
+  }
+  async takeOAuthState(state: string) {
+    const row = this.takeState.get(state) as Row | undefined;
+    if (!row) return undefined;
+    return {
+      state: row.state as string,
+      credentialName: row.credential_name as string,
+      codeVerifier: row.code_verifier as string,
+      expiresAt: row.expires_at as string,
+    };
+  }
+}
+
+/** Opens (creating when missing) `iflow.db` in the data dir, in WAL mode, migrated to the newest schema. */
+export function openSqliteStore(dataDir: string): Store {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const db = new Database(join(dataDir, 'iflow.db'));
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.pragma('busy_timeout = 5000');
+  migrate(db);
+  return {
+    kind: 'sqlite',
+    users: new SqliteUsers(db),
+    messageLogs: new SqliteMessageLogs(db),
+    credentials: new SqliteCredentials(db),
+    async close() {
+      if (db.open) db.close();
+    },
+  };
+}
