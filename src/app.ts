@@ -4,6 +4,15 @@ import type { Config } from './config/index.ts';
 import { createLogger } from './logging.ts';
 import { openStore, type Store } from './store/index.ts';
 import { HttpError, errorBody } from './errors.ts';
+import { securityPlugin } from './security/index.ts';
+import { usersRoutes } from './admin/users.ts';
+import { monitorPlugin } from './monitor/index.ts';
+import { credentialsPlugin } from './credentials/index.ts';
+import { flowsRoutes } from './admin/flows.ts';
+import { deployFlows, type FlowRegistry } from './flows/registry.ts';
+import { senderRoutes } from './runtime/sender.ts';
+import { Agent } from 'undici';
+import type { SecurityMaterial } from './runtime/context.ts';
 
 export interface AppOptions {
   config: Config;
@@ -15,6 +24,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     config: Config;
     store: Store;
+    flows: FlowRegistry;
+    securityMaterial: SecurityMaterial;
   }
 }
 
@@ -51,7 +62,15 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     trustProxy: true,
     bodyLimit: 10 * 1024 * 1024,
     return503OnClosing: true,
+    // Flow endpoints match case-insensitively (as CPI's do): fold the /http/ prefix so the route matches,
+    // the registry lowercases the rest.
+    rewriteUrl: (request) => {
+      const url = request.url ?? '/';
+      return /^\/http\//i.test(url) && !url.startsWith('/http/') ? `/http/${url.slice(6)}` : url;
+    },
     forceCloseConnections: 'idle',
+    // Unknown properties are rejected, not silently dropped: a typo in a request must not pass as valid.
+    ajv: { customOptions: { removeAdditional: false, allErrors: true, coerceTypes: 'array', useDefaults: true } },
   });
   const store = await openStore(config);
   app.decorate('config', config);
@@ -64,6 +83,23 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.setNotFoundHandler((request, reply) => {
     reply.code(404).send(errorBody('NOT_FOUND', `No route for ${request.method} ${request.url.split('?')[0]}`));
   });
+
+  await app.register(securityPlugin);
+  await app.register(monitorPlugin);
+  await app.register(credentialsPlugin);
+  await app.register(usersRoutes);
+
+  // One pooled keep-alive dispatcher for every receiver call, closed with the app.
+  const dispatcher = new Agent({ keepAliveTimeout: 30_000, connections: 256, connect: { timeout: 10_000 } });
+  app.addHook('onClose', () => dispatcher.close());
+  const registry = await deployFlows(config.flowsDir, config.parameterOverrides, { securityMaterial: app.securityMaterial, dispatcher });
+  for (const flow of registry.flows) {
+    if (flow.status === 'deployed') app.log.info({ flow: flow.id, endpoint: flow.endpoint }, 'flow deployed');
+    else app.log.error({ flow: flow.id, error: flow.error }, 'flow not deployed');
+  }
+  app.decorate('flows', registry);
+  await app.register(flowsRoutes);
+  await app.register(senderRoutes, { registry });
 
   let ready = false;
   app.get('/health', async () => ({ status: 'UP' }));

@@ -1,5 +1,34 @@
-/** `iflow check [dir]`: validates every flow and prints each error. */
-export async function checkCommand(_dir?: string): Promise<number> {
-  console.error('iflow check: not implemented yet');
-  return 1;
+import { resolve } from 'node:path';
+import { Agent } from 'undici';
+import { loadConfig } from '../config/index.ts';
+import type { SecurityMaterial } from '../runtime/context.ts';
+import { deployFlows } from './registry.ts';
+
+/** Checking compiles flows but never calls out: any use of a credential here is a bug. */
+const noSecurityMaterial: SecurityMaterial = {
+  getAccessToken: () => Promise.reject(new Error('credentials are not available in iflow check')),
+  getUserCredential: () => Promise.reject(new Error('credentials are not available in iflow check')),
+};
+
+/** `iflow check [dir]`: validates and compiles every flow, prints each result, exits 1 on any error. */
+export async function checkCommand(dir?: string): Promise<number> {
+  const config = loadConfig();
+  const flowsDir = dir ? resolve(dir) : config.flowsDir;
+  const dispatcher = new Agent();
+  try {
+    const registry = await deployFlows(flowsDir, config.parameterOverrides, { securityMaterial: noSecurityMaterial, dispatcher });
+    if (registry.flows.length === 0) {
+      console.error(`no flows found in ${flowsDir}`);
+      return 1;
+    }
+    for (const flow of registry.flows) {
+      if (flow.status === 'deployed') console.log(`ok     ${flow.id}  ${flow.method} ${flow.endpoint}  (${flow.steps.length} steps)`);
+      else console.log(`ERROR  ${flow.id}  ${flow.error!.file}${flow.error!.pointer ? ` at ${flow.error!.pointer}` : ''}: ${flow.error!.message}`);
+    }
+    const failed = registry.errors.length;
+    console.log(failed === 0 ? `${registry.flows.length} flows valid` : `${failed} of ${registry.flows.length} flows invalid`);
+    return failed === 0 ? 0 : 1;
+  } finally {
+    await dispatcher.close();
+  }
 }

@@ -1,0 +1,108 @@
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { HttpError } from '../errors.ts';
+import { requireRole } from '../security/index.ts';
+import { hashPassword } from '../security/passwords.ts';
+import { INITIAL_PASSWORD_FILE } from '../security/bootstrap.ts';
+import { ErrorResponse } from './schemas.ts';
+import type { UserRecord } from '../store/types.ts';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+
+const UserName = Type.String({ pattern: '^[A-Za-z0-9._@-]{1,64}$', description: '1–64 of A-Z a-z 0-9 . _ @ -' });
+const Role = Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$' });
+const Password = Type.String({ minLength: 8, maxLength: 256 });
+const UserView = Type.Object({ name: Type.String(), roles: Type.Array(Type.String()), createdAt: Type.String(), updatedAt: Type.String() });
+const NameParams = Type.Object({ name: UserName });
+
+function view(user: UserRecord) {
+  return { name: user.name, roles: user.roles, createdAt: user.createdAt, updatedAt: user.updatedAt };
+}
+
+/** /api/v1/users: the admin manages users, their scrypt-hashed passwords and their roles. */
+export const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const { users } = app.store;
+  app.addHook('preHandler', requireRole('admin'));
+
+  /** Is `name` the last user holding admin? Removing its admin role would lock everyone out. */
+  async function isLastAdmin(name: string): Promise<boolean> {
+    const admins = (await users.list()).filter((u) => u.roles.includes('admin'));
+    return admins.length === 1 && admins[0].name === name;
+  }
+
+  async function afterChange(name: string, passwordChanged: boolean) {
+    app.authenticator.invalidate();
+    // The generated first password is no longer the admin's: don't keep it on disk.
+    if (passwordChanged && name === app.config.adminUser) await rm(join(app.config.dataDir, INITIAL_PASSWORD_FILE), { force: true });
+  }
+
+  app.get('/api/v1/users', { schema: { response: { 200: Type.Array(UserView) } } }, async () => (await users.list()).map(view));
+
+  app.get(
+    '/api/v1/users/:name',
+    { schema: { params: NameParams, response: { 200: UserView, 404: ErrorResponse } } },
+    async (request) => {
+      const user = await users.get(request.params.name);
+      if (!user) throw new HttpError(404, 'NOT_FOUND', `No user "${request.params.name}"`);
+      return view(user);
+    },
+  );
+
+  app.post(
+    '/api/v1/users',
+    {
+      schema: {
+        body: Type.Object({ name: UserName, password: Password, roles: Type.Array(Role, { maxItems: 32 }) }, { additionalProperties: false }),
+        response: { 201: UserView, 409: ErrorResponse },
+      },
+    },
+    async (request, reply) => {
+      const now = new Date().toISOString();
+      const { name, password, roles } = request.body;
+      const record: UserRecord = { name, passwordHash: await hashPassword(password), roles: [...new Set(roles)], createdAt: now, updatedAt: now };
+      if (!(await users.create(record))) throw new HttpError(409, 'CONFLICT', `User "${name}" exists already`);
+      await afterChange(name, false);
+      return reply.code(201).send(view(record));
+    },
+  );
+
+  app.put(
+    '/api/v1/users/:name',
+    {
+      schema: {
+        params: NameParams,
+        body: Type.Object({ password: Type.Optional(Password), roles: Type.Optional(Type.Array(Role, { maxItems: 32 })) }, { additionalProperties: false, minProperties: 1 }),
+        response: { 200: UserView, 404: ErrorResponse, 409: ErrorResponse },
+      },
+    },
+    async (request) => {
+      const existing = await users.get(request.params.name);
+      if (!existing) throw new HttpError(404, 'NOT_FOUND', `No user "${request.params.name}"`);
+      const { password, roles } = request.body;
+      if (roles && !roles.includes('admin') && existing.roles.includes('admin') && (await isLastAdmin(existing.name))) {
+        throw new HttpError(409, 'LAST_ADMIN', `"${existing.name}" is the last administrator: its admin role cannot be removed`);
+      }
+      const updated: UserRecord = {
+        ...existing,
+        passwordHash: password ? await hashPassword(password) : existing.passwordHash,
+        roles: roles ? [...new Set(roles)] : existing.roles,
+        updatedAt: new Date().toISOString(),
+      };
+      await users.update(updated);
+      await afterChange(existing.name, password !== undefined);
+      return view(updated);
+    },
+  );
+
+  app.delete(
+    '/api/v1/users/:name',
+    { schema: { params: NameParams, response: { 204: Type.Null(), 404: ErrorResponse, 409: ErrorResponse } } },
+    async (request, reply) => {
+      const { name } = request.params;
+      if (!(await users.get(name))) throw new HttpError(404, 'NOT_FOUND', `No user "${name}"`);
+      if (await isLastAdmin(name)) throw new HttpError(409, 'LAST_ADMIN', `"${name}" is the last administrator and cannot be deleted`);
+      await users.delete(name);
+      await afterChange(name, false);
+      return reply.code(204).send(null);
+    },
+  );
+};

@@ -1,0 +1,115 @@
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { basename, join, relative } from 'node:path';
+import { Ajv, type ErrorObject } from 'ajv';
+import { parseDocument } from 'yaml';
+import { FlowError, type FlowProblem } from './errors.ts';
+import { resolveParameters, substituteParameters } from './parameters.ts';
+import { FlowSchema, STEP_KINDS, type FlowDefinition } from './schema.ts';
+
+const FLOW_FILES = ['flow.yaml', 'flow.yml'];
+const validateFlow = new Ajv({ allErrors: true, strict: false, verbose: true }).compile<FlowDefinition>(FlowSchema);
+
+/** A flow file read and validated: either its definition (parameters applied) or why not. */
+export interface FlowSource {
+  id: string;
+  dir: string;
+  /** flow.yaml, relative to the flows dir (as shown in errors) */
+  file: string;
+  definition?: FlowDefinition;
+  parameters: Record<string, string | number | boolean>;
+  error?: FlowProblem;
+}
+
+/** The most useful of ajv's errors: the deepest one, preferring concrete ones over union summaries. */
+function bestError(errors: ErrorObject[]): ErrorObject {
+  const concrete = errors.filter((e) => e.keyword !== 'anyOf' && e.keyword !== 'oneOf');
+  const pool = concrete.length > 0 ? concrete : errors;
+  return pool.reduce((best, e) => (e.instancePath.split('/').length > best.instancePath.split('/').length ? e : best), pool[0]);
+}
+
+function describe(error: ErrorObject): string {
+  switch (error.keyword) {
+    case 'additionalProperties':
+      return `unknown property "${(error.params as { additionalProperty: string }).additionalProperty}"`;
+    case 'required':
+      return `missing required property "${(error.params as { missingProperty: string }).missingProperty}"`;
+    case 'pattern':
+      return `${error.message ?? 'does not match the expected pattern'}${error.parentSchema?.description ? ` (${error.parentSchema.description})` : ''}`;
+    default:
+      return error.message ?? 'is invalid';
+  }
+}
+
+/** Checks what JSON Schema cannot say clearly: exactly one kind key per step, no credentials let in. */
+function checkSemantics(definition: FlowDefinition, file: string): void {
+  definition.steps.forEach((step, index) => {
+    const kinds = STEP_KINDS.filter((kind) => step[kind] !== undefined);
+    if (kinds.length !== 1) {
+      throw new FlowError({
+        file,
+        pointer: `/steps/${index}`,
+        message: kinds.length === 0 ? `a step needs one of ${STEP_KINDS.join(', ')}` : `a step has exactly one kind, found ${kinds.join(' and ')}`,
+      });
+    }
+  });
+  const forbidden = (definition.sender.allowedHeaders ?? []).findIndex((h) => ['authorization', 'cookie', 'proxy-authorization'].includes(h.toLowerCase()));
+  if (forbidden >= 0) {
+    throw new FlowError({
+      file,
+      pointer: `/sender/allowedHeaders/${forbidden}`,
+      message: "the caller's Authorization and Cookie never become message headers, so they cannot be allowed",
+    });
+  }
+}
+
+/** Reads and validates one flow folder. Never throws: problems come back in `error`. */
+export async function readFlow(flowsDir: string, dir: string, overrides: Record<string, string>): Promise<FlowSource> {
+  const folder = basename(dir);
+  let fileName = FLOW_FILES[0];
+  for (const candidate of FLOW_FILES) {
+    if (await stat(join(dir, candidate)).then(() => true, () => false)) {
+      fileName = candidate;
+      break;
+    }
+  }
+  const file = relative(flowsDir, join(dir, fileName)) || fileName;
+  const source: FlowSource = { id: folder, dir, file, parameters: {} };
+  try {
+    const text = await readFile(join(dir, fileName), 'utf8').catch(() => {
+      throw new FlowError({ file, pointer: '', message: `no ${FLOW_FILES.join(' or ')} in ${folder}` });
+    });
+    const document = parseDocument(text, { prettyErrors: true });
+    if (document.errors.length > 0) {
+      const first = document.errors[0];
+      const where = first.linePos ? ` (line ${first.linePos[0].line}, column ${first.linePos[0].col})` : '';
+      throw new FlowError({ file, pointer: '', message: `YAML syntax error${where}: ${first.message.split('\n')[0]}` });
+    }
+    const raw = document.toJS() as Record<string, unknown> | null;
+    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new FlowError({ file, pointer: '', message: 'a flow file is a YAML mapping' });
+    if (typeof raw.id === 'string') source.id = raw.id;
+    const declared = raw.parameters && typeof raw.parameters === 'object' ? (raw.parameters as Record<string, string | number | boolean>) : undefined;
+    source.parameters = resolveParameters(declared, overrides);
+    const substituted = substituteParameters(raw, source.parameters, file);
+    if (!validateFlow(substituted)) {
+      const error = bestError(validateFlow.errors ?? []);
+      throw new FlowError({ file, pointer: error.instancePath, message: describe(error) });
+    }
+    checkSemantics(substituted, file);
+    source.definition = substituted;
+  } catch (err) {
+    if (!(err instanceof FlowError)) throw err;
+    source.error = err.problem;
+  }
+  return source;
+}
+
+/** Every flow folder under `flowsDir`, sorted by folder name. A missing flows dir is an empty list. */
+export async function readFlows(flowsDir: string, overrides: Record<string, string>): Promise<FlowSource[]> {
+  const entries = await readdir(flowsDir, { withFileTypes: true }).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return [];
+    throw err;
+  });
+  // Folders starting with _ or . hold what flows share (scripts, schemas); they are not flows.
+  const folders = entries.filter((e) => e.isDirectory() && !/^[_.]/.test(e.name)).map((e) => e.name).sort();
+  return Promise.all(folders.map((name) => readFlow(flowsDir, join(flowsDir, name), overrides)));
+}

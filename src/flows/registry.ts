@@ -1,0 +1,160 @@
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { Ajv, type ValidateFunction } from 'ajv';
+import addFormatsPlugin from 'ajv-formats';
+import type { Dispatcher } from 'undici';
+import type { SecurityMaterial } from '../runtime/context.ts';
+import { compileStep, stepKind, type CompiledStep } from '../runtime/steps/index.ts';
+import { FlowError, type FlowProblem } from './errors.ts';
+import { readFlows, type FlowSource } from './loader.ts';
+import type { FlowDefinition } from './schema.ts';
+
+export const DEFAULT_BODY_LIMIT = 10 * 1024 * 1024;
+export const DEFAULT_SENDER_ROLE = 'ESBMessaging.send';
+const SIZE_UNITS: Record<string, number> = { B: 1, KB: 1024, MB: 1024 ** 2, GB: 1024 ** 3 };
+
+// ajv-formats is CommonJS; its default import is the plugin function under ESM interop.
+const addFormats = addFormatsPlugin as unknown as (ajv: Ajv) => Ajv;
+
+function parseSize(value: string | number): number {
+  if (typeof value === 'number') return value;
+  const match = /^\s*(\d+)\s*(B|KB|MB|GB)?\s*$/.exec(value)!;
+  return Number(match[1]) * SIZE_UNITS[match[2] ?? 'B'];
+}
+
+/** What the sender needs at run time for a deployed flow. */
+export interface FlowRuntime {
+  steps: CompiledStep[];
+  bodyLimit: number;
+  /** lower-case inbound header name → the name the message keeps */
+  allowedHeaders: Map<string, string>;
+  validateBody?: ValidateFunction;
+  parameters: Readonly<Record<string, string>>;
+  receiver?: string;
+}
+
+/** A flow as the flows API shows it, with its runtime when deployed. */
+export interface Flow {
+  id: string;
+  file: string;
+  description?: string;
+  endpoint?: string;
+  method?: string;
+  role?: string;
+  status: 'deployed' | 'error';
+  steps: { name: string; kind: string }[];
+  error?: FlowProblem;
+  runtime?: FlowRuntime;
+}
+
+export interface DeployServices {
+  securityMaterial: SecurityMaterial;
+  dispatcher: Dispatcher;
+}
+
+async function compileSchema(ajv: Ajv, source: FlowSource, file: string): Promise<ValidateFunction> {
+  const shown = `${source.id}/${file}`;
+  const text = await readFile(resolve(source.dir, file), 'utf8').catch(() => {
+    throw new FlowError({ file: source.file, pointer: '/sender/schema', message: `schema file not found: ${file}` });
+  });
+  try {
+    return ajv.compile(JSON.parse(text));
+  } catch (err) {
+    throw new FlowError({ file: shown, pointer: '', message: `invalid JSON Schema: ${(err as Error).message}` });
+  }
+}
+
+async function compileFlow(source: FlowSource, definition: FlowDefinition, services: DeployServices, ajv: Ajv): Promise<FlowRuntime> {
+  const parameters = Object.fromEntries(Object.entries(source.parameters).map(([k, v]) => [k, String(v)]));
+  const steps: CompiledStep[] = [];
+  for (const [index, step] of definition.steps.entries()) {
+    steps.push(
+      await compileStep(step, index, {
+        flowId: source.id,
+        flowDir: source.dir,
+        file: source.file,
+        pointer: `/steps/${index}`,
+        parameters,
+        securityMaterial: services.securityMaterial,
+        dispatcher: services.dispatcher,
+      }),
+    );
+  }
+  const { sender } = definition;
+  return {
+    steps,
+    bodyLimit: sender.bodyLimit === undefined ? DEFAULT_BODY_LIMIT : parseSize(sender.bodyLimit),
+    allowedHeaders: new Map((sender.allowedHeaders ?? []).map((name) => [name.toLowerCase(), name])),
+    validateBody: sender.schema ? await compileSchema(ajv, source, sender.schema) : undefined,
+    parameters,
+    receiver: steps.findLast((s) => s.receiver)?.receiver,
+  };
+}
+
+function describeFlow(source: FlowSource): Flow {
+  const definition = source.definition;
+  return {
+    id: source.id,
+    file: source.file,
+    description: definition?.description,
+    endpoint: definition?.sender.path,
+    method: definition ? (definition.sender.method ?? 'POST') : undefined,
+    role: definition ? (definition.sender.role ?? DEFAULT_SENDER_ROLE) : undefined,
+    status: 'error',
+    steps: (definition?.steps ?? []).map((step, index) => ({ name: step.name ?? `${stepKind(step)} ${index + 1}`, kind: stepKind(step) })),
+  };
+}
+
+/** The deployed flows, looked up by endpoint path (case-insensitive) on the hot path. */
+export class FlowRegistry {
+  private readonly byPath = new Map<string, Flow>();
+
+  constructor(readonly flows: readonly Flow[]) {
+    for (const flow of flows) if (flow.status === 'deployed') this.byPath.set(flow.endpoint!.toLowerCase(), flow);
+  }
+
+  get(id: string): Flow | undefined {
+    return this.flows.find((flow) => flow.id === id);
+  }
+
+  /** The deployed flow serving `path` (any case, no query string), if any. */
+  match(path: string): Flow | undefined {
+    return this.byPath.get(path.toLowerCase());
+  }
+
+  get errors(): Flow[] {
+    return this.flows.filter((flow) => flow.status === 'error');
+  }
+}
+
+/**
+ * Reads, validates and compiles every flow under the flows dir. A broken flow is kept with its
+ * error (file, JSON pointer, reason) and not served; the others deploy. Ids and paths must be unique.
+ */
+export async function deployFlows(flowsDir: string, overrides: Record<string, string>, services: DeployServices): Promise<FlowRegistry> {
+  const sources = await readFlows(flowsDir, overrides);
+  const ajv = addFormats(new Ajv({ allErrors: true, strict: false }));
+  const flows: Flow[] = [];
+  const claimedPaths = new Map<string, string>();
+  const claimedIds = new Set<string>();
+  for (const source of sources) {
+    const flow = describeFlow(source);
+    flows.push(flow);
+    try {
+      if (source.error) throw new FlowError(source.error);
+      const definition = source.definition!;
+      if (claimedIds.has(source.id)) throw new FlowError({ file: source.file, pointer: '/id', message: `another flow already has the id "${source.id}"` });
+      const path = definition.sender.path.toLowerCase();
+      const owner = claimedPaths.get(path);
+      if (owner) throw new FlowError({ file: source.file, pointer: '/sender/path', message: `path ${definition.sender.path} is already served by flow "${owner}"` });
+      flow.runtime = await compileFlow(source, definition, services, ajv);
+      flow.status = 'deployed';
+      claimedIds.add(source.id);
+      claimedPaths.set(path, source.id);
+    } catch (err) {
+      if (!(err instanceof FlowError)) throw err;
+      flow.error = err.problem;
+    }
+  }
+  return new FlowRegistry(flows);
+}

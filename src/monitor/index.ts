@@ -1,0 +1,191 @@
+/**
+ * The monitor: message processing logs (buffered writer + the CPI-shaped OData V2 API) and Prometheus metrics.
+ * It listens to the runtime and never steers it: the pipeline calls `app.messageLogs.add(record)` and
+ * `app.metrics.observeMessage(flow, status, durationMs)` when a message finishes.
+ */
+import fp from 'fastify-plugin';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { HttpError } from '../errors.ts';
+import { requireRole } from '../security/index.ts';
+import type { MessageLogRecord } from '../store/types.ts';
+import { MAX_TOP, invalidQuery, parseMessageLogListQuery, parseSelect } from './odata.ts';
+import { IflowMetrics } from './metrics.ts';
+import { MessageLogWriter } from './writer.ts';
+
+export { IflowMetrics } from './metrics.ts';
+export { MessageLogWriter, type MessageLogWriterOptions } from './writer.ts';
+export { parseFilter, parseOrderBy, parseMessageLogListQuery, DEFAULT_TOP, MAX_TOP } from './odata.ts';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Buffered writer of message processing logs: `add(record)` on the hot path, batched into the store. */
+    messageLogs: MessageLogWriter;
+    /** Prometheus metrics of this app instance (served at /metrics). */
+    metrics: IflowMetrics;
+  }
+}
+
+const COLLECTION = '/api/v1/MessageProcessingLogs';
+const ENTITY_TYPE = 'com.sap.hci.api.MessageProcessingLog';
+
+/** An ISO instant in OData V2 JSON's date form, `/Date(<ms since epoch>)/`, as CPI renders LogStart / LogEnd. */
+export function odataDate(iso: string | null): string | null {
+  if (iso === null) return null;
+  const ms = Date.parse(iso);
+  return Number.isNaN(ms) ? null : `/Date(${ms})/`;
+}
+
+/** The entity's key in the URL form CPI uses: `('<guid>')`, with quotes inside the key doubled. */
+function entityUri(publicUrl: string, guid: string): string {
+  return `${publicUrl}${COLLECTION}('${encodeURIComponent(guid.replaceAll("'", "''")).replaceAll('%27', "'")}')`;
+}
+
+/** A record as an OData V2 entry: `__metadata`, CPI's properties, then iflow's own DurationMs, Steps and Error. */
+export function toODataEntry(record: MessageLogRecord, publicUrl: string, select?: string[]): Record<string, unknown> {
+  const uri = entityUri(publicUrl, record.MessageGuid);
+  const entry: Record<string, unknown> = {
+    __metadata: { id: uri, uri, type: ENTITY_TYPE },
+    MessageGuid: record.MessageGuid,
+    CorrelationId: record.CorrelationId,
+    ApplicationMessageId: record.ApplicationMessageId,
+    IntegrationFlowName: record.IntegrationFlowName,
+    Status: record.Status,
+    CustomStatus: record.CustomStatus,
+    LogStart: odataDate(record.LogStart),
+    LogEnd: odataDate(record.LogEnd),
+    Sender: record.Sender,
+    Receiver: record.Receiver,
+    DurationMs: record.DurationMs,
+    Steps: record.Steps,
+    Error: record.Error,
+  };
+  if (!select) return entry;
+  const projected: Record<string, unknown> = { __metadata: entry.__metadata };
+  for (const name of select) projected[name] = entry[name];
+  return projected;
+}
+
+function sendOData(reply: FastifyReply, body: unknown) {
+  return reply.header('DataServiceVersion', '2.0').type('application/json; charset=utf-8').send(body);
+}
+
+/** Rebuilds the list URL with every query option kept except $top / $skip, which move on to the next page. */
+function nextLink(publicUrl: string, raw: Record<string, unknown>, skip: number, top: number | undefined): string {
+  const params = new URLSearchParams();
+  for (const [name, value] of Object.entries(raw)) {
+    if (name === '$top' || name === '$skip') continue;
+    for (const v of Array.isArray(value) ? value : [value]) params.append(name, String(v));
+  }
+  if (top !== undefined) params.set('$top', String(top));
+  params.set('$skip', String(skip));
+  return `${publicUrl}${COLLECTION}?${params.toString().replaceAll('%24', '$').replaceAll('+', '%20')}`;
+}
+
+function readSelect(raw: Record<string, unknown>): string[] | undefined {
+  const value = raw.$select;
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string') throw invalidQuery('$select', 'given more than once');
+  const trimmed = value.trim();
+  return trimmed === '' || trimmed === '*' ? undefined : parseSelect(value);
+}
+
+function checkFormat(raw: Record<string, unknown>) {
+  const format = raw.$format;
+  if (format !== undefined && format !== 'json' && format !== 'application/json') {
+    throw invalidQuery('$format', `only json is supported, got "${String(format)}"`);
+  }
+}
+
+async function monitor(app: FastifyInstance) {
+  const writer = new MessageLogWriter(app.store.messageLogs, {
+    flushMs: app.config.messageLogFlushMs,
+    log: app.log.child({ component: 'message-log-writer' }),
+  });
+  const metrics = new IflowMetrics();
+  app.decorate('messageLogs', writer);
+  app.decorate('metrics', metrics);
+  // onClose hooks run in reverse order of registration (avvio unshifts them): app.ts adds the store's close hook
+  // before it registers this plugin, so this flush runs first, while the store is still open.
+  app.addHook('onClose', async () => {
+    await writer.close();
+  });
+
+  const { publicUrl } = app.config;
+  const { messageLogs } = app.store;
+  const monitorOnly = { preHandler: requireRole('monitor') };
+
+  async function list(raw: Record<string, unknown>, reply: FastifyReply) {
+    const { query, select, requestedTop } = parseMessageLogListQuery(raw);
+    // How many records the client wants beyond this page: when more may follow, ask for one extra row to know.
+    const wantsMore = requestedTop === undefined || requestedTop > MAX_TOP;
+    // Reads see every record added before the request: write what is buffered first (cheap, batched anyway).
+    await writer.flush();
+    const page = await messageLogs.query(wantsMore ? { ...query, top: query.top + 1 } : query);
+    const hasNext = wantsMore && page.results.length > query.top;
+    const results = (hasNext ? page.results.slice(0, query.top) : page.results).map((record) => toODataEntry(record, publicUrl, select));
+    const d: Record<string, unknown> = { results };
+    if (page.count !== undefined) d.__count = String(page.count);
+    if (hasNext) {
+      const remaining = requestedTop === undefined ? undefined : requestedTop - query.top;
+      d.__next = nextLink(publicUrl, raw, query.skip + query.top, remaining);
+    }
+    return sendOData(reply, { d });
+  }
+
+  async function count(raw: Record<string, unknown>, reply: FastifyReply) {
+    const { query } = parseMessageLogListQuery({ ...raw, $top: '0', $skip: '0', $inlinecount: 'allpages' });
+    await writer.flush();
+    const { count: total } = await messageLogs.query(query);
+    return reply.header('DataServiceVersion', '2.0').type('text/plain; charset=utf-8').send(String(total ?? 0));
+  }
+
+  async function read(guid: string, raw: Record<string, unknown>, reply: FastifyReply) {
+    checkFormat(raw);
+    const select = readSelect(raw);
+    // A client that just got SAP_MessageProcessingLogID reads it at once: look in the writer's buffer before the store.
+    const record = writer.find(guid) ?? (await messageLogs.get(guid));
+    if (!record) throw new HttpError(404, 'NOT_FOUND', `No message processing log "${guid}"`);
+    return sendOData(reply, { d: toODataEntry(record, publicUrl, select) });
+  }
+
+  app.get(COLLECTION, monitorOnly, async (request, reply) => list(request.query as Record<string, unknown>, reply));
+
+  // `('<guid>')` (CPI's key syntax), `/<guid>`, `/$count`. find-my-way cannot express `('…')` as a parameter, so a
+  // wildcard takes the rest of the path (already percent-decoded) and it is parsed here.
+  app.get(`${COLLECTION}*`, monitorOnly, async (request, reply) => {
+    const raw = request.query as Record<string, unknown>;
+    const rest = (request.params as { '*': string })['*'];
+    if (rest === '' || rest === '/') return list(raw, reply);
+    if (rest === '/$count') return count(raw, reply);
+    const key = parseKey(rest);
+    if (key === undefined) throw new HttpError(404, 'NOT_FOUND', `No route for GET ${request.url.split('?')[0]}`);
+    return read(key, raw, reply);
+  });
+
+  app.get('/metrics', async (_request, reply) => reply.type(metrics.contentType).send(await metrics.render()));
+}
+
+/** `('<key>')` with `''` for a quote inside, or `/<key>` (one path segment); undefined for anything else. */
+export function parseKey(rest: string): string | undefined {
+  if (rest.startsWith("('") && rest.endsWith("')") && rest.length >= 4) {
+    const inner = rest.slice(2, -2);
+    // Inside the quotes every quote must be doubled.
+    let key = '';
+    for (let i = 0; i < inner.length; i++) {
+      if (inner[i] !== "'") {
+        key += inner[i];
+      } else if (inner[i + 1] === "'") {
+        key += "'";
+        i += 1;
+      } else {
+        return undefined;
+      }
+    }
+    return key;
+  }
+  if (rest.startsWith('/') && rest.length > 1 && !rest.includes('/', 1)) return rest.slice(1);
+  return undefined;
+}
+
+/** Message processing logs and metrics: decorates `messageLogs` and `metrics`, serves the MPL API and /metrics. */
+export const monitorPlugin = fp(monitor, { name: 'iflow-monitor', dependencies: ['iflow-security'] });

@@ -1,0 +1,183 @@
+import type { MessageLogRecord, MessageLogRepository } from '../store/types.ts';
+
+/** The slice of a pino logger the writer uses. */
+export interface WriterLogger {
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export interface MessageLogWriterOptions {
+  /** Interval of the background flush (ms); config.messageLogFlushMs. Default 200. */
+  flushMs?: number;
+  /** A flush is scheduled (setImmediate) as soon as this many records are pending; also the size of one insertMany. Default 500. */
+  batchSize?: number;
+  /** At most this many records wait in memory (while the store fails); beyond it the oldest are dropped. Default 100 000. */
+  maxPending?: number;
+  /** How often close() tries to write what is left before giving up (a pause of `flushMs` between tries). Default 3. */
+  closeAttempts?: number;
+  log: WriterLogger;
+}
+
+/** At most this many MessageGuids appear in a log line about a batch. */
+const LOGGED_IDS = 5;
+
+/**
+ * Buffers message processing log records and writes them to the store in batches, off the hot path.
+ *
+ * - `add()` only pushes to an array; writing happens every `flushMs` (an unref'd interval, so it never keeps the
+ *   process alive) or, once `batchSize` records are pending, on the next turn of the event loop (setImmediate).
+ * - One flush at a time: a flush that is asked for while one runs waits for it, then writes what is left.
+ * - A failed write is logged (ids and counts only, never record content); its records go back to the front of the
+ *   queue and are retried on the next interval tick (not immediately: a failing store is not hammered).
+ *   While the store keeps failing, at most `maxPending` records are kept; the oldest are dropped with a warning.
+ * - `close()` stops the timer and writes everything left, so nothing is lost at an orderly shutdown.
+ */
+export class MessageLogWriter {
+  private pending: MessageLogRecord[] = [];
+  /** The batch an insertMany is writing right now (still readable through find()). */
+  private inFlight: MessageLogRecord[] = [];
+  private running: Promise<boolean> | null = null;
+  private immediate: NodeJS.Immediate | null = null;
+  private readonly timer: NodeJS.Timeout;
+  private failing = false;
+  private closed = false;
+  private dropped = 0;
+  private droppedAfterClose = 0;
+  private readonly flushMs: number;
+  private readonly batchSize: number;
+  private readonly maxPending: number;
+  private readonly closeAttempts: number;
+  private readonly log: WriterLogger;
+
+  constructor(
+    private readonly repository: Pick<MessageLogRepository, 'insertMany'>,
+    options: MessageLogWriterOptions,
+  ) {
+    this.flushMs = options.flushMs ?? 200;
+    this.batchSize = options.batchSize ?? 500;
+    this.maxPending = options.maxPending ?? 100_000;
+    this.closeAttempts = options.closeAttempts ?? 3;
+    this.log = options.log;
+    this.timer = setInterval(() => this.tick(), this.flushMs);
+    this.timer.unref();
+  }
+
+  /** Records not yet in the store (queued or being written). */
+  get pendingCount(): number {
+    return this.pending.length + this.inFlight.length;
+  }
+
+  /** Queues a record for the store. Synchronous and cheap: the message's hot path calls it. */
+  add(record: MessageLogRecord): void {
+    if (this.closed) {
+      // The store closes right after the writer: a record this late cannot be written any more.
+      if (this.droppedAfterClose++ === 0) this.log.warn({ messageGuid: record.MessageGuid }, 'message processing log added after the writer closed: dropped');
+      return;
+    }
+    this.pending.push(record);
+    if (this.pending.length > this.maxPending) {
+      this.pending.shift();
+      this.dropped += 1;
+    }
+    if (this.pending.length >= this.batchSize && !this.failing && this.immediate === null && this.running === null) {
+      this.immediate = setImmediate(() => {
+        this.immediate = null;
+        void this.flush();
+      });
+    }
+  }
+
+  /** The newest record for `guid` that is not in the store yet, if any. */
+  find(guid: string): MessageLogRecord | undefined {
+    for (let i = this.pending.length - 1; i >= 0; i--) if (this.pending[i].MessageGuid === guid) return this.pending[i];
+    for (let i = this.inFlight.length - 1; i >= 0; i--) if (this.inFlight[i].MessageGuid === guid) return this.inFlight[i];
+    return undefined;
+  }
+
+  /**
+   * Writes every record pending when called (after waiting for a flush that is running already).
+   * Resolves true when they all reached the store, false when a write failed (the failure is logged and the records
+   * stay queued). Never rejects.
+   */
+  async flush(): Promise<boolean> {
+    while (this.running) await this.running;
+    if (this.pending.length === 0) return true;
+    const run = this.drain(this.pending.length).finally(() => {
+      // Cleared before `run` settles, so whoever awaited it sees the writer idle (or the next flush).
+      this.running = null;
+    });
+    this.running = run;
+    return run;
+  }
+
+  /** Stops the timer and writes everything left; idempotent. Resolves when done (logs what could not be written). */
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    if (this.immediate) clearImmediate(this.immediate);
+    this.immediate = null;
+    this.closed = true;
+    for (let attempt = 1; ; attempt++) {
+      if ((await this.flush()) && this.pending.length === 0) break;
+      if (attempt >= this.closeAttempts) {
+        this.log.error({ lost: this.pending.length }, 'message processing logs could not be written before shutdown: lost');
+        this.pending = [];
+        break;
+      }
+      await new Promise((resolve) => setTimeout(resolve, Math.min(this.flushMs, 1000)));
+    }
+    this.reportDropped();
+  }
+
+  private tick(): void {
+    this.reportDropped();
+    if (this.pending.length > 0 && this.running === null) void this.flush();
+  }
+
+  private reportDropped(): void {
+    if (this.dropped === 0) return;
+    this.log.warn({ dropped: this.dropped, maxPending: this.maxPending }, 'message processing log buffer full: oldest records dropped');
+    this.dropped = 0;
+  }
+
+  /** Writes up to `count` records from the front of the queue, in batches; false on the first failure. */
+  private async drain(count: number): Promise<boolean> {
+    let left = count;
+    while (left > 0 && this.pending.length > 0) {
+      const batch = this.pending.splice(0, Math.min(this.batchSize, left));
+      this.inFlight = batch;
+      try {
+        await this.repository.insertMany(batch);
+      } catch (err) {
+        this.inFlight = [];
+        this.pending.unshift(...batch);
+        const overflow = this.pending.length - this.maxPending;
+        if (overflow > 0) {
+          this.pending.splice(0, overflow);
+          this.dropped += overflow;
+        }
+        this.failing = true;
+        this.log.error(
+          {
+            err: { message: (err as Error)?.message ?? String(err), code: (err as { code?: unknown })?.code },
+            batchSize: batch.length,
+            pending: this.pending.length,
+            messageGuids: batch.slice(0, LOGGED_IDS).map((record) => record.MessageGuid),
+          },
+          'writing message processing logs failed; retrying on the next tick',
+        );
+        return false;
+      }
+      this.inFlight = [];
+      left -= batch.length;
+    }
+    this.failing = false;
+    // Records that arrived while this flush ran: if a whole batch is waiting, write it now rather than at the tick.
+    if (!this.closed && this.pending.length >= this.batchSize && this.immediate === null) {
+      this.immediate = setImmediate(() => {
+        this.immediate = null;
+        void this.flush();
+      });
+    }
+    return true;
+  }
+}

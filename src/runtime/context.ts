@@ -1,0 +1,57 @@
+import type { Logger } from 'pino';
+
+/** What the secure store hands out for an OAuth 2.0 credential. */
+export interface AccessToken {
+  accessToken: string;
+  tokenType: string;
+  /** The user the credential was authorized by (authorization code), if known. */
+  user?: string;
+  /** ISO time the access token expires. */
+  expiresAt: string;
+}
+
+export interface UserCredential {
+  user: string;
+  password: string;
+}
+
+/**
+ * Security material as the runtime sees it. Implemented by src/credentials; errors are
+ * CredentialError (with a statusCode and a code) naming the credential and what to do.
+ */
+export interface SecurityMaterial {
+  /**
+   * A valid access token of an `oauth2-authorization-code` or `oauth2-client-credentials` credential,
+   * refreshed when it is close to expiry. With `rejectedToken` (a receiver answered 401 to it) the
+   * token is refreshed unless the stored one is already newer than the rejected one.
+   */
+  getAccessToken(name: string, options?: { rejectedToken?: string }): Promise<AccessToken>;
+  /** The user and password of a `basic` credential. */
+  getUserCredential(name: string): Promise<UserCredential>;
+}
+
+/** The secure store as scripts see it (CPI's SecureStoreService, in TypeScript). */
+export interface SecureStore {
+  getAccessToken(name: string): Promise<AccessToken>;
+  /** CPI's own name, typo included, so ported scripts read the same. */
+  getAccesTokenForOauth2AuthorizationCodeCredential(name: string): Promise<AccessToken>;
+  getUserCredential(name: string): Promise<UserCredential>;
+}
+
+/** The second argument of a script's `processData(message, context)`. */
+export interface ScriptContext {
+  secureStore: SecureStore;
+  /** The flow's externalized parameters, overrides applied. */
+  parameters: Readonly<Record<string, string>>;
+  /** A pino child logger bound to the message (messageId, correlationId, flow). */
+  log: Logger;
+}
+
+export function secureStoreFor(material: SecurityMaterial): SecureStore {
+  const getAccessToken = (name: string) => material.getAccessToken(name);
+  return {
+    getAccessToken,
+    getAccesTokenForOauth2AuthorizationCodeCredential: getAccessToken,
+    getUserCredential: (name: string) => material.getUserCredential(name),
+  };
+}

@@ -1,0 +1,71 @@
+import type { Message } from './message.ts';
+
+/** A compiled `${…}` expression: text with placeholders, evaluated against a message. */
+export type Expression = (message: Message) => string;
+
+const PLACEHOLDER = /\$\{([^}]*)\}/g;
+
+/** Formats a date with Java-style pattern letters (yyyy MM dd HH mm ss SSS), in UTC, as CPI's ${date:now:…}. */
+export function formatDate(date: Date, pattern: string): string {
+  const pad = (n: number, width = 2) => String(n).padStart(width, '0');
+  const fields: Record<string, string> = {
+    yyyy: String(date.getUTCFullYear()),
+    yy: pad(date.getUTCFullYear() % 100),
+    MM: pad(date.getUTCMonth() + 1),
+    dd: pad(date.getUTCDate()),
+    HH: pad(date.getUTCHours()),
+    mm: pad(date.getUTCMinutes()),
+    ss: pad(date.getUTCSeconds()),
+    SSS: pad(date.getUTCMilliseconds(), 3),
+  };
+  return pattern.replace(/yyyy|yy|MM|dd|HH|mm|ss|SSS|'([^']*)'/g, (token, quoted: string | undefined) => (quoted !== undefined ? quoted : fields[token]));
+}
+
+function placeholder(source: string): Expression {
+  const [head, ...rest] = source.trim().split('.');
+  const name = rest.join('.');
+  if (head === 'header' && name) return (m) => m.getHeader(name) ?? '';
+  if (head === 'property' && name) {
+    return (m) => {
+      const value = m.getProperty(name);
+      if (value === undefined || value === null) return '';
+      return typeof value === 'object' ? JSON.stringify(value) : String(value);
+    };
+  }
+  const whole = source.trim();
+  if (whole === 'body' || whole === 'in.body') return (m) => m.getBodyAsString();
+  if (whole === 'messageId') return (m) => m.id;
+  if (whole === 'correlationId') return (m) => m.correlationId;
+  if (whole.startsWith('date:now')) {
+    const pattern = whole.slice('date:now'.length).replace(/^:/, '') || "yyyy-MM-dd'T'HH:mm:ss.SSS'Z'";
+    return () => formatDate(new Date(), pattern);
+  }
+  throw new Error(`unknown expression \${${source}}: use \${header.X}, \${property.x}, \${body}, \${messageId}, \${correlationId} or \${date:now:yyyy-MM-dd}`);
+}
+
+/** Compiles text with `${…}` placeholders once; throws at deploy on an unknown placeholder. */
+export function compileExpression(text: string): Expression {
+  const parts: (string | Expression)[] = [];
+  let last = 0;
+  for (const match of text.matchAll(PLACEHOLDER)) {
+    if (match.index > last) parts.push(text.slice(last, match.index));
+    parts.push(placeholder(match[1]));
+    last = match.index + match[0].length;
+  }
+  if (last < text.length) parts.push(text.slice(last));
+  if (parts.length === 0) return () => '';
+  if (parts.length === 1) {
+    const only = parts[0];
+    return typeof only === 'string' ? () => only : only;
+  }
+  return (message) => {
+    let out = '';
+    for (const part of parts) out += typeof part === 'string' ? part : part(message);
+    return out;
+  };
+}
+
+/** True when the text holds no placeholder (so it can be used as it is). */
+export function isConstant(text: string): boolean {
+  return !/\$\{/.test(text);
+}

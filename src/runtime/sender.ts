@@ -1,0 +1,184 @@
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { ErrorObject } from 'ajv';
+import type { Logger } from 'pino';
+import { errorBody } from '../errors.ts';
+import type { Flow, FlowRegistry, FlowRuntime } from '../flows/registry.ts';
+import { hasAnyRole } from '../security/index.ts';
+import type { MessageLogRecord, MessageStatus } from '../store/types.ts';
+import { MessageFailure } from './errors.ts';
+import { Message } from './message.ts';
+import { runPipeline, type PipelineResult } from './pipeline.ts';
+
+const CORRELATION_ID = /^[\w.:@/+=-]{1,128}$/;
+/** Message headers never sent back to the caller: credentials (a script's Bearer token!) and framing. */
+const NOT_REPLIED = new Set(['authorization', 'proxy-authorization', 'cookie', 'set-cookie', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'host']);
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    flow: Flow | null;
+  }
+}
+
+function correlationIdOf(request: FastifyRequest): string {
+  const given = request.headers['x-correlation-id'] ?? request.headers['sap_mplcorrelationid'];
+  return typeof given === 'string' && CORRELATION_ID.test(given) ? given : randomUUID();
+}
+
+function violations(errors: ErrorObject[] | null | undefined) {
+  return (errors ?? []).map((e) => ({ pointer: e.instancePath || '/', message: e.message ?? 'is invalid', ...(e.keyword === 'additionalProperties' ? { property: (e.params as { additionalProperty: string }).additionalProperty } : {}) }));
+}
+
+/** Reads the body as bytes, stopping at the flow's own limit (413). */
+function readBody(request: FastifyRequest, payload: NodeJS.ReadableStream, done: (err: Error | null, body?: Buffer) => void): void {
+  const limit = request.flow?.runtime?.bodyLimit ?? 0;
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let finished = false;
+  const finish = (err: Error | null, body?: Buffer) => {
+    if (finished) return;
+    finished = true;
+    done(err, body);
+  };
+  payload.on('data', (chunk: Buffer) => {
+    size += chunk.length;
+    if (size > limit) finish(Object.assign(new Error('body too large'), { statusCode: 413 }));
+    else if (!finished) chunks.push(chunk);
+  });
+  payload.on('end', () => finish(null, Buffer.concat(chunks, size)));
+  payload.on('error', (err: Error) => finish(err));
+}
+
+/**
+ * The HTTPS sender adapter: every flow endpoint under /http/, matched case-insensitively. Checks the
+ * caller (Basic auth, the flow's role), lets in only the flow's allowed headers, validates the body,
+ * runs the pipeline, answers with the final message, and records the message log.
+ */
+export async function senderRoutes(app: FastifyInstance, options: { registry: FlowRegistry }): Promise<void> {
+  const { registry } = options;
+  // app.ts builds Fastify on a pino logger, so its logger is a full pino Logger.
+  const logger = app.log as unknown as Logger;
+  const maxLimit = Math.max(0, ...registry.flows.map((f) => f.runtime?.bodyLimit ?? 0));
+
+  app.decorateRequest('flow', null);
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', readBody);
+
+  function record(flow: Flow, message: Message, status: MessageStatus, startedAt: number, result: Partial<PipelineResult>, failure: (MessageFailure & { step?: string }) | undefined, user: string | undefined) {
+    const durationMs = Date.now() - startedAt;
+    const entry: MessageLogRecord = {
+      MessageGuid: message.id,
+      CorrelationId: message.correlationId,
+      ApplicationMessageId: message.getHeader('SAP_ApplicationID') ?? null,
+      IntegrationFlowName: flow.id,
+      Status: status,
+      CustomStatus: (message.getProperty<string>('SAP_MessageProcessingLogCustomStatus') ?? null) as string | null,
+      LogStart: new Date(startedAt).toISOString(),
+      LogEnd: new Date(startedAt + durationMs).toISOString(),
+      Sender: message.getHeader('SAP_Sender') ?? user ?? null,
+      Receiver: message.getHeader('SAP_Receiver') ?? flow.runtime?.receiver ?? null,
+      DurationMs: durationMs,
+      Steps: result.steps ?? [],
+      Error: failure ? { step: failure.step, code: failure.code, message: failure.message, ...failure.extra } : null,
+    };
+    app.messageLogs.add(entry);
+    app.metrics.observeMessage(flow.id, status, durationMs);
+    const line = {
+      messageId: message.id,
+      correlationId: message.correlationId,
+      flow: flow.id,
+      status,
+      durationMs,
+      steps: entry.Steps.map((s) => ({ name: s.name, durationMs: s.durationMs, status: s.status })),
+      ...(failure ? { error: entry.Error } : {}),
+    };
+    if (failure) logger.warn(line, 'message failed');
+    else logger.info(line, 'message completed');
+  }
+
+  function fail(reply: FastifyReply, flow: Flow, message: Message, startedAt: number, failure: MessageFailure & { step?: string }, result: Partial<PipelineResult>, user: string | undefined, details?: unknown) {
+    record(flow, message, 'FAILED', startedAt, result, failure, user);
+    return reply
+      .code(failure.statusCode)
+      .header('SAP_MessageProcessingLogID', message.id)
+      .send(errorBody(failure.code, failure.message, { messageId: message.id, ...(details === undefined ? {} : { details }) }));
+  }
+
+  app.route({
+    method: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'],
+    url: '/http/*',
+    bodyLimit: Math.max(maxLimit, 1),
+    onRequest: async (request, reply) => {
+      const path = request.url.split('?', 1)[0];
+      const flow = registry.match(path);
+      if (!flow) return reply.code(404).send(errorBody('NOT_FOUND', `No deployed flow serves ${path}`));
+      if (flow.method !== request.method) {
+        return reply.code(405).header('Allow', flow.method).send(errorBody('METHOD_NOT_ALLOWED', `${path} accepts ${flow.method}`));
+      }
+      const user = await app.authenticator.authenticate(request.headers.authorization);
+      if (!user) {
+        return reply
+          .code(401)
+          .header('WWW-Authenticate', 'Basic realm="iflow", charset="UTF-8"')
+          .send(errorBody('UNAUTHORIZED', 'Authentication required: send HTTP Basic credentials of a user with the flow\'s role'));
+      }
+      if (!hasAnyRole(user, [flow.role!])) {
+        return reply.code(403).send(errorBody('FORBIDDEN', `User "${user.name}" lacks role ${flow.role} that flow ${flow.id} requires`));
+      }
+      const declared = Number(request.headers['content-length']);
+      if (declared > flow.runtime!.bodyLimit) {
+        return reply.code(413).send(errorBody('PAYLOAD_TOO_LARGE', `Body of ${declared} bytes exceeds this endpoint's limit of ${flow.runtime!.bodyLimit} bytes`));
+      }
+      request.user = user;
+      request.flow = flow;
+    },
+    handler: async (request, reply) => {
+      const startedAt = Date.now();
+      const flow = request.flow!;
+      const runtime: FlowRuntime = flow.runtime!;
+      const message = new Message({ id: randomUUID(), correlationId: correlationIdOf(request) });
+      const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+      const contentType = request.headers['content-type'];
+      if (contentType) message.setHeader('Content-Type', contentType);
+      for (const [lower, name] of runtime.allowedHeaders) {
+        const value = request.headers[lower];
+        if (value !== undefined) message.setHeader(name, Array.isArray(value) ? value.join(', ') : value);
+      }
+      const user = request.user?.name;
+      const isJson = contentType !== undefined && /[/+]json\b/i.test(contentType);
+      if (isJson || runtime.validateBody) {
+        let parsed: unknown;
+        try {
+          parsed = raw.length === 0 ? undefined : JSON.parse(raw.toString('utf8'));
+        } catch (err) {
+          return fail(reply, flow, message, startedAt, new MessageFailure('INVALID_JSON', `Malformed JSON body: ${(err as Error).message}`, 400), {}, user);
+        }
+        if (runtime.validateBody && !runtime.validateBody(parsed)) {
+          const details = violations(runtime.validateBody.errors);
+          const summary = details.map((d) => `${d.pointer} ${d.message}`).join('; ');
+          return fail(reply, flow, message, startedAt, new MessageFailure('SCHEMA_VIOLATION', `Body does not match the flow's schema: ${summary}`, 400), {}, user, details);
+        }
+        if (parsed !== undefined) message.setJsonBody(parsed, raw);
+        else message.setBody(raw);
+      } else {
+        message.setBody(raw);
+      }
+
+      const result = await runPipeline(runtime.steps, message, logger, { messageId: message.id, correlationId: message.correlationId, flow: flow.id });
+      if (result.failure) return fail(reply, flow, result.message, startedAt, result.failure, result, user);
+
+      const final = result.message;
+      record(flow, final, 'COMPLETED', startedAt, result, undefined, user);
+      reply.code(final.status);
+      for (const [name, value] of Object.entries(final.getHeaders())) {
+        if (!NOT_REPLIED.has(name.toLowerCase())) reply.header(name, value);
+      }
+      reply.header('SAP_MessageProcessingLogID', final.id);
+      if (final.isJsonBody()) {
+        reply.header('content-type', 'application/json; charset=utf-8');
+        return reply.send(final.getBodyAsString());
+      }
+      return reply.send(final.getBody());
+    },
+  });
+}

@@ -1,0 +1,196 @@
+import { STATUS_CODES } from 'node:http';
+import type { Dispatcher } from 'undici';
+import { parseDuration } from '../../config/duration.ts';
+import { FlowError } from '../../flows/errors.ts';
+import type { HttpAuthDefinition, HttpStepDefinition } from '../../flows/schema.ts';
+import type { SecurityMaterial } from '../context.ts';
+import { MessageFailure, toMessageFailure } from '../errors.ts';
+import { compileExpression, isConstant } from '../expressions.ts';
+import type { Message } from '../message.ts';
+import type { StepEnvironment, StepRun } from './types.ts';
+
+const DEFAULT_TIMEOUT_MS = 60_000;
+const ERROR_BODY_LIMIT = 512;
+const RETRY_AFTER_CAP_MS = 30_000;
+/** Hop-by-hop and framing headers never copied from a receiver's response into the message. */
+const NOT_COPIED = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade', 'te', 'trailer', 'proxy-authenticate', 'set-cookie']);
+const RETRIED_STATUSES = new Set([429, 502, 503, 504]);
+
+interface Authorizer {
+  header(rejectedToken?: string): Promise<string>;
+  /** OAuth tokens can be refreshed and retried once after a 401; Basic cannot. */
+  refreshable: boolean;
+}
+
+function authorizer(auth: HttpAuthDefinition | undefined, material: SecurityMaterial): Authorizer | undefined {
+  if (!auth) return undefined;
+  if ('basic' in auth) {
+    return {
+      refreshable: false,
+      async header() {
+        const { user, password } = await material.getUserCredential(auth.basic);
+        return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+      },
+    };
+  }
+  const name = 'oauth2AuthorizationCode' in auth ? auth.oauth2AuthorizationCode : auth.oauth2ClientCredentials;
+  return {
+    refreshable: true,
+    async header(rejectedToken) {
+      const token = await material.getAccessToken(name, rejectedToken ? { rejectedToken } : undefined);
+      return `Bearer ${token.accessToken}`;
+    },
+  };
+}
+
+function contentTypeOf(message: Message): string | undefined {
+  return message.isJsonBody() ? 'application/json' : message.getHeader('Content-Type');
+}
+
+function truncate(text: string): string {
+  return text.length > ERROR_BODY_LIMIT ? `${text.slice(0, ERROR_BODY_LIMIT)}…` : text;
+}
+
+function retryDelay(response: Dispatcher.ResponseData | undefined, fallbackMs: number): number {
+  const header = response?.headers['retry-after'];
+  const seconds = typeof header === 'string' ? Number(header) : NaN;
+  return Number.isFinite(seconds) && seconds >= 0 ? Math.min(seconds * 1000, RETRY_AFTER_CAP_MS) : fallbackMs;
+}
+
+/**
+ * Request-reply to a receiver through the app's pooled keep-alive dispatcher. The receiver's status,
+ * allowed response headers and body become the message; with `throwOnFailure` a non-2xx fails it (502).
+ */
+export function compileHttpStep(definition: HttpStepDefinition, env: StepEnvironment): StepRun & { receiver?: string } {
+  const pointer = `${env.pointer}/http`;
+  let address;
+  try {
+    address = compileExpression(definition.address);
+  } catch (err) {
+    throw new FlowError({ file: env.file, pointer: `${pointer}/address`, message: (err as Error).message });
+  }
+  let receiver: string | undefined;
+  if (isConstant(definition.address)) {
+    try {
+      const url = new URL(definition.address);
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('not http');
+      receiver = url.host;
+    } catch {
+      throw new FlowError({ file: env.file, pointer: `${pointer}/address`, message: `address must be an http(s) URL, got "${definition.address}"` });
+    }
+  }
+  const method = definition.method ?? 'POST';
+  const timeoutMs = parseDuration(definition.timeout ?? DEFAULT_TIMEOUT_MS);
+  const throwOnFailure = definition.throwOnFailure ?? true;
+  const requestHeaders = definition.requestHeaders ?? [];
+  const responseHeaders = definition.responseHeaders ? new Set(definition.responseHeaders.map((h) => h.toLowerCase())) : undefined;
+  const attempts = 1 + (definition.retry?.attempts ?? 0);
+  const retryDelayMs = parseDuration(definition.retry?.delay ?? 1000);
+  const auth = authorizer(definition.auth, env.securityMaterial);
+  const dispatcher = env.dispatcher;
+  const sendsBody = method !== 'GET' && method !== 'DELETE';
+
+  async function send(target: URL, headers: Record<string, string>, body: Buffer | undefined): Promise<Dispatcher.ResponseData> {
+    try {
+      return await dispatcher.request({
+        origin: target.origin,
+        path: target.pathname + target.search,
+        method,
+        headers,
+        body,
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+    } catch (err) {
+      const e = err as { name?: string; code?: string; message?: string };
+      if (e.name === 'TimeoutError' || e.name === 'AbortError' || e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT') {
+        throw new MessageFailure('RECEIVER_TIMEOUT', `receiver ${target.host} did not answer within ${timeoutMs} ms`, 504);
+      }
+      throw new MessageFailure('RECEIVER_UNREACHABLE', `receiver ${target.host} unreachable: ${e.code ?? e.message ?? 'connection failed'}`, 502);
+    }
+  }
+
+  const run: StepRun = async (message) => {
+    const url = address(message);
+    let target: URL;
+    try {
+      target = new URL(url);
+      if (target.protocol !== 'http:' && target.protocol !== 'https:') throw new Error('not http');
+    } catch {
+      throw new MessageFailure('RECEIVER_ADDRESS_INVALID', `receiver address "${truncate(url)}" is not an http(s) URL`, 500);
+    }
+    const headers: Record<string, string> = {};
+    for (const name of requestHeaders) {
+      const value = message.getHeader(name);
+      if (value !== undefined) headers[name] = value;
+    }
+    const body = sendsBody ? message.getBody() : undefined;
+    if (body) {
+      const type = contentTypeOf(message);
+      if (type) headers['content-type'] = type;
+    }
+    let token: string | undefined;
+    if (auth) {
+      try {
+        token = await auth.header();
+      } catch (err) {
+        throw toMessageFailure(err, 'CREDENTIAL_ERROR');
+      }
+      headers.authorization = token;
+    }
+
+    let response: Dispatcher.ResponseData | undefined;
+    let refreshed = false;
+    for (let attempt = 1; ; attempt++) {
+      let failure: MessageFailure | undefined;
+      try {
+        response = await send(target, headers, body);
+      } catch (err) {
+        failure = err as MessageFailure;
+        response = undefined;
+      }
+      if (response && response.statusCode === 401 && auth?.refreshable && !refreshed && token) {
+        // The token was refused (revoked, or expired early): refresh once and retry once.
+        await response.body.dump();
+        refreshed = true;
+        try {
+          token = await auth.header(token.slice('Bearer '.length));
+        } catch (err) {
+          throw toMessageFailure(err, 'CREDENTIAL_ERROR');
+        }
+        headers.authorization = token;
+        attempt--;
+        continue;
+      }
+      const retriable = failure ? failure.code === 'RECEIVER_UNREACHABLE' || failure.code === 'RECEIVER_TIMEOUT' : RETRIED_STATUSES.has(response!.statusCode);
+      if (!retriable || attempt >= attempts) {
+        if (failure) throw failure;
+        break;
+      }
+      const delay = retryDelay(response, retryDelayMs);
+      if (response) await response.body.dump();
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+
+    const { statusCode } = response!;
+    const responseBody = Buffer.from(await response!.body.arrayBuffer());
+    const requestId = response!.headers['request-id'];
+    if (throwOnFailure && (statusCode < 200 || statusCode >= 300)) {
+      const text = truncate(responseBody.toString('utf8'));
+      throw new MessageFailure(
+        'RECEIVER_ERROR',
+        `receiver ${target.host} answered ${statusCode} ${STATUS_CODES[statusCode] ?? ''}${text ? `: ${text}` : ''}`.trim(),
+        502,
+        { receiverStatus: statusCode, requestId: typeof requestId === 'string' ? requestId : undefined },
+      );
+    }
+    message.status = statusCode;
+    for (const [name, value] of Object.entries(response!.headers)) {
+      const lower = name.toLowerCase();
+      if (value === undefined || NOT_COPIED.has(lower) || (responseHeaders && !responseHeaders.has(lower))) continue;
+      message.setHeader(name, Array.isArray(value) ? value.join(', ') : value);
+    }
+    if (!response!.headers['content-type']) message.removeHeader('Content-Type');
+    message.setBody(responseBody);
+  };
+  return Object.assign(run, { receiver });
+}

@@ -1,0 +1,36 @@
+import { parseDuration } from '../../config/duration.ts';
+import type { StepDefinition, StepKind } from '../../flows/schema.ts';
+import { compileHttpStep } from './http.ts';
+import { compileMappingStep } from './mapping.ts';
+import { compileScriptStep } from './script.ts';
+import { compileSetStep } from './set.ts';
+import type { CompiledStep, StepEnvironment } from './types.ts';
+
+export type { CompiledStep, Execution, StepEnvironment } from './types.ts';
+
+const DEFAULT_SCRIPT_TIMEOUT_MS = 30_000;
+
+export function stepKind(step: StepDefinition): StepKind {
+  if (step.script !== undefined) return 'script';
+  if (step.mapping !== undefined) return 'mapping';
+  if (step.set !== undefined) return 'set';
+  return 'http';
+}
+
+/** Compiles one step of a flow into the function that runs it per message (files read once, here). */
+export async function compileStep(step: StepDefinition, index: number, env: StepEnvironment): Promise<CompiledStep> {
+  const kind = stepKind(step);
+  const name = step.name ?? `${kind} ${index + 1}`;
+  switch (kind) {
+    case 'script':
+      return { name, kind, run: await compileScriptStep(step.script!, parseDuration(step.timeout ?? DEFAULT_SCRIPT_TIMEOUT_MS), env) };
+    case 'mapping':
+      return { name, kind, run: await compileMappingStep(step.mapping!, env) };
+    case 'set':
+      return { name, kind, run: compileSetStep(step.set!, env) };
+    case 'http': {
+      const run = compileHttpStep(step.http!, env);
+      return { name, kind, run, receiver: run.receiver };
+    }
+  }
+}

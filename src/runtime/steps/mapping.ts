@@ -1,0 +1,35 @@
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import jsonata from 'jsonata';
+import { FlowError } from '../../flows/errors.ts';
+import { MessageFailure } from '../errors.ts';
+import type { StepEnvironment, StepRun } from './types.ts';
+
+/** Compiles the JSONata file once; each message's JSON body is replaced by the expression's result. */
+export async function compileMappingStep(file: string, env: StepEnvironment): Promise<StepRun> {
+  const source = await readFile(resolve(env.flowDir, file), 'utf8').catch(() => {
+    throw new FlowError({ file: env.file, pointer: `${env.pointer}/mapping`, message: `mapping file not found: ${file}` });
+  });
+  let expression: jsonata.Expression;
+  try {
+    expression = jsonata(source);
+  } catch (err) {
+    const e = err as { message: string; position?: number };
+    throw new FlowError({ file: `${env.flowId}/${file}`, pointer: '', message: `JSONata syntax error${e.position !== undefined ? ` at character ${e.position}` : ''}: ${e.message}` });
+  }
+  const bindings = { parameters: env.parameters };
+  return async (message) => {
+    let input: unknown;
+    try {
+      input = message.getBodyAsJson();
+    } catch {
+      throw new MessageFailure('MAPPING_ERROR', `mapping ${file}: the body is not JSON`);
+    }
+    try {
+      const result = await expression.evaluate(input, bindings);
+      message.setBody(result === undefined ? null : result);
+    } catch (err) {
+      throw new MessageFailure('MAPPING_ERROR', `mapping ${file} failed: ${(err as Error).message}`);
+    }
+  };
+}

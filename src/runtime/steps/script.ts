@@ -1,0 +1,86 @@
+import { access } from 'node:fs/promises';
+import { resolve, relative } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { FlowError } from '../../flows/errors.ts';
+import { secureStoreFor, type ScriptContext } from '../context.ts';
+import { MessageFailure, toMessageFailure } from '../errors.ts';
+import { Message } from '../message.ts';
+import type { StepEnvironment, StepRun } from './types.ts';
+
+type ProcessData = (message: Message, context: ScriptContext) => unknown;
+
+/** "file.ts:12" from the first stack frame inside the script, so a failure points at its line. */
+function scriptLocation(err: unknown, scriptPaths: string[], shownName: string): string {
+  const stack = err instanceof Error && typeof err.stack === 'string' ? err.stack : '';
+  for (const line of stack.split('\n')) {
+    for (const path of scriptPaths) {
+      // Frames name the file by path or by file: URL, depending on the loader.
+      const at = line.indexOf(path);
+      const position = at >= 0 ? /^:(\d+)/.exec(line.slice(at + path.length)) : null;
+      if (position) return `${shownName}:${position[1]}`;
+    }
+  }
+  return shownName;
+}
+
+/** The default export, also when a CommonJS-compiled script nests it (`module.exports.default`). */
+function pickProcessData(module: { default?: unknown; processData?: unknown }): ProcessData | undefined {
+  if (typeof module.default === 'function') return module.default as ProcessData;
+  if (typeof module.processData === 'function') return module.processData as ProcessData;
+  const nested = module.default as { default?: unknown; processData?: unknown } | undefined;
+  if (nested && typeof nested === 'object') return pickProcessData(nested);
+  return undefined;
+}
+
+function withTimeout<T>(work: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(onTimeout()), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Loads the script module once at deploy; each message calls its default export `processData`. */
+export async function compileScriptStep(file: string, timeoutMs: number, env: StepEnvironment): Promise<StepRun> {
+  const path = resolve(env.flowDir, file);
+  const shownName = relative(resolve(env.flowDir, '..'), path);
+  await access(path).catch(() => {
+    throw new FlowError({ file: env.file, pointer: `${env.pointer}/script`, message: `script file not found: ${file}` });
+  });
+  const url = pathToFileURL(path).href;
+  let module: { default?: unknown; processData?: unknown };
+  try {
+    module = (await import(url)) as typeof module;
+  } catch (err) {
+    throw new FlowError({ file: shownName, pointer: '', message: `script does not load: ${(err as Error).message}` });
+  }
+  const processData = pickProcessData(module);
+  if (typeof processData !== 'function') {
+    throw new FlowError({ file: shownName, pointer: '', message: 'a script must export default function processData(message, context)' });
+  }
+  const secureStore = secureStoreFor(env.securityMaterial);
+  const parameters = env.parameters;
+
+  return async (message, execution) => {
+    const context: ScriptContext = {
+      secureStore,
+      parameters,
+      get log() {
+        return execution.log;
+      },
+    };
+    try {
+      const result = await withTimeout(
+        Promise.resolve().then(() => processData(message, context)),
+        timeoutMs,
+        () => new MessageFailure('SCRIPT_TIMEOUT', `script ${shownName} did not finish within ${timeoutMs} ms`),
+      );
+      return result instanceof Message ? result : undefined;
+    } catch (err) {
+      if (err instanceof MessageFailure) throw err;
+      const failure = toMessageFailure(err, 'SCRIPT_ERROR');
+      if (failure.code !== 'SCRIPT_ERROR') throw failure;
+      throw new MessageFailure('SCRIPT_ERROR', `script ${scriptLocation(err, [path, url], shownName)} failed: ${failure.message}`);
+    }
+  };
+}

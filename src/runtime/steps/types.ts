@@ -1,0 +1,33 @@
+import type { Logger } from 'pino';
+import type { Dispatcher } from 'undici';
+import type { StepKind } from '../../flows/schema.ts';
+import type { SecurityMaterial } from '../context.ts';
+import type { Message } from '../message.ts';
+
+/** What a step needs at deploy time: where it lives and the shared services it will call. */
+export interface StepEnvironment {
+  flowId: string;
+  flowDir: string;
+  /** flow.yaml relative to the flows dir and the step's JSON pointer, for deploy errors */
+  file: string;
+  pointer: string;
+  parameters: Readonly<Record<string, string>>;
+  securityMaterial: SecurityMaterial;
+  dispatcher: Dispatcher;
+}
+
+/** What a step sees per message besides the message. */
+export interface Execution {
+  /** Child logger bound to the message; created on first use (most messages never need it). */
+  readonly log: Logger;
+}
+
+export type StepRun = (message: Message, execution: Execution) => Message | void | Promise<Message | void>;
+
+export interface CompiledStep {
+  name: string;
+  kind: StepKind;
+  run: StepRun;
+  /** The receiver's host for http steps (for the message log's Receiver). */
+  receiver?: string;
+}

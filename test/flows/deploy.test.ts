@@ -1,0 +1,129 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { startIflow, basicAuth } from '../support/iflow.ts';
+import { writeFlows } from '../support/flows.ts';
+
+const GOOD = `
+parameters:
+  GREETING: Hello
+sender:
+  path: /http/good
+steps:
+  - set:
+      body: "{{GREETING}} \${header.X-Name}"
+`;
+
+const BROKEN: Record<string, { yaml: string; files?: Record<string, string>; pointer: string; message: RegExp; file?: string }> = {
+  'bad-yaml': { yaml: 'sender: [unclosed', pointer: '', message: /YAML syntax error \(line \d+, column \d+\)/ },
+  'no-sender': { yaml: 'steps:\n  - set: { body: x }\n', pointer: '', message: /missing required property "sender"/ },
+  'bad-path': { yaml: 'sender: { path: /api/x }\nsteps:\n  - set: { body: x }\n', pointer: '/sender/path', message: /pattern|under \/http/ },
+  'unknown-key': { yaml: 'sender: { path: /http/u, colour: red }\nsteps:\n  - set: { body: x }\n', pointer: '/sender', message: /unknown property "colour"/ },
+  'two-kinds': { yaml: 'sender: { path: /http/t }\nsteps:\n  - set: { body: x }\n    mapping: m.jsonata\n', pointer: '/steps/0', message: /exactly one kind, found mapping and set|exactly one kind/ },
+  'no-kind': { yaml: 'sender: { path: /http/n }\nsteps:\n  - name: nothing\n', pointer: '/steps/0', message: /needs one of script, mapping, set, http/ },
+  'unknown-param': { yaml: 'sender: { path: /http/p }\nsteps:\n  - http: { address: "{{NOPE}}/x" }\n', pointer: '/steps/0/http/address', message: /unknown parameter "NOPE"/ },
+  'missing-script': { yaml: 'sender: { path: /http/s }\nsteps:\n  - script: scripts/none.ts\n', pointer: '/steps/0/script', message: /script file not found/ },
+  'no-default-export': {
+    yaml: 'sender: { path: /http/d }\nsteps:\n  - script: scripts/x.ts\n',
+    files: { 'scripts/x.ts': 'export const y = 1;\n' },
+    pointer: '',
+    file: 'no-default-export/scripts/x.ts',
+    message: /export default function processData/,
+  },
+  'bad-jsonata': { yaml: 'sender: { path: /http/j }\nsteps:\n  - mapping: m.jsonata\n', files: { 'm.jsonata': '{ "a": ' }, pointer: '', file: 'bad-jsonata/m.jsonata', message: /JSONata syntax error/ },
+  'bad-expression': { yaml: 'sender: { path: /http/e }\nsteps:\n  - set: { body: "${nope}" }\n', pointer: '/steps/0/set/body', message: /unknown expression/ },
+  'same-path': { yaml: 'sender: { path: /http/GOOD }\nsteps:\n  - set: { body: x }\n', pointer: '/sender/path', message: /already served by flow "good"/ },
+  'allows-authorization': { yaml: 'sender: { path: /http/a, allowedHeaders: [Authorization] }\nsteps:\n  - set: { body: x }\n', pointer: '/sender/allowedHeaders/0', message: /Authorization and Cookie never/ },
+  'bad-duration': { yaml: 'sender: { path: /http/b }\nsteps:\n  - http: { address: "http://127.0.0.1:1/x", timeout: soon }\n', pointer: '/steps/0/http/timeout', message: /pattern|duration/ },
+};
+
+function brokenFlows() {
+  const flows: Record<string, Record<string, string>> = { good: { 'flow.yaml': GOOD } };
+  for (const [name, spec] of Object.entries(BROKEN)) flows[name] = { 'flow.yaml': spec.yaml, ...spec.files };
+  return flows;
+}
+
+test('each broken flow is reported with its file, pointer and reason while the good flow serves', async (t) => {
+  const flows = writeFlows(brokenFlows());
+  const iflow = await startIflow({ flowsDir: flows.dir });
+  t.after(async () => {
+    await iflow.close();
+    flows.remove();
+  });
+
+  const list = (await (await fetch(`${iflow.url}/api/v1/flows`, { headers: { authorization: iflow.adminAuth } })).json()) as {
+    id: string;
+    status: string;
+    endpoint?: string;
+    error?: { file: string; pointer: string; message: string };
+  }[];
+  const byId = new Map(list.map((f) => [f.id, f]));
+  assert.equal(byId.get('good')?.status, 'deployed');
+  assert.equal(byId.get('good')?.endpoint, '/http/good');
+  for (const [name, spec] of Object.entries(BROKEN)) {
+    const flow = byId.get(name);
+    assert.ok(flow, `flow ${name} is listed`);
+    assert.equal(flow.status, 'error', `${name} is not deployed`);
+    assert.equal(flow.error?.file, spec.file ?? `${name}/flow.yaml`, `${name}: file`);
+    assert.equal(flow.error?.pointer, spec.pointer, `${name}: pointer (${flow.error?.message})`);
+    assert.match(flow.error!.message, spec.message, `${name}: message`);
+  }
+
+  // The good flow serves; a broken flow's path is a 404; the deploy errors were logged.
+  const good = await fetch(`${iflow.url}/http/good`, { method: 'POST', headers: { authorization: iflow.adminAuth, 'x-name': 'ignored' } });
+  assert.equal(good.status, 200);
+  assert.equal(await good.text(), 'Hello ');
+  const broken = await fetch(`${iflow.url}/http/u`, { method: 'POST', headers: { authorization: iflow.adminAuth } });
+  assert.equal(broken.status, 404);
+  assert.ok(iflow.logs.records().some((r) => r.msg === 'flow not deployed' && r.flow === 'bad-yaml'));
+  const ready = await fetch(`${iflow.url}/ready`);
+  assert.equal(ready.status, 200, 'ready even though some flows failed');
+
+  const one = await fetch(`${iflow.url}/api/v1/flows/good`, { headers: { authorization: iflow.adminAuth } });
+  assert.equal(one.status, 200);
+  assert.equal(((await one.json()) as { id: string }).id, 'good');
+  assert.equal((await fetch(`${iflow.url}/api/v1/flows/nope`, { headers: { authorization: iflow.adminAuth } })).status, 404);
+  assert.equal((await fetch(`${iflow.url}/api/v1/flows`)).status, 401);
+});
+
+test('IFLOW_PARAM_<NAME> overrides a parameter default', async (t) => {
+  const flows = writeFlows({ good: { 'flow.yaml': GOOD } });
+  const iflow = await startIflow({ flowsDir: flows.dir, env: { IFLOW_PARAM_GREETING: 'Servus' } });
+  t.after(async () => {
+    await iflow.close();
+    flows.remove();
+  });
+  const response = await fetch(`${iflow.url}/http/good`, { method: 'POST', headers: { authorization: iflow.adminAuth } });
+  assert.equal(await response.text(), 'Servus ');
+});
+
+function runCheck(dir: string) {
+  return spawnSync(process.execPath, ['bin/iflow.js', 'check', dir], { encoding: 'utf8', env: { ...process.env, IFLOW_PARAM_GREETING: 'Hi' } });
+}
+
+test('iflow check prints each broken flow and exits non-zero; 0 when all are valid', () => {
+  const broken = writeFlows(brokenFlows());
+  const good = writeFlows({ good: { 'flow.yaml': GOOD } });
+  try {
+    const bad = runCheck(broken.dir);
+    assert.equal(bad.status, 1, bad.stderr);
+    for (const name of Object.keys(BROKEN)) assert.match(bad.stdout, new RegExp(`ERROR\\s+${name}\\s`), `check reports ${name}`);
+    assert.match(bad.stdout, /ok\s+good/);
+    assert.match(bad.stdout, new RegExp(`${Object.keys(BROKEN).length} of ${Object.keys(BROKEN).length + 1} flows invalid`));
+    const ok = runCheck(good.dir);
+    assert.equal(ok.status, 0, ok.stdout + ok.stderr);
+    assert.match(ok.stdout, /1 flows valid/);
+  } finally {
+    broken.remove();
+    good.remove();
+  }
+});
+
+test('the sample flows in flows/ pass iflow check', () => {
+  const result = runCheck('flows');
+  assert.equal(result.status, 0, result.stdout + result.stderr);
+});
+
+test('basicAuth helper builds a Basic header', () => {
+  assert.equal(basicAuth('a', 'b'), `Basic ${Buffer.from('a:b').toString('base64')}`);
+});

@@ -1,0 +1,291 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { basicAuth, startIflow, waitFor, type RunningIflow } from '../support/iflow.ts';
+import { writeFlows } from '../support/flows.ts';
+import { startReceiver } from '../support/receiver.ts';
+
+const SENDER_PASSWORD = 'sender-password-9f8e7d';
+const OTHER_PASSWORD = 'other-password-1a2b3c';
+const SENDER = basicAuth('sender', SENDER_PASSWORD);
+const BEARER = 'Bearer eyJ-caller-token-that-must-never-be-logged';
+
+type ErrorReply = { error: { code: string; message: string; messageId?: string; details?: { pointer: string; message: string }[] } };
+
+describe('flow endpoints', () => {
+  let iflow: RunningIflow;
+  let receiver: Awaited<ReturnType<typeof startReceiver>>;
+  let slow: Awaited<ReturnType<typeof startReceiver>>;
+  let flows: ReturnType<typeof writeFlows>;
+
+  before(async () => {
+    receiver = await startReceiver((request) => {
+      if (request.url.startsWith('/fail/')) {
+        const status = Number(request.url.split('/')[2]);
+        return { status, headers: { 'content-type': 'application/json', 'request-id': 'graph-req-1' }, body: { error: { code: 'Oops', message: 'x'.repeat(2000) } } };
+      }
+      return { status: 201, headers: { 'content-type': 'application/json', 'x-receiver': 'yes', 'set-cookie': 'session=1' }, body: { received: JSON.parse(request.body || 'null'), path: request.url } };
+    });
+    slow = await startReceiver({ hang: true });
+    flows = writeFlows({
+      steps: {
+        'flow.yaml': `
+parameters:
+  RECEIVER: ${receiver.url}
+sender:
+  path: /http/steps
+  role: Orders.send
+  allowedHeaders: [X-Order, X-Correlation-ID, Cookie2]
+steps:
+  - name: Enrich
+    script: scripts/enrich.ts
+  - name: Stamp
+    set:
+      headers:
+        X-Message: "\${messageId}"
+        X-Order-Copy: "order \${header.X-Order} by \${property.customer}"
+      properties:
+        day: "\${date:now:yyyy-MM-dd}"
+  - name: Map
+    mapping: map.jsonata
+  - name: Send
+    http:
+      address: "{{RECEIVER}}/orders/\${header.X-Order}"
+      requestHeaders: [X-Order, X-Order-Copy, Authorization, Cookie]
+`,
+        'scripts/enrich.ts': `
+import type { Message, ScriptContext } from '../../../../src/index.ts';
+export default async function processData(message: Message, context: ScriptContext) {
+  const body = message.getBodyAsJson<{ customer: string; items: { price: number }[] }>();
+  message.setProperty('customer', body.customer);
+  message.setBody({ ...body, total: body.items.reduce((sum, item) => sum + item.price, 0), flow: context.parameters.RECEIVER ? 'has-param' : 'none' });
+}
+`,
+        'map.jsonata': '{ "customer": customer, "total": total, "flow": flow }',
+      },
+      schema: {
+        'flow.yaml': `
+sender:
+  path: /http/schema
+  schema: order.json
+  bodyLimit: 1KB
+steps:
+  - set: { body: "ok \${header.Content-Type}" }
+`,
+        'order.json': JSON.stringify({ type: 'object', required: ['id', 'qty'], properties: { id: { type: 'string' }, qty: { type: 'integer', minimum: 1 } }, additionalProperties: false }),
+      },
+      failing: {
+        'flow.yaml': `
+parameters:
+  RECEIVER: ${receiver.url}
+sender: { path: /http/fail, allowedHeaders: [X-Status] }
+steps:
+  - http: { address: "{{RECEIVER}}/fail/\${header.X-Status}", requestHeaders: [] }
+`,
+      },
+      lenient: {
+        'flow.yaml': `
+parameters:
+  RECEIVER: ${receiver.url}
+sender: { path: /http/lenient }
+steps:
+  - http: { address: "{{RECEIVER}}/fail/404", throwOnFailure: false }
+`,
+      },
+      refused: { 'flow.yaml': 'sender: { path: /http/refused }\nsteps:\n  - http: { address: "http://127.0.0.1:1/x", timeout: 2s }\n' },
+      timeout: { 'flow.yaml': `sender: { path: /http/timeout }\nsteps:\n  - http: { address: "${slow.url}/slow", timeout: 300ms }\n` },
+      throws: {
+        'flow.yaml': 'sender: { path: /http/throws }\nsteps:\n  - name: Boom\n    script: scripts/boom.ts\n',
+        'scripts/boom.ts': `export default function processData() {\n  const reason = 'no customer';\n  throw new Error('order rejected: ' + reason);\n}\n`,
+      },
+      hangs: {
+        'flow.yaml': 'sender: { path: /http/hangs }\nsteps:\n  - script: scripts/never.mjs\n    timeout: 200ms\n',
+        'scripts/never.mjs': 'export default function processData() { return new Promise(() => {}); }\n',
+      },
+    });
+    iflow = await startIflow({ flowsDir: flows.dir });
+    for (const [name, password, roles] of [
+      ['sender', SENDER_PASSWORD, ['Orders.send', 'ESBMessaging.send']],
+      ['other', OTHER_PASSWORD, ['Something.else']],
+    ] as const) {
+      const created = await fetch(`${iflow.url}/api/v1/users`, {
+        method: 'POST',
+        headers: { authorization: iflow.adminAuth, 'content-type': 'application/json' },
+        body: JSON.stringify({ name, password, roles }),
+      });
+      assert.equal(created.status, 201);
+    }
+  });
+
+  after(async () => {
+    await iflow.close();
+    await receiver.close();
+    await slow.close();
+    flows.remove();
+  });
+
+  const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
+    fetch(`${iflow.url}${path}`, {
+      method: 'POST',
+      headers: { authorization: SENDER, 'content-type': 'application/json', ...headers },
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+    });
+
+  test('script, set, mapping and http steps run in order and the receiver reply becomes the answer', async () => {
+    const before = receiver.received.length;
+    const response = await post('/http/steps', { customer: 'ACME', items: [{ price: 2 }, { price: 3 }] }, {
+      'x-order': '42',
+      'x-correlation-id': 'corr-123',
+      'x-not-allowed': 'dropped',
+      cookie: 'sid=secret-cookie',
+    });
+    assert.equal(response.status, 201);
+    const messageId = response.headers.get('sap_messageprocessinglogid');
+    assert.match(messageId ?? '', /^[0-9a-f-]{36}$/);
+    assert.equal(response.headers.get('x-receiver'), 'yes');
+    assert.equal(response.headers.get('set-cookie'), null, 'receiver cookies are not passed back');
+    assert.deepEqual(await response.json(), { received: { customer: 'ACME', total: 5, flow: 'has-param' }, path: '/orders/42' });
+
+    const sent = receiver.received[before];
+    assert.equal(sent.method, 'POST');
+    assert.equal(sent.headers['x-order'], '42');
+    assert.equal(sent.headers['x-order-copy'], 'order 42 by ACME');
+    assert.equal(sent.headers['content-type'], 'application/json');
+    assert.equal(sent.headers.authorization, undefined, "the caller's Authorization never reaches a receiver");
+    assert.equal(sent.headers.cookie, undefined, "the caller's Cookie never reaches a receiver");
+    assert.equal(sent.headers['x-not-allowed'], undefined);
+
+    const record = await waitFor(() => iflow.app.store.messageLogs.get(messageId!), { what: 'message log record' });
+    assert.equal(record.Status, 'COMPLETED');
+    assert.equal(record.CorrelationId, 'corr-123');
+    assert.equal(record.IntegrationFlowName, 'steps');
+    assert.deepEqual(record.Steps.map((s) => [s.name, s.kind, s.status]), [
+      ['Enrich', 'script', 'COMPLETED'],
+      ['Stamp', 'set', 'COMPLETED'],
+      ['Map', 'mapping', 'COMPLETED'],
+      ['Send', 'http', 'COMPLETED'],
+    ]);
+    const line = iflow.logs.records().find((r) => r.messageId === messageId);
+    assert.ok(line, 'one log line for the message');
+    assert.equal(line.correlationId, 'corr-123');
+    assert.equal(line.flow, 'steps');
+    assert.equal(line.status, 'COMPLETED');
+    assert.equal(typeof line.durationMs, 'number');
+    assert.equal((line.steps as unknown[]).length, 4);
+  });
+
+  test('a new correlation id is made when the caller sends none; CPI\'s SAP_MplCorrelationId is honoured', async () => {
+    const sap = await post('/http/schema', { id: 'a', qty: 1 }, { SAP_MplCorrelationId: 'sap-corr-9' });
+    const id = sap.headers.get('sap_messageprocessinglogid')!;
+    const record = await waitFor(() => iflow.app.store.messageLogs.get(id), { what: 'record' });
+    assert.equal(record.CorrelationId, 'sap-corr-9');
+    const none = await post('/http/schema', { id: 'a', qty: 1 });
+    const other = await waitFor(() => iflow.app.store.messageLogs.get(none.headers.get('sap_messageprocessinglogid')!), { what: 'record' });
+    assert.match(other.CorrelationId, /^[0-9a-f-]{36}$/);
+  });
+
+  test('senders need Basic credentials (401) of a user holding the flow role (403)', async () => {
+    const anonymous = await fetch(`${iflow.url}/http/steps`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } });
+    assert.equal(anonymous.status, 401);
+    assert.match(anonymous.headers.get('www-authenticate') ?? '', /^Basic/);
+    assert.equal(((await anonymous.json()) as ErrorReply).error.code, 'UNAUTHORIZED');
+    const wrongPassword = await post('/http/steps', {}, { authorization: basicAuth('sender', 'wrong-password') });
+    assert.equal(wrongPassword.status, 401);
+    const wrongRole = await post('/http/steps', {}, { authorization: basicAuth('other', OTHER_PASSWORD) });
+    assert.equal(wrongRole.status, 403);
+    assert.equal(((await wrongRole.json()) as ErrorReply).error.code, 'FORBIDDEN');
+  });
+
+  test('paths match case-insensitively; unknown paths are 404 and other methods 405', async () => {
+    const upper = await post('/HTTP/Schema', { id: 'a', qty: 1 });
+    assert.equal(upper.status, 200);
+    assert.equal(await upper.text(), 'ok application/json');
+    assert.equal((await post('/http/nothing-here', {})).status, 404);
+    const get = await fetch(`${iflow.url}/http/schema`, { headers: { authorization: SENDER } });
+    assert.equal(get.status, 405);
+  });
+
+  test('bodies over the flow limit are 413, malformed JSON and schema violations are 400', async () => {
+    const large = await post('/http/schema', { id: 'x'.repeat(2000), qty: 1 });
+    assert.equal(large.status, 413);
+    assert.equal(((await large.json()) as ErrorReply).error.code, 'PAYLOAD_TOO_LARGE');
+
+    const malformed = await post('/http/schema', '{"id": "a", ');
+    assert.equal(malformed.status, 400);
+    const bad = (await malformed.json()) as ErrorReply;
+    assert.equal(bad.error.code, 'INVALID_JSON');
+    assert.ok(bad.error.messageId);
+
+    const invalid = await post('/http/schema', { id: 7, qty: 0, extra: true });
+    assert.equal(invalid.status, 400);
+    const violations = (await invalid.json()) as ErrorReply;
+    assert.equal(violations.error.code, 'SCHEMA_VIOLATION');
+    const pointers = violations.error.details!.map((d) => d.pointer).sort();
+    assert.deepEqual(pointers, ['/', '/id', '/qty']);
+    const record = await waitFor(() => iflow.app.store.messageLogs.get(violations.error.messageId!), { what: 'record' });
+    assert.equal(record.Status, 'FAILED');
+    assert.equal(record.Error?.code, 'SCHEMA_VIOLATION');
+  });
+
+  test('receiver 4xx and 5xx fail the message with 502 carrying the receiver status and a truncated body', async () => {
+    for (const status of [400, 503]) {
+      const response = await post('/http/fail', {}, { 'x-status': String(status) });
+      assert.equal(response.status, 502);
+      const body = (await response.json()) as ErrorReply;
+      assert.equal(body.error.code, 'RECEIVER_ERROR');
+      assert.match(body.error.message, new RegExp(`answered ${status}`));
+      assert.ok(body.error.message.length < 800, 'receiver body truncated');
+      const record = await waitFor(() => iflow.app.store.messageLogs.get(body.error.messageId!), { what: 'record' });
+      assert.equal(record.Error?.receiverStatus, status);
+      assert.equal(record.Error?.requestId, 'graph-req-1');
+    }
+  });
+
+  test('a receiver path built from a missing header still fails cleanly', async () => {
+    const response = await post('/http/fail', {});
+    assert.equal(response.status, 502);
+  });
+
+  test('throwOnFailure false passes the receiver status and body through', async () => {
+    const response = await post('/http/lenient', {});
+    assert.equal(response.status, 404);
+    assert.equal(((await response.json()) as { error: { code: string } }).error.code, 'Oops');
+  });
+
+  test('connection refused is a 502 and a timeout a 504', async () => {
+    const refused = await post('/http/refused', {});
+    assert.equal(refused.status, 502);
+    assert.equal(((await refused.json()) as ErrorReply).error.code, 'RECEIVER_UNREACHABLE');
+    const timedOut = await post('/http/timeout', {});
+    assert.equal(timedOut.status, 504);
+    assert.equal(((await timedOut.json()) as ErrorReply).error.code, 'RECEIVER_TIMEOUT');
+  });
+
+  test('a throwing script fails the message with its message, file and line; no stack trace', async () => {
+    const response = await post('/http/throws', {});
+    assert.equal(response.status, 500);
+    const body = (await response.json()) as ErrorReply;
+    assert.equal(body.error.code, 'SCRIPT_ERROR');
+    assert.match(body.error.message, /throws\/scripts\/boom\.ts:3/);
+    assert.match(body.error.message, /order rejected: no customer/);
+    assert.doesNotMatch(JSON.stringify(body), /\n\s+at /);
+  });
+
+  test('a script that never settles fails at the step timeout', async () => {
+    const response = await post('/http/hangs', {});
+    assert.equal(response.status, 500);
+    const body = (await response.json()) as ErrorReply;
+    assert.equal(body.error.code, 'SCRIPT_TIMEOUT');
+    assert.match(body.error.message, /200 ms/);
+  });
+
+  test('passwords and bearer tokens sent by callers never appear in the logs', async () => {
+    await post('/http/steps', { customer: 'x', items: [] }, { authorization: BEARER, 'x-order': '1' });
+    await post('/http/steps', { customer: 'x', items: [] }, { 'x-order': '2' });
+    await fetch(`${iflow.url}/api/v1/users?password=${SENDER_PASSWORD}`, { headers: { authorization: iflow.adminAuth } });
+    await waitFor(() => iflow.logs.records().filter((r) => r.flow === 'steps').length >= 3, { what: 'log lines' });
+    const text = iflow.logs.text;
+    for (const secret of [SENDER_PASSWORD, OTHER_PASSWORD, 'eyJ-caller-token', Buffer.from(`sender:${SENDER_PASSWORD}`).toString('base64'), 'secret-cookie']) {
+      assert.ok(!text.includes(secret), `log output must not contain ${secret.slice(0, 6)}…`);
+    }
+  });
+});

@@ -1,0 +1,17 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+
+/** Writes flow folders into a fresh temp flows dir: `{ folder: { 'flow.yaml': text, 'scripts/a.ts': text } }`. */
+export function writeFlows(flows: Record<string, Record<string, string>>): { dir: string; remove(): void } {
+  const dir = mkdtempSync(join(tmpdir(), 'iflow-flows-'));
+  writeFileSync(join(dir, 'package.json'), JSON.stringify({ type: 'module' }));
+  for (const [folder, files] of Object.entries(flows)) {
+    for (const [name, text] of Object.entries(files)) {
+      const path = join(dir, folder, name);
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(path, text);
+    }
+  }
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
