@@ -72,11 +72,11 @@ export async function startIflow(options: { flowsDir?: string; dataDir?: string;
 }
 
 /** Polls `condition` until it returns a truthy value or `timeoutMs` passes (then throws). */
-export async function waitFor<T>(condition: () => T | Promise<T>, { timeoutMs = 5000, intervalMs = 10, what = 'condition' } = {}): Promise<T> {
+export async function waitFor<T>(condition: () => T | Promise<T>, { timeoutMs = 5000, intervalMs = 10, what = 'condition' } = {}): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await condition();
-    if (value) return value;
+    if (value) return value as NonNullable<T>;
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
