@@ -5,7 +5,7 @@ import { FlowError } from '../../flows/errors.ts';
 import type { HttpAuthDefinition, HttpStepDefinition } from '../../flows/schema.ts';
 import type { SecurityMaterial } from '../context.ts';
 import { MessageFailure, toMessageFailure } from '../errors.ts';
-import { compileExpression, isConstant } from '../expressions.ts';
+import { compileExpression, isConstant, type Expression } from '../expressions.ts';
 import type { Message } from '../message.ts';
 import type { StepEnvironment, StepRun } from './types.ts';
 
@@ -63,18 +63,20 @@ function retryDelay(response: Dispatcher.ResponseData | undefined, fallbackMs: n
  */
 export function compileHttpStep(definition: HttpStepDefinition, env: StepEnvironment): StepRun & { receiver?: string } {
   const pointer = `${env.pointer}/http`;
-  let address;
+  let address: Expression;
   try {
     address = compileExpression(definition.address);
   } catch (err) {
     throw new FlowError({ file: env.file, pointer: `${pointer}/address`, message: (err as Error).message });
   }
   let receiver: string | undefined;
+  let constantTarget: URL | undefined;
   if (isConstant(definition.address)) {
     try {
       const url = new URL(definition.address);
       if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('not http');
       receiver = url.host;
+      constantTarget = url;
     } catch {
       throw new FlowError({ file: env.file, pointer: `${pointer}/address`, message: `address must be an http(s) URL, got "${definition.address}"` });
     }
@@ -109,15 +111,21 @@ export function compileHttpStep(definition: HttpStepDefinition, env: StepEnviron
     }
   }
 
-  const run: StepRun = async (message) => {
+  /** The receiver URL for this message: fixed at deploy, or built from its expressions. */
+  function targetOf(message: Message): URL {
+    if (constantTarget) return constantTarget;
     const url = address(message);
-    let target: URL;
     try {
-      target = new URL(url);
-      if (target.protocol !== 'http:' && target.protocol !== 'https:') throw new Error('not http');
+      const target = new URL(url);
+      if (target.protocol === 'http:' || target.protocol === 'https:') return target;
     } catch {
-      throw new MessageFailure('RECEIVER_ADDRESS_INVALID', `receiver address "${truncate(url)}" is not an http(s) URL`, 500);
+      // reported below
     }
+    throw new MessageFailure('RECEIVER_ADDRESS_INVALID', `receiver address "${truncate(url)}" is not an http(s) URL`, 500);
+  }
+
+  const run: StepRun = async (message) => {
+    const target = targetOf(message);
     const headers: Record<string, string> = {};
     for (const name of requestHeaders) {
       const value = message.getHeader(name);
