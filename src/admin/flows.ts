@@ -23,7 +23,7 @@ function view(flow: Flow) {
 
 /** /api/v1/flows: every flow with its endpoint, steps and deploy error (admin and monitor). */
 export const flowsRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  app.addHook('preHandler', requireRole('monitor'));
+  app.addHook('onRequest', requireRole('monitor'));
   app.get('/api/v1/flows', { schema: { response: { 200: Type.Array(FlowView) } } }, async () => app.flows.flows.map(view));
   app.get(
     '/api/v1/flows/:id',

@@ -21,7 +21,7 @@ function view(user: UserRecord) {
 /** /api/v1/users: the admin manages users, their scrypt-hashed passwords and their roles. */
 export const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { users } = app.store;
-  app.addHook('preHandler', requireRole('admin'));
+  app.addHook('onRequest', requireRole('admin'));
 
   /** Is `name` the last user holding admin? Removing its admin role would lock everyone out. */
   async function isLastAdmin(name: string): Promise<boolean> {

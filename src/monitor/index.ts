@@ -112,7 +112,7 @@ async function monitor(app: FastifyInstance) {
 
   const { publicUrl } = app.config;
   const { messageLogs } = app.store;
-  const monitorOnly = { preHandler: requireRole('monitor') };
+  const monitorOnly = { onRequest: requireRole('monitor') };
 
   async function list(raw: Record<string, unknown>, reply: FastifyReply) {
     const { query, select, requestedTop } = parseMessageLogListQuery(raw);

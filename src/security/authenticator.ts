@@ -27,6 +27,8 @@ export function parseBasicAuth(header: string | undefined): { user: string; pass
 export class Authenticator {
   private readonly cache = new Map<string, { digest: Buffer; user: AuthenticatedUser; expiresAt: number }>();
   private dummyHash: Promise<string> | undefined;
+  /** Bumped by invalidate(): a verification that read the store before a change must not be cached after it. */
+  private generation = 0;
 
   constructor(private readonly users: UserRepository) {}
 
@@ -38,18 +40,22 @@ export class Authenticator {
     const cached = this.cache.get(key);
     if (cached && cached.expiresAt > Date.now() && timingSafeEqual(cached.digest, digest)) return cached.user;
 
+    const generation = this.generation;
     const record = await this.users.get(credentials.user);
     // Unknown users still cost one scrypt, so timing does not tell which user names exist.
     const ok = await verifyPassword(credentials.password, record?.passwordHash ?? (await this.dummy()));
     if (!record || !ok) return undefined;
     const user = { name: record.name, roles: Object.freeze([...record.roles]) };
-    if (this.cache.size >= CACHE_MAX) this.cache.clear();
-    this.cache.set(key, { digest, user, expiresAt: Date.now() + CACHE_TTL_MS });
+    if (generation === this.generation) {
+      if (this.cache.size >= CACHE_MAX) this.cache.clear();
+      this.cache.set(key, { digest, user, expiresAt: Date.now() + CACHE_TTL_MS });
+    }
     return user;
   }
 
   /** Forget every cached login: called whenever a user is changed or deleted. */
   invalidate(): void {
+    this.generation++;
     this.cache.clear();
   }
 

@@ -30,9 +30,11 @@ export async function ensureBootstrapAdmin(
     }
     return;
   }
-  if (existing) return;
+  // A deployment that deleted the bootstrap admin (another admin remains) must not get it back.
+  if (existing || (await users.list()).some((user) => user.roles.includes('admin'))) return;
   const password = generatePassword();
-  await users.create({ name: config.adminUser, passwordHash: await hashPassword(password), roles: ['admin'], createdAt: now, updatedAt: now });
+  // Another instance sharing the store may have created the admin first: its password is the one to use.
+  if (!(await users.create({ name: config.adminUser, passwordHash: await hashPassword(password), roles: ['admin'], createdAt: now, updatedAt: now }))) return;
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const file = join(config.dataDir, INITIAL_PASSWORD_FILE);
   writeFileSync(file, `${password}\n`, { mode: 0o600 });

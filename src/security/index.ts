@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin';
-import type { FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
+import type { FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from 'fastify';
 import { HttpError } from '../errors.ts';
 import { Authenticator, hasAnyRole, type AuthenticatedUser } from './authenticator.ts';
 import { ensureBootstrapAdmin } from './bootstrap.ts';
@@ -16,10 +16,11 @@ declare module 'fastify' {
 }
 
 /**
- * A preHandler that lets a request through when its Basic credentials belong to a user holding
+ * An onRequest hook that lets a request through when its Basic credentials belong to a user holding
  * one of `roles` (admin always passes): 401 without valid credentials, 403 with the wrong role.
+ * onRequest, not preHandler: callers are checked before their body is parsed and validated.
  */
-export function requireRole(...roles: string[]): preHandlerAsyncHookHandler {
+export function requireRole(...roles: string[]): onRequestAsyncHookHandler {
   return async function checkRole(this: unknown, request: FastifyRequest, reply: FastifyReply) {
     const user = await request.server.authenticator.authenticate(request.headers.authorization);
     if (!user) {

@@ -1,0 +1,361 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ADMIN_PASSWORD, ADMIN_USER, basicAuth, startIflow, type RunningIflow } from '../support/iflow.ts';
+
+interface UserView {
+  name: string;
+  roles: string[];
+  createdAt: string;
+  updatedAt: string;
+}
+interface ErrorBody {
+  error: { code: string; message: string };
+}
+interface Answer {
+  status: number;
+  headers: Headers;
+  text: string;
+  json: unknown;
+}
+
+/** Calls the iflow API; `auth` null sends no Authorization header, left out sends the admin's. */
+async function call(iflow: RunningIflow, method: string, path: string, options: { auth?: string | null; body?: unknown; rawBody?: string } = {}): Promise<Answer> {
+  const headers: Record<string, string> = {};
+  const auth = options.auth === undefined ? iflow.adminAuth : options.auth;
+  if (auth !== null) headers.authorization = auth;
+  let body: string | undefined;
+  if (options.rawBody !== undefined || options.body !== undefined) {
+    headers['content-type'] = 'application/json';
+    body = options.rawBody ?? JSON.stringify(options.body);
+  }
+  const response = await fetch(`${iflow.url}${path}`, { method, headers, body });
+  const text = await response.text();
+  return { status: response.status, headers: response.headers, text, json: text ? (JSON.parse(text) as unknown) : undefined };
+}
+
+/** The answer must be the error contract `{ error: { code, message } }` with this status and code. */
+function assertError(answer: Answer, status: number, code: string): ErrorBody {
+  assert.equal(answer.status, status, answer.text);
+  assert.equal(answer.headers.get('content-type')?.split(';')[0], 'application/json');
+  const body = answer.json as ErrorBody;
+  assert.equal(typeof body, 'object');
+  assert.equal(typeof body.error, 'object', answer.text);
+  assert.equal(body.error.code, code, answer.text);
+  assert.equal(typeof body.error.message, 'string');
+  assert.ok(body.error.message.length > 0);
+  assert.ok(!/\n\s+at /.test(answer.text), 'no stack trace');
+  return body;
+}
+
+/** Nothing that looks like a password or its hash may ever be in an answer. */
+function assertNoSecrets(answer: Answer, ...passwords: string[]) {
+  assert.ok(!/password|hash|scrypt/i.test(answer.text.replace(/"message":"[^"]*"/g, '')), `secret-looking field in ${answer.text}`);
+  for (const password of passwords) assert.ok(!answer.text.includes(password), `password in ${answer.text}`);
+}
+
+function assertUserView(value: unknown, name: string, roles: string[]): UserView {
+  const user = value as UserView;
+  assert.deepEqual(Object.keys(user).sort(), ['createdAt', 'name', 'roles', 'updatedAt']);
+  assert.equal(user.name, name);
+  assert.deepEqual(user.roles, roles);
+  assert.ok(!Number.isNaN(Date.parse(user.createdAt)));
+  assert.ok(!Number.isNaN(Date.parse(user.updatedAt)));
+  return user;
+}
+
+describe('the users API', () => {
+  let iflow: RunningIflow;
+  const monitorAuth = basicAuth('watcher', 'watcher-password-1');
+  const senderAuth = basicAuth('client', 'client-password-1');
+
+  before(async () => {
+    iflow = await startIflow();
+    assert.equal((await call(iflow, 'POST', '/api/v1/users', { body: { name: 'watcher', password: 'watcher-password-1', roles: ['monitor'] } })).status, 201);
+    assert.equal((await call(iflow, 'POST', '/api/v1/users', { body: { name: 'client', password: 'client-password-1', roles: ['ESBMessaging.send'] } })).status, 201);
+  });
+  after(() => iflow.close());
+
+  test('without valid credentials every route answers 401 with a Basic challenge', async () => {
+    const routes = [
+      ['GET', '/api/v1/users'],
+      ['GET', '/api/v1/users/watcher'],
+      ['POST', '/api/v1/users', { name: 'intruder', password: 'intruder-password', roles: ['admin'] }],
+      ['PUT', `/api/v1/users/${ADMIN_USER}`, { password: 'taken-over-password' }],
+      ['DELETE', '/api/v1/users/watcher'],
+    ] as const;
+    const attempts: [string, string, unknown, string | null][] = routes.map(([method, path, body]) => [method, path, body, null]);
+    for (const auth of [basicAuth(ADMIN_USER, 'wrong-password'), basicAuth('nobody', ADMIN_PASSWORD), basicAuth(ADMIN_USER, ''), 'Bearer some-token', 'Basic !!!', iflow.adminAuth.toLowerCase()]) {
+      attempts.push(['GET', '/api/v1/users', undefined, auth], ['PUT', `/api/v1/users/${ADMIN_USER}`, { password: 'taken-over-password' }, auth]);
+    }
+    for (const [method, path, body, auth] of attempts) {
+      const answer = await call(iflow, method, path, { auth, body });
+      assertError(answer, 401, 'UNAUTHORIZED');
+      assert.match(answer.headers.get('www-authenticate') ?? '', /^Basic realm="iflow"/, `${method} ${path}`);
+    }
+    assert.equal(await iflow.app.store.users.get('intruder'), undefined);
+    assert.equal((await call(iflow, 'GET', '/api/v1/users/watcher')).status, 200, 'nothing was deleted');
+    assert.equal((await call(iflow, 'GET', '/api/v1/users')).status, 200, 'the admin password was not changed');
+  });
+
+  test('users without the admin role get 403', async () => {
+    for (const auth of [monitorAuth, senderAuth]) {
+      for (const [method, path, body] of [
+        ['GET', '/api/v1/users'],
+        ['GET', '/api/v1/users/watcher'],
+        ['POST', '/api/v1/users', { name: 'intruder', password: 'intruder-password', roles: ['admin'] }],
+        ['PUT', '/api/v1/users/watcher', { roles: ['admin'] }],
+        ['DELETE', '/api/v1/users/client'],
+      ] as const) {
+        const answer = await call(iflow, method, path, { auth, body });
+        assertError(answer, 403, 'FORBIDDEN');
+        assert.equal(answer.headers.get('www-authenticate'), null);
+      }
+    }
+    assert.equal(await iflow.app.store.users.get('intruder'), undefined);
+    assert.deepEqual((await iflow.app.store.users.get('watcher'))?.roles, ['monitor']);
+    assert.ok(await iflow.app.store.users.get('client'));
+  });
+
+  test(
+    'credentials are checked before the request body is validated',
+    async () => {
+      assertError(await call(iflow, 'POST', '/api/v1/users', { auth: null, body: { unexpected: true } }), 401, 'UNAUTHORIZED');
+      assertError(await call(iflow, 'POST', '/api/v1/users', { auth: monitorAuth, body: { unexpected: true } }), 403, 'FORBIDDEN');
+      assertError(await call(iflow, 'GET', '/api/v1/users/not%20a%20name', { auth: null }), 401, 'UNAUTHORIZED');
+      assertError(await call(iflow, 'PUT', '/api/v1/users/watcher', { auth: monitorAuth, body: {} }), 403, 'FORBIDDEN');
+    },
+  );
+
+  test('the admin creates, lists, reads, changes and deletes a user; no answer holds a password or hash', async () => {
+    const created = await call(iflow, 'POST', '/api/v1/users', { body: { name: 'erin.o-k_1@example', password: 'erin-first-password', roles: ['ESBMessaging.send', 'monitor'] } });
+    assert.equal(created.status, 201, created.text);
+    assertNoSecrets(created, 'erin-first-password');
+    const view = assertUserView(created.json, 'erin.o-k_1@example', ['ESBMessaging.send', 'monitor']);
+    assert.equal(view.createdAt, view.updatedAt);
+
+    const list = await call(iflow, 'GET', '/api/v1/users');
+    assert.equal(list.status, 200);
+    assertNoSecrets(list, 'erin-first-password', ADMIN_PASSWORD, 'watcher-password-1', 'client-password-1');
+    const users = list.json as UserView[];
+    assert.ok(Array.isArray(users));
+    for (const user of users) assert.deepEqual(Object.keys(user).sort(), ['createdAt', 'name', 'roles', 'updatedAt']);
+    const names = users.map((u) => u.name);
+    for (const name of [ADMIN_USER, 'watcher', 'client', 'erin.o-k_1@example']) assert.ok(names.includes(name), `${name} in ${names.join(', ')}`);
+    assert.deepEqual(users.find((u) => u.name === ADMIN_USER)?.roles, ['admin']);
+
+    const read = await call(iflow, 'GET', '/api/v1/users/erin.o-k_1@example');
+    assert.equal(read.status, 200);
+    assertNoSecrets(read, 'erin-first-password');
+    assert.deepEqual(read.json, view);
+
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const changed = await call(iflow, 'PUT', '/api/v1/users/erin.o-k_1@example', { body: { roles: ['monitor', 'monitor', 'Other.Role'] } });
+    assert.equal(changed.status, 200, changed.text);
+    assertNoSecrets(changed, 'erin-first-password');
+    const changedView = assertUserView(changed.json, 'erin.o-k_1@example', ['monitor', 'Other.Role']);
+    assert.equal(changedView.createdAt, view.createdAt);
+    assert.ok(changedView.updatedAt > view.updatedAt, 'updatedAt moves on');
+    assert.deepEqual((await call(iflow, 'GET', '/api/v1/users/erin.o-k_1@example')).json, changedView);
+
+    const newPassword = await call(iflow, 'PUT', '/api/v1/users/erin.o-k_1@example', { body: { password: 'erin-second-password' } });
+    assert.equal(newPassword.status, 200, newPassword.text);
+    assertNoSecrets(newPassword, 'erin-first-password', 'erin-second-password');
+    assertUserView(newPassword.json, 'erin.o-k_1@example', ['monitor', 'Other.Role']);
+
+    const deleted = await call(iflow, 'DELETE', '/api/v1/users/erin.o-k_1@example');
+    assert.equal(deleted.status, 204);
+    assert.equal(deleted.text, '');
+    assertError(await call(iflow, 'GET', '/api/v1/users/erin.o-k_1@example'), 404, 'NOT_FOUND');
+    assert.ok(!((await call(iflow, 'GET', '/api/v1/users')).json as UserView[]).some((u) => u.name === 'erin.o-k_1@example'));
+    assert.equal(await iflow.app.store.users.get('erin.o-k_1@example'), undefined);
+  });
+
+  test('duplicate roles are stored once', async () => {
+    const created = await call(iflow, 'POST', '/api/v1/users', { body: { name: 'dup-roles', password: 'dup-roles-password', roles: ['monitor', 'monitor', 'a.b'] } });
+    assert.equal(created.status, 201, created.text);
+    assertUserView(created.json, 'dup-roles', ['monitor', 'a.b']);
+    assert.deepEqual((await iflow.app.store.users.get('dup-roles'))?.roles, ['monitor', 'a.b']);
+  });
+
+  test('passwords are stored as scrypt hashes, and a new password gets a new hash', async () => {
+    const password = 'frank-password-one';
+    assert.equal((await call(iflow, 'POST', '/api/v1/users', { body: { name: 'frank', password, roles: [] } })).status, 201);
+    const stored = await iflow.app.store.users.get('frank');
+    assert.ok(stored);
+    assert.match(stored.passwordHash, /^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$/);
+    assert.ok(!stored.passwordHash.includes(password));
+    assert.deepEqual(stored.roles, []);
+
+    assert.equal((await call(iflow, 'PUT', '/api/v1/users/frank', { body: { password: 'frank-password-two' } })).status, 200);
+    const after = await iflow.app.store.users.get('frank');
+    assert.match(after?.passwordHash ?? '', /^scrypt\$/);
+    assert.notEqual(after?.passwordHash, stored.passwordHash);
+
+    // Changing only the roles keeps the hash.
+    assert.equal((await call(iflow, 'PUT', '/api/v1/users/frank', { body: { roles: ['monitor'] } })).status, 200);
+    assert.equal((await iflow.app.store.users.get('frank'))?.passwordHash, after?.passwordHash);
+  });
+
+  test('bad names, short or long passwords, bad roles and unknown properties are 400 with the error contract', async () => {
+    const good = { name: 'gina', password: 'gina-password-1', roles: ['monitor'] };
+    const badCreates: unknown[] = [
+      { ...good, name: '' },
+      { ...good, name: 'has space' },
+      { ...good, name: 'slash/name' },
+      { ...good, name: 'ümlaut' },
+      { ...good, name: 'colon:name' },
+      { ...good, name: 'x'.repeat(65) },
+      { ...good, password: 'short77' },
+      { ...good, password: '' },
+      { ...good, password: 'p'.repeat(257) },
+      { ...good, roles: ['bad role'] },
+      { ...good, roles: [''] },
+      { ...good, roles: Array.from({ length: 33 }, (_, i) => `role${i}`) },
+      { ...good, admin: true },
+      { ...good, passwordHash: 'scrypt$1$1$1$x$y' },
+      { name: good.name, password: good.password },
+      { name: good.name, roles: good.roles },
+      { password: good.password, roles: good.roles },
+      [],
+      'gina',
+    ];
+    for (const body of badCreates) {
+      const answer = await call(iflow, 'POST', '/api/v1/users', { body });
+      assertError(answer, 400, 'BAD_REQUEST');
+      assert.ok(!answer.text.includes(good.password), 'the error does not echo the password');
+    }
+    assert.equal(await iflow.app.store.users.get('gina'), undefined);
+    assert.equal(await iflow.app.store.users.get('x'.repeat(65)), undefined);
+
+    // A name of exactly 64 characters and a password of exactly 8 are fine.
+    const longest = 'n'.repeat(64);
+    assert.equal((await call(iflow, 'POST', '/api/v1/users', { body: { name: longest, password: '8chars!!', roles: [] } })).status, 201);
+    assert.equal((await call(iflow, 'DELETE', `/api/v1/users/${longest}`)).status, 204);
+
+    const malformed = await call(iflow, 'POST', '/api/v1/users', { rawBody: '{"name": "gina", ' });
+    assertError(malformed, 400, 'INVALID_JSON');
+
+    for (const body of [{}, { password: 'short' }, { roles: ['bad role'] }, { roles: ['monitor'], name: 'renamed' }, { password: 'long-enough-password', extra: 1 }]) {
+      assertError(await call(iflow, 'PUT', '/api/v1/users/watcher', { body }), 400, 'BAD_REQUEST');
+    }
+    assert.deepEqual((await iflow.app.store.users.get('watcher'))?.roles, ['monitor']);
+
+    for (const method of ['GET', 'DELETE'] as const) {
+      assertError(await call(iflow, method, '/api/v1/users/has%20space'), 400, 'BAD_REQUEST');
+      assertError(await call(iflow, method, `/api/v1/users/${'x'.repeat(65)}`), 400, 'BAD_REQUEST');
+    }
+    assertError(await call(iflow, 'PUT', '/api/v1/users/has%20space', { body: { roles: [] } }), 400, 'BAD_REQUEST');
+  });
+
+  test('a duplicate name is 409 and leaves the existing user alone', async () => {
+    assert.equal((await call(iflow, 'POST', '/api/v1/users', { body: { name: 'hank', password: 'hank-password-1', roles: ['monitor'] } })).status, 201);
+    const before = await iflow.app.store.users.get('hank');
+    const answer = await call(iflow, 'POST', '/api/v1/users', { body: { name: 'hank', password: 'other-password-1', roles: ['admin'] } });
+    assertError(answer, 409, 'CONFLICT');
+    assertNoSecrets(answer, 'other-password-1');
+    assert.deepEqual(await iflow.app.store.users.get('hank'), before);
+    assertError(await call(iflow, 'POST', '/api/v1/users', { body: { name: ADMIN_USER, password: 'other-password-1', roles: ['admin'] } }), 409, 'CONFLICT');
+    // The admin's password did not change.
+    assert.equal((await call(iflow, 'GET', '/api/v1/users')).status, 200);
+  });
+
+  test('an unknown user is 404 for read, change and delete', async () => {
+    assertError(await call(iflow, 'GET', '/api/v1/users/nobody'), 404, 'NOT_FOUND');
+    assertError(await call(iflow, 'PUT', '/api/v1/users/nobody', { body: { password: 'nobody-password' } }), 404, 'NOT_FOUND');
+    assertError(await call(iflow, 'PUT', '/api/v1/users/nobody', { body: { roles: ['admin'] } }), 404, 'NOT_FOUND');
+    assertError(await call(iflow, 'DELETE', '/api/v1/users/nobody'), 404, 'NOT_FOUND');
+    assert.equal(await iflow.app.store.users.get('nobody'), undefined);
+  });
+
+  test('after a password change the old password stops working at once and the new one works', async () => {
+    assert.equal((await call(iflow, 'POST', '/api/v1/users', { body: { name: 'ivy', password: 'ivy-old-password', roles: ['admin'] } })).status, 201);
+    const oldAuth = basicAuth('ivy', 'ivy-old-password');
+    const newAuth = basicAuth('ivy', 'ivy-new-password');
+    // Logged in (and so cached) with the old password.
+    assert.equal((await call(iflow, 'GET', '/api/v1/users', { auth: oldAuth })).status, 200);
+    assert.equal((await call(iflow, 'GET', '/api/v1/users/ivy', { auth: oldAuth })).status, 200);
+
+    assert.equal((await call(iflow, 'PUT', '/api/v1/users/ivy', { body: { password: 'ivy-new-password' } })).status, 200);
+    assertError(await call(iflow, 'GET', '/api/v1/users', { auth: oldAuth }), 401, 'UNAUTHORIZED');
+    assert.equal((await call(iflow, 'GET', '/api/v1/users', { auth: newAuth })).status, 200);
+
+    // A user may change their own password too; their old login stops working just the same.
+    assert.equal((await call(iflow, 'PUT', '/api/v1/users/ivy', { auth: newAuth, body: { password: 'ivy-third-password' } })).status, 200);
+    assertError(await call(iflow, 'GET', '/api/v1/users', { auth: newAuth }), 401, 'UNAUTHORIZED');
+    assert.equal((await call(iflow, 'GET', '/api/v1/users', { auth: basicAuth('ivy', 'ivy-third-password') })).status, 200);
+  });
+
+  test('a role change takes effect at once, even for a cached login', async () => {
+    assert.equal((await call(iflow, 'POST', '/api/v1/users', { body: { name: 'jack', password: 'jack-password-1', roles: ['admin'] } })).status, 201);
+    const auth = basicAuth('jack', 'jack-password-1');
+    assert.equal((await call(iflow, 'GET', '/api/v1/users', { auth })).status, 200);
+    assert.equal((await call(iflow, 'PUT', '/api/v1/users/jack', { body: { roles: ['monitor'] } })).status, 200);
+    assertError(await call(iflow, 'GET', '/api/v1/users', { auth }), 403, 'FORBIDDEN');
+    assert.equal((await call(iflow, 'GET', '/api/v1/flows', { auth })).status, 200, 'still a monitor');
+    assert.equal((await call(iflow, 'PUT', '/api/v1/users/jack', { body: { roles: ['admin'] } })).status, 200);
+    assert.equal((await call(iflow, 'GET', '/api/v1/users', { auth })).status, 200);
+  });
+
+  test("after a user is deleted their cached login stops working", async () => {
+    assert.equal((await call(iflow, 'POST', '/api/v1/users', { body: { name: 'kim', password: 'kim-password-1', roles: ['monitor'] } })).status, 201);
+    const auth = basicAuth('kim', 'kim-password-1');
+    assert.equal((await call(iflow, 'GET', '/api/v1/flows', { auth })).status, 200);
+    assert.equal((await call(iflow, 'GET', '/api/v1/flows', { auth })).status, 200);
+    assert.equal((await call(iflow, 'DELETE', '/api/v1/users/kim')).status, 204);
+    assertError(await call(iflow, 'GET', '/api/v1/flows', { auth }), 401, 'UNAUTHORIZED');
+
+    // Re-creating the name with another password does not revive the old one.
+    assert.equal((await call(iflow, 'POST', '/api/v1/users', { body: { name: 'kim', password: 'kim-password-2', roles: ['monitor'] } })).status, 201);
+    assertError(await call(iflow, 'GET', '/api/v1/flows', { auth }), 401, 'UNAUTHORIZED');
+    assert.equal((await call(iflow, 'GET', '/api/v1/flows', { auth: basicAuth('kim', 'kim-password-2') })).status, 200);
+  });
+
+  test('no log line holds a password sent to the users API or in a Basic header', () => {
+    for (const secret of [ADMIN_PASSWORD, 'watcher-password-1', 'erin-first-password', 'erin-second-password', 'ivy-old-password', 'ivy-new-password', 'kim-password-1', 'taken-over-password', 'intruder-password']) {
+      assert.ok(!iflow.logs.text.includes(secret), `"${secret}" in the logs`);
+    }
+    assert.ok(!iflow.logs.text.includes(iflow.adminAuth.slice('Basic '.length)), 'the admin Basic header in the logs');
+    assert.ok(!/scrypt\$/.test(iflow.logs.text), 'a password hash in the logs');
+  });
+});
+
+describe('the last administrator', () => {
+  let iflow: RunningIflow;
+  before(async () => {
+    iflow = await startIflow();
+  });
+  after(() => iflow.close());
+
+  test('can neither lose the admin role nor be deleted', async () => {
+    const demote = await call(iflow, 'PUT', `/api/v1/users/${ADMIN_USER}`, { body: { roles: ['monitor'] } });
+    assertError(demote, 409, 'LAST_ADMIN');
+    assertError(await call(iflow, 'PUT', `/api/v1/users/${ADMIN_USER}`, { body: { roles: [] } }), 409, 'LAST_ADMIN');
+    assertError(await call(iflow, 'PUT', `/api/v1/users/${ADMIN_USER}`, { body: { roles: ['monitor'], password: 'never-applied-pw' } }), 409, 'LAST_ADMIN');
+    assertError(await call(iflow, 'DELETE', `/api/v1/users/${ADMIN_USER}`), 409, 'LAST_ADMIN');
+    const stored = await iflow.app.store.users.get(ADMIN_USER);
+    assert.deepEqual(stored?.roles, ['admin']);
+    assert.equal((await call(iflow, 'GET', '/api/v1/users')).status, 200, 'the admin still logs in with the old password');
+
+    // Keeping admin while adding other roles is fine.
+    const widened = await call(iflow, 'PUT', `/api/v1/users/${ADMIN_USER}`, { body: { roles: ['monitor', 'admin'] } });
+    assert.equal(widened.status, 200, widened.text);
+    assertUserView(widened.json, ADMIN_USER, ['monitor', 'admin']);
+  });
+
+  test('once a second administrator exists the first may go, and then the second is the last', async () => {
+    assert.equal((await call(iflow, 'POST', '/api/v1/users', { body: { name: 'second-admin', password: 'second-admin-password', roles: ['admin'] } })).status, 201);
+    const secondAuth = basicAuth('second-admin', 'second-admin-password');
+
+    const demoted = await call(iflow, 'PUT', `/api/v1/users/${ADMIN_USER}`, { body: { roles: ['monitor'] } });
+    assert.equal(demoted.status, 200, demoted.text);
+    assertError(await call(iflow, 'GET', '/api/v1/users'), 403, 'FORBIDDEN');
+
+    assertError(await call(iflow, 'PUT', '/api/v1/users/second-admin', { auth: secondAuth, body: { roles: ['monitor'] } }), 409, 'LAST_ADMIN');
+    assertError(await call(iflow, 'DELETE', '/api/v1/users/second-admin', { auth: secondAuth }), 409, 'LAST_ADMIN');
+
+    assert.equal((await call(iflow, 'DELETE', `/api/v1/users/${ADMIN_USER}`, { auth: secondAuth })).status, 204);
+    assertError(await call(iflow, 'GET', '/api/v1/users'), 401, 'UNAUTHORIZED');
+    assertError(await call(iflow, 'DELETE', '/api/v1/users/second-admin', { auth: secondAuth }), 409, 'LAST_ADMIN');
+    assert.deepEqual(((await call(iflow, 'GET', '/api/v1/users', { auth: secondAuth })).json as UserView[]).map((u) => u.name), ['second-admin']);
+  });
+});

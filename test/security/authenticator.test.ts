@@ -1,0 +1,206 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Authenticator, hasAnyRole, parseBasicAuth } from '../../src/security/authenticator.ts';
+import { hashPassword } from '../../src/security/passwords.ts';
+import type { UserRecord, UserRepository } from '../../src/store/types.ts';
+import { basicAuth } from '../support/iflow.ts';
+
+const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');
+
+describe('parseBasicAuth', () => {
+  test('reads user and password', () => {
+    assert.deepEqual(parseBasicAuth(basicAuth('alice', 'secret')), { user: 'alice', password: 'secret' });
+  });
+
+  test('the scheme is case-insensitive and surrounding blanks are ignored', () => {
+    assert.deepEqual(parseBasicAuth(`BASIC ${b64('alice:secret')}`), { user: 'alice', password: 'secret' });
+    assert.deepEqual(parseBasicAuth(`basic ${b64('alice:secret')}`), { user: 'alice', password: 'secret' });
+    assert.deepEqual(parseBasicAuth(`Basic   ${b64('alice:secret')}  `), { user: 'alice', password: 'secret' });
+  });
+
+  test('the password runs from the first colon to the end and may itself hold colons', () => {
+    assert.deepEqual(parseBasicAuth(basicAuth('alice', 'a:b:c')), { user: 'alice', password: 'a:b:c' });
+    assert.deepEqual(parseBasicAuth(basicAuth('alice', '')), { user: 'alice', password: '' });
+  });
+
+  test('user and password are UTF-8', () => {
+    assert.deepEqual(parseBasicAuth(basicAuth('jürgen', 'pässwörd')), { user: 'jürgen', password: 'pässwörd' });
+  });
+
+  test('missing and malformed headers give undefined', () => {
+    for (const header of [
+      undefined,
+      '',
+      'Basic',
+      'Basic ',
+      'Basic    ',
+      `Basic${b64('alice:secret')}`, // no blank after the scheme
+      `Bearer ${b64('alice:secret')}`,
+      `Digest ${b64('alice:secret')}`,
+      `Basic ${b64('alice')}`, // no colon
+      `Basic ${b64(':secret')}`, // empty user name
+      `Basic ${b64(':')}`,
+      'Basic !!!!', // nothing base64 in it
+      b64('alice:secret'), // no scheme at all
+    ]) {
+      assert.equal(parseBasicAuth(header), undefined, `parsed ${JSON.stringify(header)}`);
+    }
+  });
+});
+
+describe('hasAnyRole', () => {
+  test('admin may do everything; others need one of the roles', () => {
+    assert.equal(hasAnyRole({ name: 'a', roles: ['admin'] }, ['monitor']), true);
+    assert.equal(hasAnyRole({ name: 'a', roles: ['admin'] }, []), true);
+    assert.equal(hasAnyRole({ name: 'm', roles: ['monitor'] }, ['monitor']), true);
+    assert.equal(hasAnyRole({ name: 'm', roles: ['monitor'] }, ['admin']), false);
+    assert.equal(hasAnyRole({ name: 's', roles: ['ESBMessaging.send'] }, ['monitor', 'ESBMessaging.send']), true);
+    assert.equal(hasAnyRole({ name: 's', roles: ['ESBMessaging.send'] }, ['monitor']), false);
+    assert.equal(hasAnyRole({ name: 'n', roles: [] }, ['monitor']), false);
+    // role names are exact, not prefixes or case-folded
+    assert.equal(hasAnyRole({ name: 'x', roles: ['Admin', 'administrator'] }, ['monitor']), false);
+  });
+});
+
+/** An in-memory user repository that counts reads and can tell when a read happened. */
+class MemoryUsers implements UserRepository {
+  readonly records = new Map<string, UserRecord>();
+  reads = 0;
+  onGet: ((name: string) => void) | undefined;
+
+  async get(name: string) {
+    this.reads++;
+    const record = this.records.get(name);
+    this.onGet?.(name);
+    return record && { ...record, roles: [...record.roles] };
+  }
+  async list() {
+    return [...this.records.values()];
+  }
+  async create(user: UserRecord) {
+    if (this.records.has(user.name)) return false;
+    this.records.set(user.name, { ...user });
+    return true;
+  }
+  async update(user: UserRecord) {
+    if (!this.records.has(user.name)) return false;
+    this.records.set(user.name, { ...user });
+    return true;
+  }
+  async delete(name: string) {
+    return this.records.delete(name);
+  }
+  async count() {
+    return this.records.size;
+  }
+}
+
+async function userRecord(name: string, password: string, roles: string[]): Promise<UserRecord> {
+  const now = new Date().toISOString();
+  return { name, passwordHash: await hashPassword(password), roles, createdAt: now, updatedAt: now };
+}
+
+describe('Authenticator', () => {
+  test('accepts the right password, rejects a wrong one, an unknown user and a malformed header', async () => {
+    const users = new MemoryUsers();
+    await users.create(await userRecord('alice', 'alice-password', ['monitor', 'ESBMessaging.send']));
+    const auth = new Authenticator(users);
+
+    assert.deepEqual(await auth.authenticate(basicAuth('alice', 'alice-password')), { name: 'alice', roles: ['monitor', 'ESBMessaging.send'] });
+    assert.equal(await auth.authenticate(basicAuth('alice', 'wrong-password')), undefined);
+    assert.equal(await auth.authenticate(basicAuth('alice', 'ALICE-PASSWORD')), undefined);
+    assert.equal(await auth.authenticate(basicAuth('bob', 'alice-password')), undefined);
+    assert.equal(await auth.authenticate(basicAuth('Alice', 'alice-password')), undefined);
+
+    const reads = users.reads;
+    assert.equal(await auth.authenticate(undefined), undefined);
+    assert.equal(await auth.authenticate('Bearer abc'), undefined);
+    assert.equal(await auth.authenticate(`Basic ${b64('no-colon')}`), undefined);
+    assert.equal(users.reads, reads, 'a malformed header never reaches the store');
+  });
+
+  test('the authenticated user cannot be altered by its holder', async () => {
+    const users = new MemoryUsers();
+    await users.create(await userRecord('alice', 'alice-password', ['monitor']));
+    const auth = new Authenticator(users);
+    const user = await auth.authenticate(basicAuth('alice', 'alice-password'));
+    assert.ok(user);
+    assert.ok(Object.isFrozen(user.roles));
+    assert.throws(() => (user.roles as string[]).push('admin'));
+    const again = await auth.authenticate(basicAuth('alice', 'alice-password'));
+    assert.deepEqual(again?.roles, ['monitor']);
+  });
+
+  test('a verified login is served from the cache; failures are not cached', async () => {
+    const users = new MemoryUsers();
+    await users.create(await userRecord('alice', 'alice-password', ['monitor']));
+    const auth = new Authenticator(users);
+
+    assert.ok(await auth.authenticate(basicAuth('alice', 'alice-password')));
+    assert.equal(users.reads, 1);
+    const started = performance.now();
+    for (let i = 0; i < 20; i++) assert.ok(await auth.authenticate(basicAuth('alice', 'alice-password')));
+    assert.equal(users.reads, 1, 'cached logins do not read the store');
+    assert.ok(performance.now() - started < 500, 'cached logins do not run scrypt');
+
+    assert.equal(await auth.authenticate(basicAuth('alice', 'wrong-password')), undefined);
+    assert.equal(await auth.authenticate(basicAuth('alice', 'wrong-password')), undefined);
+    assert.equal(users.reads, 3, 'every failed attempt is checked again');
+  });
+
+  test('invalidate() drops cached logins: a changed password or a deleted user stops working at once', async () => {
+    const users = new MemoryUsers();
+    const alice = await userRecord('alice', 'old-password', ['monitor']);
+    await users.create(alice);
+    const auth = new Authenticator(users);
+    const oldHeader = basicAuth('alice', 'old-password');
+    assert.ok(await auth.authenticate(oldHeader));
+
+    await users.update({ ...alice, passwordHash: await hashPassword('new-password') });
+    auth.invalidate();
+    assert.equal(await auth.authenticate(oldHeader), undefined);
+    assert.ok(await auth.authenticate(basicAuth('alice', 'new-password')));
+
+    await users.delete('alice');
+    auth.invalidate();
+    assert.equal(await auth.authenticate(basicAuth('alice', 'new-password')), undefined);
+  });
+
+  test('changed roles take effect after invalidate()', async () => {
+    const users = new MemoryUsers();
+    const alice = await userRecord('alice', 'alice-password', ['admin']);
+    await users.create(alice);
+    const auth = new Authenticator(users);
+    const header = basicAuth('alice', 'alice-password');
+    assert.deepEqual((await auth.authenticate(header))?.roles, ['admin']);
+    await users.update({ ...alice, roles: ['monitor'] });
+    auth.invalidate();
+    assert.deepEqual((await auth.authenticate(header))?.roles, ['monitor']);
+  });
+
+  test(
+    'a login verified while the password changes is not cached past the change',
+    async () => {
+      const users = new MemoryUsers();
+      const alice = await userRecord('alice', 'old-password', ['admin']);
+      await users.create(alice);
+      const newHash = await hashPassword('new-password');
+      const auth = new Authenticator(users);
+      const oldHeader = basicAuth('alice', 'old-password');
+
+      // The request reads alice's record (old hash) and starts scrypt; meanwhile the admin changes her password.
+      let recordRead!: () => void;
+      const read = new Promise<void>((resolve) => (recordRead = resolve));
+      users.onGet = () => recordRead();
+      const inFlight = auth.authenticate(oldHeader);
+      await read;
+      users.onGet = undefined;
+      await users.update({ ...alice, passwordHash: newHash });
+      auth.invalidate();
+      // The request that started before the change may still pass...
+      await inFlight;
+      // ...but the old password must not keep working from the cache afterwards.
+      assert.equal(await auth.authenticate(oldHeader), undefined);
+    },
+  );
+});
