@@ -110,7 +110,6 @@ async function monitor(app: FastifyInstance) {
     await writer.close();
   });
 
-  const { publicUrl } = app.config;
   const { messageLogs } = app.store;
   const monitorOnly = { onRequest: requireRole('monitor') };
 
@@ -122,12 +121,12 @@ async function monitor(app: FastifyInstance) {
     await writer.flush();
     const page = await messageLogs.query(wantsMore ? { ...query, top: query.top + 1 } : query);
     const hasNext = wantsMore && page.results.length > query.top;
-    const results = (hasNext ? page.results.slice(0, query.top) : page.results).map((record) => toODataEntry(record, publicUrl, select));
+    const results = (hasNext ? page.results.slice(0, query.top) : page.results).map((record) => toODataEntry(record, app.config.publicUrl, select));
     const d: Record<string, unknown> = { results };
     if (page.count !== undefined) d.__count = String(page.count);
     if (hasNext) {
       const remaining = requestedTop === undefined ? undefined : requestedTop - query.top;
-      d.__next = nextLink(publicUrl, raw, query.skip + query.top, remaining);
+      d.__next = nextLink(app.config.publicUrl, raw, query.skip + query.top, remaining);
     }
     return sendOData(reply, { d });
   }
@@ -145,7 +144,7 @@ async function monitor(app: FastifyInstance) {
     // A client that just got SAP_MessageProcessingLogID reads it at once: look in the writer's buffer before the store.
     const record = writer.find(guid) ?? (await messageLogs.get(guid));
     if (!record) throw new HttpError(404, 'NOT_FOUND', `No message processing log "${guid}"`);
-    return sendOData(reply, { d: toODataEntry(record, publicUrl, select) });
+    return sendOData(reply, { d: toODataEntry(record, app.config.publicUrl, select) });
   }
 
   app.get(COLLECTION, monitorOnly, async (request, reply) => list(request.query as Record<string, unknown>, reply));

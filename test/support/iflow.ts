@@ -57,6 +57,8 @@ export async function startIflow(options: { flowsDir?: string; dataDir?: string;
   const logs = new LogCapture();
   const app = await buildApp({ config, logStream: logs });
   const address = await app.listen({ port: 0, host: '127.0.0.1' });
+  // The port is known only now; redirect URIs are built from publicUrl per request, so set it here.
+  if (!options.env?.IFLOW_PUBLIC_URL) app.config.publicUrl = address;
   return {
     app,
     url: address,

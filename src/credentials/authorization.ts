@@ -1,0 +1,146 @@
+import type { FastifyBaseLogger } from 'fastify';
+import type { Config } from '../config/index.ts';
+import { HttpError } from '../errors.ts';
+import { DecryptionError, type MasterKey } from '../security/crypto.ts';
+import type { CredentialRepository } from '../store/types.ts';
+import { CredentialSettingsError, type AuthorizationCodeClients } from './oauth-client.ts';
+import { identityOf, redirectUri } from './providers.ts';
+import { TokenEndpointError, userFromIdToken, type TokenResponse } from './token-endpoint.ts';
+import type { TokenService } from './token-service.ts';
+import type { FailingStatus, LastError } from './types.ts';
+import { oauthStateContext, type CredentialVault } from './vault.ts';
+
+/** How long an authorization (state and PKCE verifier) may take: Entra's codes live about as long. */
+export const STATE_LIFETIME_MS = 10 * 60_000;
+
+export interface AuthorizationDeps {
+  vault: CredentialVault;
+  states: CredentialRepository;
+  key: MasterKey;
+  clients: AuthorizationCodeClients;
+  tokens: TokenService;
+  config: Pick<Config, 'publicUrl'>;
+  log: FastifyBaseLogger;
+  now?: () => number;
+}
+
+export type CallbackOutcome =
+  | { kind: 'authorized'; credential: string; user: string | undefined; expiresAt: string }
+  | { kind: 'bad-state'; reason: 'missing' | 'unknown' | 'expired' | 'unreadable' }
+  | { kind: 'declined'; credential: string; error: string; description?: string }
+  | { kind: 'bad-request'; credential?: string; message: string }
+  | { kind: 'token-error'; credential: string; status: FailingStatus; lastError: LastError }
+  | { kind: 'token-unavailable'; credential: string; lastError: LastError }
+  | { kind: 'changed'; credential: string };
+
+/** The browser side of the authorization code flow: start (302 URL) and callback (code → tokens). */
+export class Authorization {
+  constructor(private readonly deps: AuthorizationDeps) {}
+
+  private now(): number {
+    return this.deps.now?.() ?? Date.now();
+  }
+
+  /** The authorization URL to send the admin's browser to; records the state with the encrypted PKCE verifier. */
+  async start(name: string): Promise<string> {
+    const { vault, states, key, clients, config, log } = this.deps;
+    const credential = await vault.get(name);
+    if (!credential) throw new HttpError(404, 'NOT_FOUND', `No credential "${name}"`);
+    if (credential.type !== 'oauth2-authorization-code') {
+      throw new HttpError(400, 'NOT_AUTHORIZABLE', `Credential "${name}" is of type ${credential.type}: only oauth2-authorization-code credentials are authorized in a browser`);
+    }
+    let authorization: { url: string; state: string; verifier: string };
+    try {
+      authorization = await clients.authorizationUrl(credential, redirectUri(config.publicUrl));
+    } catch (err) {
+      if (err instanceof CredentialSettingsError) throw new HttpError(400, 'MISCONFIGURED', err.message);
+      throw err;
+    }
+    await states.putOAuthState({
+      state: authorization.state,
+      credentialName: name,
+      codeVerifier: key.encrypt(authorization.verifier, oauthStateContext(authorization.state)),
+      expiresAt: new Date(this.now() + STATE_LIFETIME_MS).toISOString(),
+    });
+    log.info({ credential: name, outcome: 'authorization-started' }, 'credential authorization started');
+    return authorization.url;
+  }
+
+  /** Handles the browser coming back with `code` and `state` (or `error`). */
+  async callback(query: Record<string, string | undefined>): Promise<CallbackOutcome> {
+    const { vault, states, key, clients, config, log, tokens } = this.deps;
+    const { state } = query;
+    if (!state) return { kind: 'bad-state', reason: 'missing' };
+    // Taken (removed) at once: whatever happens next, a state works once.
+    const record = await states.takeOAuthState(state);
+    if (!record) return { kind: 'bad-state', reason: 'unknown' };
+    if (!(Date.parse(record.expiresAt) > this.now())) return { kind: 'bad-state', reason: 'expired' };
+    const name = record.credentialName;
+
+    if (query.error !== undefined) {
+      log.info({ credential: name, outcome: 'authorization-declined', error: query.error.slice(0, 100) }, 'authorization server did not authorize the credential');
+      return { kind: 'declined', credential: name, error: query.error, description: query.error_description };
+    }
+    if (!query.code) return { kind: 'bad-request', credential: name, message: 'The authorization server sent neither a code nor an error.' };
+
+    let verifier: string;
+    try {
+      verifier = key.decrypt(record.codeVerifier, oauthStateContext(state));
+    } catch (err) {
+      if (err instanceof DecryptionError) return { kind: 'bad-state', reason: 'unreadable' };
+      throw err;
+    }
+    const credential = await vault.get(name);
+    if (!credential || credential.type !== 'oauth2-authorization-code') {
+      return { kind: 'bad-request', credential: name, message: `Credential "${name}" no longer exists (or is no longer an authorization-code credential).` };
+    }
+
+    const redirect = redirectUri(config.publicUrl);
+    let response: TokenResponse;
+    try {
+      response = await clients.exchange(credential, redirect, query.code, state, verifier);
+    } catch (err) {
+      if (err instanceof CredentialSettingsError) return { kind: 'bad-request', credential: name, message: err.message };
+      if (!(err instanceof TokenEndpointError)) throw err;
+      const lastError = err.toLastError(new Date(this.now()));
+      const logFields = { credential: name, grantType: 'authorization_code', error: lastError.error, errorCodes: lastError.errorCodes, httpStatus: lastError.httpStatus, traceId: lastError.traceId, correlationId: lastError.correlationId };
+      if (err.classification === 'transient') {
+        log.warn({ ...logFields, outcome: 'transient-failure', status: credential.state.status ?? 'unauthorized' }, 'authorization code exchange failed transiently');
+        return { kind: 'token-unavailable', credential: name, lastError };
+      }
+      const status = err.classification;
+      const identity = identityOf(credential);
+      await vault.mutate(name, (latest) => (identityOf(latest) === identity ? { ...latest, state: { ...latest.state, status, lastError } } : undefined));
+      tokens.forget(name);
+      log.warn({ ...logFields, outcome: 'failed', status }, 'authorization code exchange failed');
+      return { kind: 'token-error', credential: name, status, lastError };
+    }
+
+    const now = this.now();
+    const expiresAt = new Date(now + response.expiresIn * 1000).toISOString();
+    const user = userFromIdToken(response.idToken) ?? credential.settings.user;
+    const identity = identityOf(credential);
+    const result = await vault.mutate(name, (latest) => {
+      if (identityOf(latest) !== identity) return undefined;
+      return {
+        ...latest,
+        secrets: { ...latest.secrets, accessToken: response.accessToken, refreshToken: response.refreshToken, tokenType: response.tokenType },
+        state: {
+          status: 'authorized',
+          user,
+          expiresAt,
+          lastRefreshAt: new Date(now).toISOString(),
+          authorizedAt: new Date(now).toISOString(),
+          grantedScope: response.scope,
+        },
+      };
+    });
+    tokens.forget(name);
+    if (!result?.written) {
+      log.warn({ credential: name, outcome: 'discarded' }, 'credential changed during authorization; tokens discarded');
+      return { kind: 'changed', credential: name };
+    }
+    log.info({ credential: name, grantType: 'authorization_code', outcome: 'authorized', status: 'authorized', expiresAt, user, hasRefreshToken: response.refreshToken !== undefined }, 'credential authorized');
+    return { kind: 'authorized', credential: name, user, expiresAt };
+  }
+}

@@ -1,0 +1,115 @@
+import { rmSync } from 'node:fs';
+import fp from 'fastify-plugin';
+import type { Config } from '../config/index.ts';
+import type { SecurityMaterial } from '../runtime/context.ts';
+import { DecryptionError, MasterKeyError, keyIdOf, loadMasterKey, type MasterKey } from '../security/crypto.ts';
+import type { Store } from '../store/types.ts';
+import { Authorization } from './authorization.ts';
+import { AuthorizationCodeClients } from './oauth-client.ts';
+import { credentialAdminRoutes, credentialCallbackRoutes } from './routes.ts';
+import { TokenService } from './token-service.ts';
+import { CredentialVault } from './vault.ts';
+
+export { CredentialError, CREDENTIAL_STATUSES, CALLBACK_PATH, SHORT_CALLBACK_PATH } from './types.ts';
+export type { CredentialErrorCode, CredentialStatus, CredentialType, LastError } from './types.ts';
+export { TokenService, refreshMarginMs, type KeepAliveReport } from './token-service.ts';
+export { classifyTokenError } from './token-endpoint.ts';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Access tokens and passwords of credentials, for scripts (secure store) and the http step. */
+    securityMaterial: SecurityMaterial;
+    /** The same object with its maintenance side: runKeepAlive(), forget(). */
+    tokenService: TokenService;
+  }
+}
+
+/**
+ * A wrong master key must stop the start, not produce garbage tokens: every stored credential
+ * must carry this key's id and decrypt (AES-GCM authenticates, so a wrong key cannot pass).
+ */
+export async function verifyMasterKey(store: Store, key: MasterKey, config: Pick<Config, 'dataDir'>): Promise<void> {
+  const records = await store.credentials.list();
+  const where = store.kind === 'sqlite' ? `the data in ${config.dataDir}` : 'the data in the database';
+  const foreign = records.find((r) => keyIdOf(r.secrets) !== key.keyId);
+  const vault = new CredentialVault(store.credentials, key);
+  let failure: string | undefined;
+  if (foreign) {
+    failure = `(stored credential "${foreign.name}" is under key id ${keyIdOf(foreign.secrets) ?? 'unknown'}, this key has id ${key.keyId})`;
+  } else {
+    for (const record of records) {
+      try {
+        vault.decode(record);
+      } catch (err) {
+        if (!(err instanceof DecryptionError) && !(err as { code?: string }).code?.startsWith('CREDENTIAL_')) throw err;
+        failure = `(stored credential "${record.name}" does not decrypt although its key id matches: the data was altered)`;
+        break;
+      }
+    }
+  }
+  if (!failure) return;
+  let message: string;
+  if (key.source.kind === 'env') {
+    message = `IFLOW_MASTER_KEY does not match the key ${where} was encrypted with ${failure}. Start iflow with the original IFLOW_MASTER_KEY; the secrets cannot be read without it.`;
+  } else if (key.source.generated) {
+    // Don't leave a key behind that was never the data's.
+    if (key.source.file) rmSync(key.source.file, { force: true });
+    message = `No master key was found (IFLOW_MASTER_KEY is unset and ${key.source.file} did not exist), but ${where} was encrypted with a key ${failure}. Set IFLOW_MASTER_KEY to the original key, or restore the key file.`;
+  } else {
+    message = `The master key in ${key.source.file} does not match the key ${where} was encrypted with ${failure}. Restore the original key file, or set IFLOW_MASTER_KEY to the original key.`;
+  }
+  throw new MasterKeyError(message);
+}
+
+/**
+ * Security material: the credentials API (/api/v1/credentials), the browser authorization
+ * (authorize + OAuthTokenFromCode callback), the token service (`app.securityMaterial`) and the
+ * background keep-alive of refresh tokens.
+ */
+export const credentialsPlugin = fp(
+  async (app) => {
+    const { config, store } = app;
+    const key = loadMasterKey(config);
+    await verifyMasterKey(store, key, config);
+    if (key.source.generated) app.log.info({ file: key.source.file }, 'master key generated (keep it: the stored secrets cannot be read without it)');
+
+    const log = app.log.child({ component: 'credentials' });
+    const vault = new CredentialVault(store.credentials, key);
+    const clients = new AuthorizationCodeClients();
+    const tokens = new TokenService({ vault, log, keepAliveMs: config.tokenKeepAliveMs });
+    const authorization = new Authorization({ vault, states: store.credentials, key, clients, tokens, config, log });
+    app.decorate('securityMaterial', tokens);
+    app.decorate('tokenService', tokens);
+
+    await app.register(credentialAdminRoutes, { vault, clients, tokens, authorization });
+    await app.register(credentialCallbackRoutes, { authorization });
+
+    // Keep-alive: every refresh token that rested for tokenKeepAliveMs is exercised. The check runs
+    // more often than that (a quarter of it, between 1 s and 1 h) so restarts never starve it.
+    let timer: NodeJS.Timeout | undefined;
+    let closing = false;
+    const keepAliveMs = config.tokenKeepAliveMs;
+    const every = Math.min(Math.max(Math.floor(keepAliveMs / 4), 1000), 3_600_000);
+    const schedule = (delay: number) => {
+      if (closing || keepAliveMs <= 0) return;
+      timer = setTimeout(() => {
+        tokens
+          .runKeepAlive()
+          .then((report) => {
+            if (report.refreshed.length + report.failed.length > 0) log.info({ ...report }, 'credential keep-alive done');
+          })
+          .catch((err: unknown) => log.error({ err }, 'credential keep-alive failed'))
+          .finally(() => schedule(every));
+      }, delay);
+      timer.unref();
+    };
+    app.addHook('onReady', async () => schedule(Math.min(every, 60_000)));
+    app.addHook('onClose', async () => {
+      closing = true;
+      tokens.stop();
+      if (timer) clearTimeout(timer);
+      await clients.close();
+    });
+  },
+  { name: 'iflow-credentials', dependencies: ['iflow-security'] },
+);

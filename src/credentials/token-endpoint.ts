@@ -1,0 +1,240 @@
+import { randomUUID } from 'node:crypto';
+import { request } from 'undici';
+import type { ClientAuthentication, FailingStatus, LastError } from './types.ts';
+
+/** A successful token response (RFC 6749 §5.1), as far as iflow uses it. */
+export interface TokenResponse {
+  accessToken: string;
+  tokenType: string;
+  /** Seconds the access token lives (3600 when the server does not say). */
+  expiresIn: number;
+  refreshToken?: string;
+  idToken?: string;
+  scope?: string;
+}
+
+export type ErrorClass = FailingStatus | 'transient';
+
+/**
+ * A failed token request. `classification` drives the credential's status: a failing status, or
+ * `transient` (timeouts, network errors, 5xx, 429, temporarily_unavailable, server_error), which is
+ * retried and leaves the status alone. Holds no secret: descriptions are scrubbed of every value sent.
+ */
+export class TokenEndpointError extends Error {
+  override name = 'TokenEndpointError';
+  constructor(
+    readonly classification: ErrorClass,
+    readonly details: Omit<LastError, 'at'>,
+    /** Retry-After of a 429/503, in ms. */
+    readonly retryAfterMs?: number,
+  ) {
+    super(`token endpoint answered ${details.httpStatus ?? 'nothing'}: ${details.error}${details.errorCodes.length ? ` (AADSTS${details.errorCodes.join(', AADSTS')})` : ''}`);
+  }
+
+  toLastError(at = new Date()): LastError {
+    return { ...this.details, at: at.toISOString() };
+  }
+}
+
+// MICROSOFT.md, "Error → credential status". Codes decide first, then the OAuth error.
+const REAUTHORIZATION_CODES = new Set([70008, 700082, 700084, 50173, 50076, 50079, 50078, 70043, 54005]);
+const CONSENT_CODES = new Set([65001, 65004]);
+const MISCONFIGURED_CODES = new Set([7000222, 7000215, 700016, 50011, 70004, 70011]);
+const BLOCKED_CODES = new Set([53003, 53000, 53001, 50057, 50053]);
+const TRANSIENT_ERRORS = new Set(['temporarily_unavailable', 'server_error']);
+
+/** Classifies a token endpoint's error answer by `error`, Entra's `error_codes` and the HTTP status — never by the description. */
+export function classifyTokenError(httpStatus: number | undefined, error: string | undefined, errorCodes: readonly number[]): ErrorClass {
+  for (const code of errorCodes) {
+    if (BLOCKED_CODES.has(code)) return 'blocked';
+    if (CONSENT_CODES.has(code)) return 'consent-required';
+    if (REAUTHORIZATION_CODES.has(code)) return 'reauthorization-required';
+    if (MISCONFIGURED_CODES.has(code)) return 'misconfigured';
+  }
+  if (error !== undefined && TRANSIENT_ERRORS.has(error)) return 'transient';
+  if (httpStatus === undefined || httpStatus >= 500 || httpStatus === 429 || httpStatus === 408) return 'transient';
+  switch (error) {
+    case 'invalid_grant':
+    case 'interaction_required':
+    case 'login_required':
+      return 'reauthorization-required';
+    case 'consent_required':
+      return 'consent-required';
+    case 'access_denied':
+      return 'blocked';
+    default:
+      // invalid_client, unauthorized_client, invalid_scope, invalid_request, unsupported_grant_type,
+      // and any other 4xx: the admin has to look at the credential.
+      return 'misconfigured';
+  }
+}
+
+export interface TokenClient {
+  tokenUrl: string;
+  clientId: string;
+  clientSecret: string;
+  clientAuthentication: ClientAuthentication;
+}
+
+export interface TokenRequestOptions {
+  /** Whole request, connect to body (default 20 s). */
+  timeoutMs?: number;
+}
+
+/** application/x-www-form-urlencoded encoding of one Basic-auth half (RFC 6749 §2.3.1). */
+function formEncode(value: string): string {
+  return encodeURIComponent(value)
+    .replace(/%20/g, '+')
+    .replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+/** Replaces every secret value we sent with [Redacted], in case a server echoes one back. */
+export function scrub(text: string | undefined, secrets: readonly (string | undefined)[]): string | undefined {
+  if (text === undefined) return undefined;
+  let out = text;
+  for (const secret of secrets) if (secret && secret.length >= 4) out = out.split(secret).join('[Redacted]');
+  return out.length > 2000 ? `${out.slice(0, 2000)}…` : out;
+}
+
+function retryAfterMs(header: string | string[] | undefined): number | undefined {
+  const value = Array.isArray(header) ? header[0] : header;
+  if (value === undefined) return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}
+
+function numberList(value: unknown): number[] {
+  return Array.isArray(value) ? value.map(Number).filter((n) => Number.isInteger(n)) : [];
+}
+
+function stringOrUndefined(value: unknown): string | undefined {
+  return typeof value === 'string' && value !== '' ? value : undefined;
+}
+
+/** Reads an OAuth error body (JSON or not) into LastError details. */
+export function errorDetails(httpStatus: number | undefined, body: unknown, grantType: string, secrets: readonly (string | undefined)[], fallbackCorrelationId?: string): Omit<LastError, 'at'> {
+  const json = body && typeof body === 'object' ? (body as Record<string, unknown>) : {};
+  const error = stringOrUndefined(json.error) ?? (httpStatus === undefined ? 'network_error' : `http_${httpStatus}`);
+  return {
+    error: scrub(error, secrets)!.slice(0, 200),
+    errorCodes: numberList(json.error_codes),
+    description: scrub(stringOrUndefined(json.error_description), secrets),
+    traceId: stringOrUndefined(json.trace_id),
+    correlationId: stringOrUndefined(json.correlation_id) ?? fallbackCorrelationId,
+    httpStatus,
+    grantType,
+  };
+}
+
+/** Validates a successful token response body. */
+export function parseTokenResponse(body: unknown): TokenResponse | undefined {
+  if (!body || typeof body !== 'object') return undefined;
+  const json = body as Record<string, unknown>;
+  const accessToken = stringOrUndefined(json.access_token);
+  if (!accessToken) return undefined;
+  const expiresIn = Number(json.expires_in);
+  return {
+    accessToken,
+    tokenType: stringOrUndefined(json.token_type) ?? 'Bearer',
+    expiresIn: Number.isFinite(expiresIn) && expiresIn > 0 ? expiresIn : 3600,
+    refreshToken: stringOrUndefined(json.refresh_token),
+    idToken: stringOrUndefined(json.id_token),
+    scope: stringOrUndefined(json.scope),
+  };
+}
+
+/**
+ * POSTs a grant to the token endpoint (undici, explicit timeouts) and returns the parsed answer;
+ * throws TokenEndpointError (classified) on anything else. Used for refresh_token and
+ * client_credentials grants; one attempt, retries are the caller's business.
+ */
+export async function requestToken(client: TokenClient, grant: Record<string, string>, options: TokenRequestOptions = {}): Promise<TokenResponse> {
+  const timeoutMs = options.timeoutMs ?? 20_000;
+  const params = new URLSearchParams(grant);
+  const headers: Record<string, string> = {
+    'content-type': 'application/x-www-form-urlencoded',
+    accept: 'application/json',
+    'user-agent': 'iflow',
+    // Entra echoes it as the correlation id of its answer: what Microsoft support asks for.
+    'client-request-id': randomUUID(),
+  };
+  if (client.clientAuthentication === 'basic') {
+    headers.authorization = `Basic ${Buffer.from(`${formEncode(client.clientId)}:${formEncode(client.clientSecret)}`).toString('base64')}`;
+  } else {
+    params.set('client_id', client.clientId);
+    params.set('client_secret', client.clientSecret);
+  }
+  const secrets = [client.clientSecret, grant.refresh_token, grant.code, grant.code_verifier];
+  const grantType = grant.grant_type ?? 'unknown';
+
+  let statusCode: number;
+  let text: string;
+  let retryAfter: string | string[] | undefined;
+  try {
+    const response = await request(client.tokenUrl, {
+      method: 'POST',
+      headers,
+      body: params.toString(),
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    statusCode = response.statusCode;
+    retryAfter = response.headers['retry-after'];
+    text = await response.body.text();
+  } catch (err) {
+    const e = err as { name?: string; code?: string };
+    const timedOut = e.name === 'TimeoutError' || e.name === 'AbortError' || (e.code ?? '').includes('TIMEOUT');
+    throw new TokenEndpointError('transient', {
+      error: timedOut ? 'timeout' : 'network_error',
+      errorCodes: [],
+      description: timedOut ? `no answer from the token endpoint within ${timeoutMs} ms` : `could not reach the token endpoint (${e.code ?? e.name ?? 'error'})`,
+      correlationId: headers['client-request-id'],
+      grantType,
+    });
+  }
+
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = undefined;
+  }
+  if (statusCode >= 200 && statusCode < 300) {
+    const token = parseTokenResponse(body);
+    if (token) return token;
+    throw new TokenEndpointError('misconfigured', {
+      error: 'invalid_response',
+      errorCodes: [],
+      description: `the token endpoint answered ${statusCode} without an access_token (is tokenUrl right?)`,
+      httpStatus: statusCode,
+      correlationId: headers['client-request-id'],
+      grantType,
+    });
+  }
+  const details = errorDetails(statusCode, body, grantType, secrets, headers['client-request-id']);
+  if (body === undefined && details.description === undefined) details.description = `the token endpoint answered HTTP ${statusCode} without an OAuth error body`;
+  throw new TokenEndpointError(classifyTokenError(statusCode, stringOrUndefined((body as Record<string, unknown> | undefined)?.error), details.errorCodes), details, retryAfterMs(retryAfter));
+}
+
+/**
+ * The user named by an id_token (preferred_username, upn, email, unique_name), decoded without
+ * verification: it comes straight from the token endpoint over TLS.
+ */
+export function userFromIdToken(idToken: string | undefined): string | undefined {
+  if (!idToken) return undefined;
+  const payload = idToken.split('.')[1];
+  if (!payload) return undefined;
+  try {
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as Record<string, unknown>;
+    for (const claim of ['preferred_username', 'upn', 'email', 'unique_name']) {
+      const value = claims[claim];
+      if (typeof value === 'string' && value !== '') return value.slice(0, 256);
+    }
+  } catch {
+    // not a JWT: no user
+  }
+  return undefined;
+}

@@ -1,0 +1,406 @@
+import type { FastifyBaseLogger } from 'fastify';
+import type { AccessToken, SecurityMaterial, UserCredential } from '../runtime/context.ts';
+import { effectiveScope, endpointsOf, identityOf, providerOf } from './providers.ts';
+import { TokenEndpointError, requestToken, userFromIdToken, type TokenClient, type TokenResponse } from './token-endpoint.ts';
+import { CredentialError, failingStatusError, isFailingStatus, type Credential, type FailingStatus, type LastError } from './types.ts';
+import type { CredentialVault } from './vault.ts';
+
+export interface TokenServiceOptions {
+  vault: CredentialVault;
+  log: FastifyBaseLogger;
+  /** How long a refresh token may rest before the keep-alive exercises it (ms); 0 turns keep-alive off. */
+  keepAliveMs: number;
+  /** Clock (epoch ms); tests may move it. */
+  now?: () => number;
+  /** Waits before the 2nd, 3rd… attempt of a transiently failing token request (default 500 ms, 2 s). */
+  retryDelaysMs?: number[];
+  /** Per token request (default 20 s). */
+  requestTimeoutMs?: number;
+}
+
+export interface KeepAliveReport {
+  refreshed: string[];
+  skipped: string[];
+  failed: { name: string; code: string }[];
+}
+
+interface CachedToken {
+  token: AccessToken;
+  obtainedAtMs: number;
+  expiresAtMs: number;
+}
+
+const FIVE_MINUTES = 5 * 60_000;
+/** After a transient failure of a refresh ahead of expiry, the still valid token is used this long before the next try. */
+const AHEAD_BACKOFF_MS = 30_000;
+/** Retry-After longer than this is not waited for inside a message. */
+const MAX_RETRY_AFTER_MS = 10_000;
+
+/** Refresh this long before expiry: 5 minutes, or a tenth of the token's lifetime when that is shorter. */
+export function refreshMarginMs(lifetimeMs: number): number {
+  return Math.min(FIVE_MINUTES, Math.max(0, lifetimeMs) / 10);
+}
+
+type RefreshReason = { kind: 'message'; rejectedToken?: string } | { kind: 'keep-alive'; olderThanMs: number };
+
+/**
+ * The token service behind `app.securityMaterial`: hands out access tokens, refreshing them ahead
+ * of expiry, one refresh per credential at a time (in-process single flight, plus the store's
+ * per-credential lock with a re-read after taking it); a rotated refresh token is written (compare
+ * and swap on the record version) before the new access token is returned; token-endpoint errors
+ * set the credential's status, in which every request then fails at once with a CredentialError.
+ */
+export class TokenService implements SecurityMaterial {
+  private readonly cache = new Map<string, CachedToken>();
+  private readonly inflight = new Map<string, Promise<AccessToken>>();
+  /** Per credential: no refresh ahead of expiry before this time (epoch ms), after a transient failure. */
+  private readonly aheadBackoffUntil = new Map<string, number>();
+  /** When each credential's client secret expiry was last warned about (once a day is enough). */
+  private readonly secretWarnedAt = new Map<string, number>();
+  private stopped = false;
+  private readonly vault: CredentialVault;
+  private readonly log: FastifyBaseLogger;
+  private readonly now: () => number;
+  private readonly retryDelaysMs: number[];
+  private readonly requestTimeoutMs: number;
+  readonly keepAliveMs: number;
+
+  constructor(options: TokenServiceOptions) {
+    this.vault = options.vault;
+    this.log = options.log;
+    this.now = options.now ?? Date.now;
+    this.retryDelaysMs = options.retryDelaysMs ?? [500, 2000];
+    this.requestTimeoutMs = options.requestTimeoutMs ?? 20_000;
+    this.keepAliveMs = options.keepAliveMs;
+  }
+
+  /** Stops keep-alive work (the server is closing). */
+  stop(): void {
+    this.stopped = true;
+  }
+
+  /** Drops what is cached about `name` (after an admin changed, authorized or deleted it). */
+  forget(name: string): void {
+    this.cache.delete(name);
+    this.aheadBackoffUntil.delete(name);
+  }
+
+  async getAccessToken(name: string, options: { rejectedToken?: string } = {}): Promise<AccessToken> {
+    const rejected = options.rejectedToken;
+    const cached = this.cache.get(name);
+    if (cached && this.isFresh(cached.obtainedAtMs, cached.expiresAtMs) && cached.token.accessToken !== rejected) return { ...cached.token };
+    for (let attempt = 0; ; attempt++) {
+      const token = await this.singleFlight(name, { kind: 'message', rejectedToken: rejected });
+      // A flight started without knowing of the rejection may hand back the rejected token: go
+      // again (its slot is free by now), once or twice.
+      if (rejected === undefined || token.accessToken !== rejected || attempt >= 2) return { ...token };
+    }
+  }
+
+  async getUserCredential(name: string): Promise<UserCredential> {
+    const credential = await this.load(name);
+    if (credential.type !== 'basic') {
+      throw new CredentialError(name, 'CREDENTIAL_WRONG_TYPE', `Credential "${name}" is of type ${credential.type}, not basic: use it for OAuth 2.0 tokens, or name a basic credential`, { statusCode: 500 });
+    }
+    return { user: credential.settings.user ?? '', password: credential.secrets.password ?? '' };
+  }
+
+  /**
+   * Exercises the refresh token of every authorized authorization-code credential that was not
+   * refreshed for `olderThanMs` (default: the keep-alive period), so inactivity (AADSTS700082)
+   * never ends a grant. Failures set the status as any refresh does; transient ones are logged.
+   */
+  async runKeepAlive(options: { olderThanMs?: number } = {}): Promise<KeepAliveReport> {
+    const olderThanMs = options.olderThanMs ?? this.keepAliveMs;
+    const report: KeepAliveReport = { refreshed: [], skipped: [], failed: [] };
+    let names: string[];
+    try {
+      names = (await this.vault.repository.list()).filter((r) => r.type === 'oauth2-authorization-code').map((r) => r.name);
+    } catch (err) {
+      this.log.error({ err }, 'credential keep-alive could not list credentials');
+      return report;
+    }
+    for (const name of names) {
+      if (this.stopped) break;
+      try {
+        const credential = await this.vault.get(name);
+        if (!credential) continue;
+        this.warnAboutSecretExpiry(credential);
+        if (credential.state.status !== 'authorized' || !credential.secrets.refreshToken || !this.restedLongEnough(credential, olderThanMs)) {
+          report.skipped.push(name);
+          continue;
+        }
+        // Wait for a flight in progress (its outcome may make this one unnecessary).
+        await this.inflight.get(name)?.catch(() => undefined);
+        await this.singleFlight(name, { kind: 'keep-alive', olderThanMs });
+        report.refreshed.push(name);
+      } catch (err) {
+        const code = err instanceof CredentialError ? err.code : 'ERROR';
+        if (!(err instanceof CredentialError)) this.log.error({ err, credential: name }, 'credential keep-alive failed');
+        report.failed.push({ name, code });
+      }
+    }
+    return report;
+  }
+
+  private warnAboutSecretExpiry(credential: Credential): void {
+    const expires = credential.settings.clientSecretExpiresAt ? Date.parse(credential.settings.clientSecretExpiresAt) : NaN;
+    if (Number.isNaN(expires)) return;
+    const days = Math.floor((expires - this.now()) / 86_400_000);
+    if (this.now() - (this.secretWarnedAt.get(credential.name) ?? -Infinity) < 86_400_000) return;
+    if (days < 30) {
+      this.secretWarnedAt.set(credential.name, this.now());
+      this.log.warn(
+        { credential: credential.name, clientSecretExpiresAt: credential.settings.clientSecretExpiresAt, days },
+        days < 0 ? 'client secret of credential has expired: create a new one and update the credential' : 'client secret of credential expires soon: create a new one and update the credential',
+      );
+    }
+  }
+
+  private restedLongEnough(credential: Credential, olderThanMs: number): boolean {
+    const last = credential.state.lastRefreshAt ? Date.parse(credential.state.lastRefreshAt) : 0;
+    return this.now() - (Number.isNaN(last) ? 0 : last) >= olderThanMs;
+  }
+
+  private isFresh(obtainedAtMs: number, expiresAtMs: number): boolean {
+    return this.now() < expiresAtMs - refreshMarginMs(expiresAtMs - obtainedAtMs);
+  }
+
+  private singleFlight(name: string, reason: RefreshReason): Promise<AccessToken> {
+    const existing = this.inflight.get(name);
+    if (existing) return existing;
+    const flight = this.obtain(name, reason).finally(() => {
+      if (this.inflight.get(name) === flight) this.inflight.delete(name);
+    });
+    this.inflight.set(name, flight);
+    return flight;
+  }
+
+  private async load(name: string): Promise<Credential> {
+    const credential = await this.vault.get(name);
+    if (!credential) {
+      throw new CredentialError(name, 'CREDENTIAL_NOT_FOUND', `Credential "${name}" does not exist: an admin creates it (POST /api/v1/credentials), or the flow names another one`, {
+        statusCode: 500,
+      });
+    }
+    return credential;
+  }
+
+  /** The stored access token, when there is one. */
+  private stored(credential: Credential): CachedToken | undefined {
+    const { secrets, state } = credential;
+    if (!secrets.accessToken || !state.expiresAt) return undefined;
+    const expiresAtMs = Date.parse(state.expiresAt);
+    const obtainedAtMs = state.lastRefreshAt ? Date.parse(state.lastRefreshAt) : expiresAtMs - 3_600_000;
+    if (Number.isNaN(expiresAtMs)) return undefined;
+    return {
+      token: { accessToken: secrets.accessToken, tokenType: secrets.tokenType ?? 'Bearer', user: state.user, expiresAt: state.expiresAt },
+      obtainedAtMs: Number.isNaN(obtainedAtMs) ? expiresAtMs - 3_600_000 : obtainedAtMs,
+      expiresAtMs,
+    };
+  }
+
+  /** Can `credential`'s stored token be handed out for `reason` without asking the token endpoint? */
+  private usable(credential: Credential, reason: RefreshReason): CachedToken | undefined {
+    const stored = this.stored(credential);
+    if (!stored) return undefined;
+    if (reason.kind === 'message' && stored.token.accessToken === reason.rejectedToken) return undefined;
+    if (reason.kind === 'keep-alive' && this.restedLongEnough(credential, reason.olderThanMs)) return undefined;
+    if (this.isFresh(stored.obtainedAtMs, stored.expiresAtMs)) return stored;
+    // Due for a refresh ahead of expiry, but the last try failed transiently a moment ago: the
+    // token is still valid, so use it rather than asking a struggling server again at once.
+    if (reason.kind === 'message' && this.stillValid(stored) && this.now() < (this.aheadBackoffUntil.get(credential.name) ?? 0)) return stored;
+    return undefined;
+  }
+
+  /** Not expired yet (it may be inside the refresh margin). */
+  private stillValid(token: CachedToken): boolean {
+    return this.now() < token.expiresAtMs - 1000;
+  }
+
+  private checkUsableType(credential: Credential): void {
+    if (credential.type === 'basic') {
+      throw new CredentialError(credential.name, 'CREDENTIAL_WRONG_TYPE', `Credential "${credential.name}" is of type basic: it holds a user and password, not OAuth 2.0 tokens`, { statusCode: 500 });
+    }
+    if (isFailingStatus(credential.state.status)) throw this.failing(credential, credential.state.status, credential.state.lastError);
+  }
+
+  private failing(credential: Credential, status: FailingStatus, lastError: LastError | undefined): CredentialError {
+    return failingStatusError(credential.name, status, lastError, credential.type);
+  }
+
+  private async obtain(name: string, reason: RefreshReason): Promise<AccessToken> {
+    const credential = await this.load(name);
+    this.checkUsableType(credential);
+    const usable = this.usable(credential, reason);
+    if (usable) {
+      this.cache.set(name, usable);
+      return usable.token;
+    }
+    return this.vault.repository.withLock(name, () => this.refreshLocked(name, reason));
+  }
+
+  private async refreshLocked(name: string, reason: RefreshReason): Promise<AccessToken> {
+    // Another refresher (this process or another instance) may have finished while we waited.
+    const credential = await this.load(name);
+    this.checkUsableType(credential);
+    const usable = this.usable(credential, reason);
+    if (usable) {
+      this.cache.set(name, usable);
+      return usable.token;
+    }
+
+    const grant = this.grantFor(credential);
+    if (!grant) {
+      return this.onFailure(
+        credential,
+        reason,
+        new TokenEndpointError('reauthorization-required', {
+          error: 'refresh_token_missing',
+          errorCodes: [],
+          description: `the authorization server issued no refresh token${providerOf(credential.settings) === 'microsoft365' ? '' : ' (add offline_access or its equivalent to the scope)'}, and the access token expired`,
+          grantType: 'refresh_token',
+        }),
+        'refresh_token',
+      );
+    }
+    const started = this.now();
+    // Refreshing ahead of expiry with a token that still works: one attempt, no waiting (the
+    // message goes on with the current token if it fails); otherwise retry with backoff.
+    const current = this.stored(credential);
+    const ahead = reason.kind === 'message' && current !== undefined && current.token.accessToken !== reason.rejectedToken && this.stillValid(current);
+    let response: TokenResponse;
+    let attempts = 0;
+    try {
+      ({ response, attempts } = await this.requestWithRetries(this.clientFor(credential), grant, ahead ? 0 : this.retryDelaysMs.length));
+    } catch (err) {
+      if (!(err instanceof TokenEndpointError)) throw err;
+      return this.onFailure(credential, reason, err, grant.grant_type);
+    }
+
+    const now = this.now();
+    const expiresAt = new Date(now + response.expiresIn * 1000).toISOString();
+    const identity = identityOf(credential);
+    const result = await this.vault.mutate(name, (latest) => {
+      // The admin changed the client or scope meanwhile: these tokens belong to the old settings.
+      if (identityOf(latest) !== identity) return undefined;
+      return {
+        ...latest,
+        secrets: {
+          ...latest.secrets,
+          accessToken: response.accessToken,
+          tokenType: response.tokenType,
+          // A rotated refresh token replaces the old one; a server that does not rotate keeps it.
+          refreshToken: response.refreshToken ?? latest.secrets.refreshToken,
+        },
+        state: {
+          ...latest.state,
+          status: 'authorized',
+          expiresAt,
+          lastRefreshAt: new Date(now).toISOString(),
+          grantedScope: response.scope ?? latest.state.grantedScope,
+          user: userFromIdToken(response.idToken) ?? latest.state.user,
+          lastError: undefined,
+        },
+      };
+    });
+    if (!result?.written) {
+      this.log.warn({ credential: name, outcome: 'discarded' }, 'credential changed during token refresh; new tokens discarded');
+      throw new CredentialError(name, 'CREDENTIAL_TOKEN_UNAVAILABLE', `Credential "${name}" was changed or deleted while its token was refreshed: send the message again`);
+    }
+    const token = this.stored(result.credential)!;
+    this.cache.set(name, token);
+    this.aheadBackoffUntil.delete(name);
+    this.log.info(
+      {
+        credential: name,
+        grantType: grant.grant_type,
+        reason: reason.kind,
+        outcome: 'refreshed',
+        status: 'authorized',
+        expiresAt,
+        rotated: response.refreshToken !== undefined && response.refreshToken !== credential.secrets.refreshToken,
+        attempts,
+        durationMs: now - started,
+      },
+      'credential token refreshed',
+    );
+    return token.token;
+  }
+
+  private async onFailure(credential: Credential, reason: RefreshReason, err: TokenEndpointError, grantType: string): Promise<AccessToken> {
+    const { name } = credential;
+    const lastError = err.toLastError(new Date(this.now()));
+    if (err.classification === 'transient') {
+      const stored = this.stored(credential);
+      const stillValid = stored !== undefined && this.stillValid(stored) && !(reason.kind === 'message' && stored.token.accessToken === reason.rejectedToken);
+      if (stillValid) this.aheadBackoffUntil.set(name, this.now() + Math.max(AHEAD_BACKOFF_MS, Math.min(err.retryAfterMs ?? 0, FIVE_MINUTES)));
+      this.log.warn(
+        { credential: name, grantType, reason: reason.kind, outcome: 'transient-failure', status: credential.state.status, error: lastError.error, errorCodes: lastError.errorCodes, httpStatus: lastError.httpStatus, traceId: lastError.traceId, correlationId: lastError.correlationId, expiresAt: credential.state.expiresAt },
+        stillValid ? 'credential token refresh failed transiently; the current token is still valid and used' : 'credential token refresh failed transiently',
+      );
+      if (stillValid && reason.kind === 'message') return stored.token;
+      throw new CredentialError(
+        name,
+        'CREDENTIAL_TOKEN_UNAVAILABLE',
+        `Credential "${name}": the token endpoint did not give a token (${lastError.error}${lastError.httpStatus ? `, HTTP ${lastError.httpStatus}` : ''}); this is usually temporary: send the message again later`,
+        { credentialStatus: credential.state.status, lastError },
+      );
+    }
+    const status = err.classification;
+    const identity = identityOf(credential);
+    await this.vault.mutate(name, (latest) => {
+      if (identityOf(latest) !== identity) return undefined;
+      // A concurrent success (e.g. a re-authorization) with newer tokens wins over this failure.
+      if (latest.secrets.refreshToken !== credential.secrets.refreshToken && latest.state.status === 'authorized') return undefined;
+      return { ...latest, state: { ...latest.state, status, lastError } };
+    });
+    this.cache.delete(name);
+    this.log.warn(
+      { credential: name, grantType, reason: reason.kind, outcome: 'failed', status, error: lastError.error, errorCodes: lastError.errorCodes, httpStatus: lastError.httpStatus, traceId: lastError.traceId, correlationId: lastError.correlationId },
+      'credential token refresh failed; credential needs an admin',
+    );
+    throw this.failing(credential, status, lastError);
+  }
+
+  /** The grant to ask for; undefined when an authorization-code credential has no refresh token left to use. */
+  private grantFor(credential: Credential): Record<string, string> | undefined {
+    const { name, type, settings, secrets, state } = credential;
+    const scope = effectiveScope(type, settings);
+    if (type === 'oauth2-client-credentials') return scope ? { grant_type: 'client_credentials', scope } : { grant_type: 'client_credentials' };
+    if (!secrets.refreshToken) {
+      if (state.status !== 'authorized' || !secrets.accessToken) {
+        throw new CredentialError(name, 'CREDENTIAL_NOT_AUTHORIZED', `Credential "${name}" has not been authorized yet: an admin opens /api/v1/credentials/${encodeURIComponent(name)}/authorize`, {
+          credentialStatus: state.status ?? 'unauthorized',
+        });
+      }
+      // Authorized without a refresh token (the server issued none) and the access token is spent.
+      return undefined;
+    }
+    // Entra accepts the scope on refresh (a subset of the grant); generic servers may narrow a
+    // grant, so they get no scope and keep what they granted.
+    const grant: Record<string, string> = { grant_type: 'refresh_token', refresh_token: secrets.refreshToken };
+    if (providerOf(settings) === 'microsoft365' && scope) grant.scope = scope;
+    return grant;
+  }
+
+  private clientFor(credential: Credential): TokenClient {
+    const tokenUrl = endpointsOf(credential.settings).tokenUrl;
+    if (!tokenUrl || !credential.settings.clientId || credential.secrets.clientSecret === undefined) {
+      throw new CredentialError(credential.name, 'CREDENTIAL_MISCONFIGURED', `Credential "${credential.name}" lacks a token URL, client id or client secret: an admin fixes it with PUT /api/v1/credentials/${encodeURIComponent(credential.name)}`);
+    }
+    return { tokenUrl, clientId: credential.settings.clientId, clientSecret: credential.secrets.clientSecret, clientAuthentication: credential.settings.clientAuthentication ?? 'body' };
+  }
+
+  private async requestWithRetries(client: TokenClient, grant: Record<string, string>, retries: number): Promise<{ response: TokenResponse; attempts: number }> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return { response: await requestToken(client, grant, { timeoutMs: this.requestTimeoutMs }), attempts: attempt + 1 };
+      } catch (err) {
+        if (!(err instanceof TokenEndpointError) || err.classification !== 'transient' || attempt >= retries) throw err;
+        const wait = Math.max(this.retryDelaysMs[attempt], Math.min(err.retryAfterMs ?? 0, MAX_RETRY_AFTER_MS));
+        await new Promise((resolve) => setTimeout(resolve, wait));
+      }
+    }
+  }
+}

@@ -1,0 +1,496 @@
+import pg from 'pg';
+import type { PoolClient } from 'pg';
+import { compileFilter } from '../sql-filter.ts';
+import { KeyedMutex } from '../keyed-mutex.ts';
+import { POSTGRES_MIGRATIONS } from './migrations.ts';
+import type {
+  CredentialRecord,
+  CredentialRepository,
+  MessageLogField,
+  MessageLogQuery,
+  MessageLogRecord,
+  MessageLogRepository,
+  OAuthStateRecord,
+  Store,
+  UserRecord,
+  UserRepository,
+} from '../types.ts';
+
+type Row = Record<string, unknown>;
+
+export interface PostgresStoreOptions {
+  /** Most connections the pool opens. Default 10. */
+  max?: number;
+  /** How long to wait for a connection (new or from the pool) before failing. Default 10 s. */
+  connectionTimeoutMillis?: number;
+  /** Idle connections are closed after this long. Default 30 s. */
+  idleTimeoutMillis?: number;
+  /** How long withLock waits for another instance to release a credential's lock before failing; 0 waits forever. Default 120 s. */
+  lockTimeoutMillis?: number;
+  /** Called when an idle pooled connection fails (the server restarted, the network dropped); the pool replaces it. */
+  onConnectionError?: (err: Error) => void;
+}
+
+/** Single-bigint advisory key held (per transaction) while migrating: 'iflwmigr'. */
+const MIGRATION_LOCK_KEY = '7594302237618153330';
+/** First key of the two-int advisory locks on credentials: 'iflw'. The two-int and bigint key spaces never collide. */
+const CREDENTIAL_LOCK_CLASS = 0x69666c77;
+/** Rows per INSERT of insertMany: 13 parameters a row stays far below PostgreSQL's 65535 per statement. */
+const INSERT_CHUNK = 1000;
+
+const MESSAGE_LOG_COLUMNS = [
+  'MessageGuid',
+  'CorrelationId',
+  'ApplicationMessageId',
+  'IntegrationFlowName',
+  'Status',
+  'CustomStatus',
+  'LogStart',
+  'LogEnd',
+  'Sender',
+  'Receiver',
+  'DurationMs',
+  'Steps',
+  'Error',
+] as const;
+const JSON_COLUMNS = new Set<string>(['Steps', 'Error']);
+const NULLABLE_FIELDS = new Set<MessageLogField>(['ApplicationMessageId', 'CustomStatus', 'LogEnd', 'Sender', 'Receiver']);
+
+const placeholder = (n: number) => `$${n}`;
+/**
+ * PostgreSQL text cannot hold U+0000 (SQLite's can): one such character (say, in a script-set CustomStatus) would fail
+ * the whole batch of message logs, so it is stored as U+FFFD. Inside the json columns JSON.stringify escapes it, which is fine.
+ */
+const withoutNul = (text: string) => (text.includes('\u0000') ? text.replaceAll('\u0000', '\uFFFD') : text);
+const formatMillis = (ms: number) => (ms < 1000 || ms % 1000 !== 0 ? `${ms}ms` : `${ms / 1000}s`);
+
+interface Checkout {
+  client: PoolClient;
+  /** The error the connection reported while checked out, if it broke. */
+  lost(): Error | undefined;
+  /** Back to the pool; with a reason (or when the connection broke) the connection is closed instead of reused. */
+  release(destroy?: unknown): void;
+}
+
+/** One client out of the pool, listening for 'error' while out (pg-pool listens only while a client is idle, and an unheard 'error' crashes the process). */
+async function checkout(pool: pg.Pool): Promise<Checkout> {
+  const client = await pool.connect();
+  let lost: Error | undefined;
+  const onError = (err: Error) => {
+    lost = err;
+  };
+  client.on('error', onError);
+  let released = false;
+  return {
+    client,
+    lost: () => lost,
+    release(destroy?: unknown) {
+      if (released) return;
+      released = true;
+      client.removeListener('error', onError);
+      const reason = lost ?? (destroy === undefined ? undefined : destroy instanceof Error ? destroy : new Error(String(destroy)));
+      client.release(reason);
+    },
+  };
+}
+
+async function transaction<T>(pool: pg.Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
+  const checkedOut = await checkout(pool);
+  const { client } = checkedOut;
+  try {
+    await client.query('BEGIN');
+    const result = await fn(client);
+    await client.query('COMMIT');
+    checkedOut.release();
+    return result;
+  } catch (err) {
+    try {
+      await client.query('ROLLBACK');
+      checkedOut.release();
+    } catch (rollbackError) {
+      checkedOut.release(rollbackError);
+    }
+    throw err;
+  }
+}
+
+/** Applies the missing migrations in one transaction, under a transaction-level advisory lock so that instances starting together take turns. */
+async function migrate(pool: pg.Pool): Promise<void> {
+  await transaction(pool, async (client) => {
+    await client.query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`);
+    await client.query('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)');
+    const { rows } = await client.query<{ version: number }>('SELECT version FROM schema_migrations');
+    const applied = new Set(rows.map((row) => row.version));
+    for (const migration of POSTGRES_MIGRATIONS) {
+      if (applied.has(migration.version)) continue;
+      await client.query(migration.sql);
+      await client.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [
+        migration.version,
+        migration.name,
+        new Date().toISOString(),
+      ]);
+    }
+  });
+}
+
+/** At most `size` callers run at once; the others wait in arrival order. */
+class Semaphore {
+  private available: number;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(size: number) {
+    this.available = size;
+  }
+
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.available > 0) this.available -= 1;
+    else await new Promise<void>((resolve) => this.waiting.push(resolve));
+    try {
+      return await fn();
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.available += 1;
+    }
+  }
+}
+
+class PostgresUsers implements UserRepository {
+  constructor(private readonly pool: pg.Pool) {}
+
+  private static toRecord(row: Row): UserRecord {
+    return {
+      name: row.name as string,
+      passwordHash: row.password_hash as string,
+      roles: row.roles as string[],
+      createdAt: row.created_at as string,
+      updatedAt: row.updated_at as string,
+    };
+  }
+
+  async get(name: string) {
+    const { rows } = await this.pool.query('SELECT * FROM users WHERE name = $1', [name]);
+    return rows[0] && PostgresUsers.toRecord(rows[0]);
+  }
+  async list() {
+    const { rows } = await this.pool.query('SELECT * FROM users ORDER BY name');
+    return rows.map(PostgresUsers.toRecord);
+  }
+  async create(user: UserRecord) {
+    const { rowCount } = await this.pool.query(
+      'INSERT INTO users (name, password_hash, roles, created_at, updated_at) VALUES ($1, $2, $3::json, $4, $5) ON CONFLICT (name) DO NOTHING',
+      [user.name, user.passwordHash, JSON.stringify(user.roles), user.createdAt, user.updatedAt],
+    );
+    return rowCount === 1;
+  }
+  async update(user: UserRecord) {
+    const { rowCount } = await this.pool.query('UPDATE users SET password_hash = $2, roles = $3::json, updated_at = $4 WHERE name = $1', [
+      user.name,
+      user.passwordHash,
+      JSON.stringify(user.roles),
+      user.updatedAt,
+    ]);
+    return rowCount === 1;
+  }
+  async delete(name: string) {
+    const { rowCount } = await this.pool.query('DELETE FROM users WHERE name = $1', [name]);
+    return rowCount === 1;
+  }
+  async count() {
+    const { rows } = await this.pool.query<{ count: string }>('SELECT COUNT(*) AS count FROM users');
+    return Number(rows[0].count);
+  }
+}
+
+function messageLogFromRow(row: Row): MessageLogRecord {
+  return {
+    MessageGuid: row.MessageGuid as string,
+    CorrelationId: row.CorrelationId as string,
+    ApplicationMessageId: (row.ApplicationMessageId as string | null) ?? null,
+    IntegrationFlowName: row.IntegrationFlowName as string,
+    Status: row.Status as MessageLogRecord['Status'],
+    CustomStatus: (row.CustomStatus as string | null) ?? null,
+    LogStart: row.LogStart as string,
+    LogEnd: (row.LogEnd as string | null) ?? null,
+    Sender: (row.Sender as string | null) ?? null,
+    Receiver: (row.Receiver as string | null) ?? null,
+    DurationMs: Number(row.DurationMs),
+    Steps: row.Steps as MessageLogRecord['Steps'],
+    Error: (row.Error as MessageLogRecord['Error']) ?? null,
+  };
+}
+
+/** ORDER BY as in compileOrderBy, with SQLite's null placement (nulls are the smallest value) on the nullable fields. */
+function orderByClause(orderBy: MessageLogQuery['orderBy']): string {
+  const terms = orderBy.map(({ field, direction }) => {
+    const desc = direction === 'desc';
+    // Only where it matters: an explicit NULLS clause on a NOT NULL column would keep PostgreSQL from scanning its index backwards.
+    const nulls = NULLABLE_FIELDS.has(field) ? (desc ? ' NULLS LAST' : ' NULLS FIRST') : '';
+    return `"${field}" ${desc ? 'DESC' : 'ASC'}${nulls}`;
+  });
+  terms.push('"MessageGuid" ASC');
+  return `ORDER BY ${terms.join(', ')}`;
+}
+
+class PostgresMessageLogs implements MessageLogRepository {
+  constructor(private readonly pool: pg.Pool) {}
+
+  async insertMany(records: MessageLogRecord[]) {
+    if (records.length === 0) return;
+    // One statement cannot touch a row twice (ON CONFLICT … DO UPDATE): the last record of a guid wins, as with SQLite's INSERT OR REPLACE.
+    const unique = [...new Map(records.map((record) => [record.MessageGuid, record])).values()];
+    const chunks: MessageLogRecord[][] = [];
+    for (let i = 0; i < unique.length; i += INSERT_CHUNK) chunks.push(unique.slice(i, i + INSERT_CHUNK));
+    if (chunks.length === 1) {
+      await this.insertChunk(this.pool, chunks[0]);
+      return;
+    }
+    await transaction(this.pool, async (client) => {
+      for (const chunk of chunks) await this.insertChunk(client, chunk);
+    });
+  }
+
+  private async insertChunk(db: pg.Pool | PoolClient, records: MessageLogRecord[]) {
+    const params: unknown[] = [];
+    const tuples = records.map((record) => {
+      const cells = MESSAGE_LOG_COLUMNS.map((column) => {
+        const value = record[column];
+        if (JSON_COLUMNS.has(column)) {
+          params.push(value === null || value === undefined ? null : JSON.stringify(value));
+          return `$${params.length}::json`;
+        }
+        params.push(typeof value === 'string' ? withoutNul(value) : (value ?? null));
+        return `$${params.length}`;
+      });
+      return `(${cells.join(', ')})`;
+    });
+    const columns = MESSAGE_LOG_COLUMNS.map((column) => `"${column}"`).join(', ');
+    const updates = MESSAGE_LOG_COLUMNS.filter((column) => column !== 'MessageGuid')
+      .map((column) => `"${column}" = EXCLUDED."${column}"`)
+      .join(', ');
+    await db.query(`INSERT INTO message_logs (${columns}) VALUES ${tuples.join(', ')} ON CONFLICT ("MessageGuid") DO UPDATE SET ${updates}`, params);
+  }
+
+  async get(guid: string) {
+    const { rows } = await this.pool.query('SELECT * FROM message_logs WHERE "MessageGuid" = $1', [guid]);
+    return rows[0] && messageLogFromRow(rows[0]);
+  }
+
+  async query(query: MessageLogQuery) {
+    const { where, params } = compileFilter(query.filter, placeholder);
+    const page = this.pool.query(
+      `SELECT * FROM message_logs ${where} ${orderByClause(query.orderBy)} LIMIT ${placeholder(params.length + 1)} OFFSET ${placeholder(params.length + 2)}`,
+      [...params, query.top, query.skip],
+    );
+    const total = query.count ? this.pool.query<{ count: string }>(`SELECT COUNT(*) AS count FROM message_logs ${where}`, params) : undefined;
+    const results = (await page).rows.map(messageLogFromRow);
+    if (!total) return { results };
+    return { results, count: Number((await total).rows[0].count) };
+  }
+}
+
+class PostgresCredentials implements CredentialRepository {
+  private readonly locks = new KeyedMutex();
+  /** Lock holders keep a connection for as long as `fn` runs; capping them leaves connections for the queries `fn` makes. */
+  private readonly lockHolders: Semaphore;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    maxConnections: number,
+    private readonly lockTimeoutMillis: number,
+  ) {
+    this.lockHolders = new Semaphore(Math.max(1, Math.floor(maxConnections / 2)));
+  }
+
+  private static toRecord(row: Row): CredentialRecord {
+    return {
+      name: row.name as string,
+      type: row.type as string,
+      settings: row.settings as Record<string, unknown>,
+      secrets: row.secrets as string,
+      state: row.state as Record<string, unknown>,
+      version: Number(row.version),
+      createdAt: row.created_at as string,
+      updatedAt: row.updated_at as string,
+    };
+  }
+
+  async get(name: string) {
+    const { rows } = await this.pool.query('SELECT * FROM credentials WHERE name = $1', [name]);
+    return rows[0] && PostgresCredentials.toRecord(rows[0]);
+  }
+  async list() {
+    const { rows } = await this.pool.query('SELECT * FROM credentials ORDER BY name');
+    return rows.map(PostgresCredentials.toRecord);
+  }
+  async create(record: CredentialRecord) {
+    const { rowCount } = await this.pool.query(
+      `INSERT INTO credentials (name, type, settings, secrets, state, version, created_at, updated_at)
+       VALUES ($1, $2, $3::json, $4, $5::json, 1, $6, $7) ON CONFLICT (name) DO NOTHING`,
+      [record.name, record.type, JSON.stringify(record.settings), record.secrets, JSON.stringify(record.state), record.createdAt, record.updatedAt],
+    );
+    return rowCount === 1;
+  }
+  async update(record: Omit<CredentialRecord, 'version'>, expectedVersion: number) {
+    const { rows } = await this.pool.query(
+      `UPDATE credentials SET type = $2, settings = $3::json, secrets = $4, state = $5::json, version = version + 1, updated_at = $6
+       WHERE name = $1 AND version = $7 RETURNING *`,
+      [record.name, record.type, JSON.stringify(record.settings), record.secrets, JSON.stringify(record.state), record.updatedAt, expectedVersion],
+    );
+    return rows[0] && PostgresCredentials.toRecord(rows[0]);
+  }
+  async delete(name: string) {
+    const { rowCount } = await this.pool.query('DELETE FROM credentials WHERE name = $1', [name]);
+    return rowCount === 1;
+  }
+
+  /**
+   * In-process first (one caller per name queues here instead of holding a connection each), then a session-level
+   * advisory lock on one dedicated connection for as long as `fn` runs, so instances sharing the database take turns.
+   * The lock is released, and the connection returned, however `fn` ends; a connection that broke is destroyed,
+   * which makes the server drop its locks.
+   */
+  withLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    return this.locks.run(name, () => this.lockHolders.run(() => this.holdAdvisoryLock(name, fn)));
+  }
+
+  private async holdAdvisoryLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    const checkedOut = await checkout(this.pool);
+    let key: number;
+    try {
+      key = await this.acquire(checkedOut.client, name);
+    } catch (err) {
+      // Whatever went wrong (lock_timeout, a broken connection, a failed COMMIT), closing the connection guarantees no lock stays behind.
+      checkedOut.release(err);
+      if ((err as { code?: string }).code === '55P03') {
+        throw new Error(
+          `Timed out after ${formatMillis(this.lockTimeoutMillis)} waiting for the lock on credential "${name}": another iflow instance holds it`,
+          { cause: err },
+        );
+      }
+      throw err;
+    }
+    let outcome: { ok: true; value: T } | { ok: false; error: unknown };
+    try {
+      outcome = { ok: true, value: await fn() };
+    } catch (error) {
+      outcome = { ok: false, error };
+    }
+    try {
+      const lost = checkedOut.lost();
+      if (lost) throw lost;
+      await checkedOut.client.query('SELECT pg_advisory_unlock($1, $2)', [CREDENTIAL_LOCK_CLASS, key]);
+      checkedOut.release();
+    } catch (unlockError) {
+      // Closing the connection ends its session, and the server drops the session's locks with it.
+      checkedOut.release(unlockError);
+    }
+    if (!outcome.ok) throw outcome.error;
+    return outcome.value;
+  }
+
+  /** Takes the session-level lock; lock_timeout bounds the wait (the transaction only scopes that setting: the lock outlives its commit). */
+  private async acquire(client: PoolClient, name: string): Promise<number> {
+    await client.query('BEGIN');
+    // The key includes the schema, so iflow installations sharing a database in different schemas do not wait for each other.
+    const { rows } = await client.query<{ key: number }>(
+      `SELECT set_config('lock_timeout', $1, true), hashtext(coalesce(current_schema(), '') || ':' || $2) AS key`,
+      [String(this.lockTimeoutMillis), name],
+    );
+    const key = rows[0].key;
+    await client.query('SELECT pg_advisory_lock($1, $2)', [CREDENTIAL_LOCK_CLASS, key]);
+    await client.query('COMMIT');
+    return key;
+  }
+
+  async putOAuthState(record: OAuthStateRecord) {
+    await this.pool.query('INSERT INTO oauth_states (state, credential_name, code_verifier, expires_at) VALUES ($1, $2, $3, $4)', [
+      record.state,
+      record.credentialName,
+      record.codeVerifier,
+      record.expiresAt,
+    ]);
+  }
+  async takeOAuthState(state: string) {
+    const { rows } = await this.pool.query('DELETE FROM oauth_states WHERE state = $1 RETURNING *', [state]);
+    const row = rows[0] as Row | undefined;
+    if (!row) return undefined;
+    return {
+      state: row.state as string,
+      credentialName: row.credential_name as string,
+      codeVerifier: row.code_verifier as string,
+      expiresAt: row.expires_at as string,
+    };
+  }
+}
+
+/** `user@host:port/database` from a connection URL: what error messages may show (never the password). */
+export function describeDatabaseUrl(databaseUrl: string): string {
+  let url: URL;
+  try {
+    url = new URL(databaseUrl);
+  } catch {
+    return 'an unparsable DATABASE_URL (expected postgres://user:password@host:port/database)';
+  }
+  const host = url.searchParams.get('host') || decodeURIComponent(url.hostname) || 'localhost';
+  const port = url.searchParams.get('port') || url.port || '5432';
+  const database = decodeURIComponent(url.pathname.replace(/^\//, '')) || url.searchParams.get('dbname') || '';
+  const user = decodeURIComponent(url.username);
+  return `${user ? `${user}@` : ''}${host}:${port}${database ? `/${database}` : ''}`;
+}
+
+/** An error's own message; Node reports a refused `localhost` (tried on ::1 and 127.0.0.1) as an AggregateError without one. */
+function reasonOf(err: unknown): string {
+  if (err instanceof AggregateError && err.errors.length > 0) return err.errors.map(reasonOf).join('; ');
+  if (err instanceof Error) return err.message || (err as { code?: string }).code || err.name;
+  return String(err);
+}
+
+function redact(text: string, databaseUrl: string): string {
+  let password = '';
+  try {
+    password = new URL(databaseUrl).password;
+  } catch {
+    return text;
+  }
+  if (!password) return text;
+  let out = text;
+  for (const secret of new Set([password, decodeURIComponent(password)])) out = out.split(secret).join('***');
+  return out;
+}
+
+/**
+ * Opens the PostgreSQL store at `databaseUrl` (postgres://user:password@host:port/database[?options=…]) and migrates
+ * it to the newest schema. Tables live in the first schema of the search_path (`?options=-c%20search_path%3Dname`).
+ * Fails with an error that names the server (not the password) when it cannot connect or migrate.
+ */
+export async function openPostgresStore(databaseUrl: string, options: PostgresStoreOptions = {}): Promise<Store> {
+  const max = options.max ?? 10;
+  const pool = new pg.Pool({
+    connectionString: databaseUrl,
+    max,
+    connectionTimeoutMillis: options.connectionTimeoutMillis ?? 10_000,
+    idleTimeoutMillis: options.idleTimeoutMillis ?? 30_000,
+    application_name: 'iflow',
+  });
+  // Without a listener, an idle connection dropped by the server would crash the process; the pool replaces it.
+  pool.on('error', (err) => options.onConnectionError?.(err));
+  try {
+    await migrate(pool);
+  } catch (err) {
+    await pool.end().catch(() => undefined);
+    throw new Error(`Cannot open the PostgreSQL store at ${describeDatabaseUrl(databaseUrl)}: ${redact(reasonOf(err), databaseUrl)}`, { cause: err });
+  }
+  let closed = false;
+  return {
+    kind: 'postgres',
+    users: new PostgresUsers(pool),
+    messageLogs: new PostgresMessageLogs(pool),
+    credentials: new PostgresCredentials(pool, max, options.lockTimeoutMillis ?? 120_000),
+    async close() {
+      if (closed) return;
+      closed = true;
+      await pool.end();
+    },
+  };
+}

@@ -1,0 +1,66 @@
+/**
+ * Versioned schema migrations for the PostgreSQL store; each runs once, in order. They mirror SQLITE_MIGRATIONS
+ * (same tables, same quoted CPI column names) so records round-trip identically on both stores:
+ * - text columns use COLLATE "C" so comparisons and ORDER BY are byte-wise, like SQLite's default BINARY
+ *   collation, whatever the database's locale is ($filter on LogStart compares ISO strings);
+ * - LogStart / LogEnd and the other timestamps stay TEXT in toISOString() form;
+ * - Steps, Error, roles, settings and state are `json` (not `jsonb`): validated, yet stored as written, so key
+ *   order survives the round trip and "\u0000" escapes are accepted.
+ * Tables are created unqualified, in the first schema of the connection's search_path.
+ */
+export const POSTGRES_MIGRATIONS: { version: number; name: string; sql: string }[] = [
+  {
+    version: 1,
+    name: 'users',
+    sql: `CREATE TABLE users (
+      name TEXT COLLATE "C" PRIMARY KEY,
+      password_hash TEXT NOT NULL,
+      roles JSON NOT NULL,
+      created_at TEXT NOT NULL,
+      updated_at TEXT NOT NULL
+    );`,
+  },
+  {
+    version: 2,
+    name: 'message processing logs',
+    sql: `CREATE TABLE message_logs (
+      "MessageGuid" TEXT COLLATE "C" PRIMARY KEY,
+      "CorrelationId" TEXT COLLATE "C" NOT NULL,
+      "ApplicationMessageId" TEXT COLLATE "C",
+      "IntegrationFlowName" TEXT COLLATE "C" NOT NULL,
+      "Status" TEXT COLLATE "C" NOT NULL,
+      "CustomStatus" TEXT COLLATE "C",
+      "LogStart" TEXT COLLATE "C" NOT NULL,
+      "LogEnd" TEXT COLLATE "C",
+      "Sender" TEXT COLLATE "C",
+      "Receiver" TEXT COLLATE "C",
+      "DurationMs" DOUBLE PRECISION NOT NULL,
+      "Steps" JSON NOT NULL,
+      "Error" JSON
+    );
+    CREATE INDEX message_logs_log_start ON message_logs ("LogStart");
+    CREATE INDEX message_logs_flow ON message_logs ("IntegrationFlowName", "LogStart");
+    CREATE INDEX message_logs_status ON message_logs ("Status", "LogStart");
+    CREATE INDEX message_logs_correlation ON message_logs ("CorrelationId");`,
+  },
+  {
+    version: 3,
+    name: 'credentials and oauth states',
+    sql: `CREATE TABLE credentials (
+      name TEXT COLLATE "C" PRIMARY KEY,
+      type TEXT NOT NULL,
+      settings JSON NOT NULL,
+      secrets TEXT NOT NULL,
+      state JSON NOT NULL,
+      version INTEGER NOT NULL,
+      created_at TEXT NOT NULL,
+      updated_at TEXT NOT NULL
+    );
+    CREATE TABLE oauth_states (
+      state TEXT COLLATE "C" PRIMARY KEY,
+      credential_name TEXT NOT NULL,
+      code_verifier TEXT NOT NULL,
+      expires_at TEXT NOT NULL
+    );`,
+  },
+];

@@ -1,0 +1,236 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { DEFAULT_USER, startFakeEntra, type FakeEntra } from '../support/fake-entra.ts';
+import { followRedirects } from '../support/browser.ts';
+import { startIflow, type RunningIflow } from '../support/iflow.ts';
+import { loadMasterKey } from '../../src/security/crypto.ts';
+import { CLIENT_ID, CLIENT_SECRET, api, authorizeInBrowser, mailCredential, wire } from './helpers.ts';
+
+const CALLBACK = '/itspaces/odata/api/v1/OAuthTokenFromCode';
+
+/** The admin presses Authorize, but the browser stops at the authorization server's URL. */
+async function startAuthorization(iflow: RunningIflow, name: string): Promise<URL> {
+  const response = await api(iflow, 'GET', `/api/v1/credentials/${name}/authorize`);
+  assert.equal(response.status, 302, response.text);
+  return new URL(response.headers.get('location')!);
+}
+
+/** The fake's login page with `authorizeUrl`, up to (not into) iflow's callback: the callback URL. */
+async function loginAtEntra(authorizeUrl: URL): Promise<URL> {
+  const response = await fetch(authorizeUrl, { redirect: 'manual' });
+  assert.equal(response.status, 302);
+  return new URL(response.headers.get('location')!);
+}
+
+async function get(url: string | URL): Promise<{ status: number; text: string; headers: Headers }> {
+  const response = await fetch(url, { redirect: 'manual' });
+  return { status: response.status, text: await response.text(), headers: response.headers };
+}
+
+describe('authorization in the browser', () => {
+  let entra: FakeEntra;
+  let iflow: RunningIflow;
+  let redirectUri: string;
+
+  before(async () => {
+    entra = await startFakeEntra();
+    iflow = await startIflow();
+    redirectUri = wire(iflow, entra);
+  });
+  after(async () => {
+    await iflow.close();
+    await entra.close();
+  });
+
+  test('authorize redirects with code flow parameters, state and a verifiable PKCE S256 challenge', async () => {
+    await api(iflow, 'POST', '/api/v1/credentials', mailCredential(entra, { name: 'Params' }));
+    const location = await startAuthorization(iflow, 'Params');
+    assert.equal(`${location.origin}${location.pathname}`, entra.authorizeUrl('contoso.example'));
+    const q = location.searchParams;
+    assert.equal(q.get('response_type'), 'code');
+    assert.equal(q.get('client_id'), CLIENT_ID);
+    assert.equal(q.get('redirect_uri'), redirectUri);
+    assert.equal(q.get('scope'), 'https://graph.microsoft.com/Mail.Send offline_access');
+    assert.equal(q.get('code_challenge_method'), 'S256');
+    const state = q.get('state')!;
+    assert.ok(state.length >= 32, 'state is long and random');
+    assert.match(q.get('code_challenge')!, /^[A-Za-z0-9_-]{43}$/);
+
+    // The state row holds the verifier encrypted; decrypted with the master key it matches the challenge.
+    const db = new Database(join(iflow.dataDir, 'iflow.db'), { readonly: true });
+    try {
+      const row = db.prepare('SELECT * FROM oauth_states WHERE state = ?').get(state) as { credential_name: string; code_verifier: string; expires_at: string };
+      assert.equal(row.credential_name, 'Params');
+      assert.match(row.code_verifier, /^v1\./);
+      const verifier = loadMasterKey({ dataDir: iflow.dataDir }).decrypt(row.code_verifier, `oauth-state:${state}`);
+      assert.equal(createHash('sha256').update(verifier).digest('base64url'), q.get('code_challenge'));
+      const lifetime = Date.parse(row.expires_at) - Date.now();
+      assert.ok(lifetime > 9 * 60_000 && lifetime <= 10 * 60_000, `state lives 10 minutes, got ${lifetime} ms`);
+    } finally {
+      db.close();
+    }
+    // Two authorizations never share a state.
+    assert.notEqual((await startAuthorization(iflow, 'Params')).searchParams.get('state'), state);
+    assert.equal((await api(iflow, 'GET', '/api/v1/credentials/Missing/authorize')).status, 404);
+    assert.equal((await api(iflow, 'GET', '/api/v1/credentials/Params/authorize', undefined, null)).status, 401);
+  });
+
+  test('browser path: authorize → login → callback → authorized, user from the id_token', async () => {
+    await api(iflow, 'POST', '/api/v1/credentials', mailCredential(entra, { name: 'Browser', scope: 'openid profile https://graph.microsoft.com/Mail.Send', user: 'admin-given@contoso.example' }));
+    const before = Date.now();
+    const browser = await authorizeInBrowser(iflow, 'Browser');
+    assert.deepEqual(
+      browser.hops.map((h) => h.status),
+      [302, 302, 200],
+    );
+    assert.ok(browser.hops[2].url.startsWith(`${iflow.url}${CALLBACK}?`));
+    assert.match(browser.final.headers.get('content-type')!, /^text\/html/);
+    assert.equal(browser.final.headers.get('cache-control'), 'no-store');
+    assert.equal(browser.final.headers.get('referrer-policy'), 'no-referrer');
+    assert.match(browser.text, new RegExp(`Credential Browser is authorized as ${DEFAULT_USER.replace('.', '\\.')}`));
+    assert.match(browser.text, /<a href="\/">/);
+    // The admin's Basic credentials went to iflow only, never to the authorization server.
+    assert.equal(entra.authorizeRequests.at(-1)!.authorization, undefined);
+
+    const read = await api(iflow, 'GET', '/api/v1/credentials/Browser');
+    assert.equal(read.json.status, 'authorized');
+    assert.equal(read.json.user, DEFAULT_USER, 'id_token preferred_username wins over the admin-given user');
+    const expiresAt = Date.parse(read.json.expiresAt);
+    assert.ok(expiresAt >= before + 3500_000 && expiresAt <= Date.now() + 3600_000);
+    assert.ok(Date.parse(read.json.lastRefreshAt) >= before);
+    assert.ok(Date.parse(read.json.authorizedAt) >= before);
+    assert.equal(read.json.lastError, undefined);
+    const token = await iflow.app.securityMaterial.getAccessToken('Browser');
+    assert.equal(entra.validateAccessToken(token.accessToken).valid, true);
+    assert.equal(token.user, DEFAULT_USER);
+    assert.equal(token.tokenType, 'Bearer');
+  });
+
+  test('without an id_token the user is the one the admin gave; the short callback path works; client auth by Basic', async () => {
+    await api(iflow, 'POST', '/api/v1/credentials', mailCredential(entra, { name: 'Short', user: 'mailbox@contoso.example', clientAuthentication: 'basic' }));
+    const location = await startAuthorization(iflow, 'Short');
+    const callback = await loginAtEntra(location);
+    const short = new URL(`${iflow.url}/OAuthTokenFromCode${callback.search}`);
+    // A prefetching HEAD does not consume the state or the code.
+    assert.notEqual((await fetch(short, { method: 'HEAD', redirect: 'manual' })).status, 200);
+    const page = await get(short);
+    assert.equal(page.status, 200, page.text);
+    assert.match(page.text, /Credential Short is authorized as mailbox@contoso\.example/);
+    assert.equal(entra.tokenRequests.at(-1)!.clientAuth, 'basic');
+    assert.equal((await api(iflow, 'GET', '/api/v1/credentials/Short')).json.user, 'mailbox@contoso.example');
+  });
+
+  test('state: missing, forged, replayed and expired → 400 page, nothing stored', async () => {
+    await api(iflow, 'POST', '/api/v1/credentials', mailCredential(entra, { name: 'States' }));
+    const unchanged = async () => {
+      const read = await api(iflow, 'GET', '/api/v1/credentials/States');
+      assert.equal(read.json.status, 'unauthorized');
+      assert.equal(read.json.expiresAt, undefined);
+    };
+
+    const missing = await get(`${iflow.url}${CALLBACK}?code=abc`);
+    assert.equal(missing.status, 400);
+    assert.match(missing.text, /no state/);
+
+    const forged = await get(`${iflow.url}${CALLBACK}?code=abc&state=forged-state-value`);
+    assert.equal(forged.status, 400);
+    assert.match(forged.text, /unknown or was already used/);
+    await unchanged();
+
+    // A real code with a forged state is refused before the code is redeemed.
+    const location = await startAuthorization(iflow, 'States');
+    const callback = await loginAtEntra(location);
+    const tokenRequests = entra.countTokenRequests();
+    callback.searchParams.set('state', 'x'.repeat(43));
+    assert.equal((await get(callback)).status, 400);
+    assert.equal(entra.countTokenRequests(), tokenRequests);
+    await unchanged();
+
+    // Replayed: the first use authorizes, the second is refused.
+    const again = await loginAtEntra(await startAuthorization(iflow, 'States'));
+    assert.equal((await get(again)).status, 200);
+    const replay = await get(again);
+    assert.equal(replay.status, 400);
+    assert.match(replay.text, /already used/);
+    await api(iflow, 'PUT', '/api/v1/credentials/States', mailCredential(entra, { name: 'States', scope: 'https://graph.microsoft.com/Mail.ReadWrite' }));
+    await unchanged();
+
+    // Expired: the state is put back with an expiry in the past.
+    const stale = await loginAtEntra(await startAuthorization(iflow, 'States'));
+    const state = stale.searchParams.get('state')!;
+    const record = await iflow.app.store.credentials.takeOAuthState(state);
+    assert.ok(record);
+    await iflow.app.store.credentials.putOAuthState({ ...record, expiresAt: new Date(Date.now() - 1000).toISOString() });
+    const expired = await get(stale);
+    assert.equal(expired.status, 400);
+    assert.match(expired.text, /longer than 10 minutes/);
+    await unchanged();
+  });
+
+  test('consent declined → a 400 page saying so (escaped), credential unchanged', async () => {
+    await api(iflow, 'POST', '/api/v1/credentials', mailCredential(entra, { name: 'Declined' }));
+    entra.setNextAuthorizeOutcome('decline');
+    const browser = await authorizeInBrowser(iflow, 'Declined');
+    assert.equal(browser.final.status, 400);
+    assert.match(browser.text, /consent was declined/);
+    assert.match(browser.text, /AADSTS65004/);
+    assert.equal((await api(iflow, 'GET', '/api/v1/credentials/Declined')).json.status, 'unauthorized');
+
+    // Whatever the server (or an attacker) puts in error_description is escaped.
+    const location = await startAuthorization(iflow, 'Declined');
+    const state = location.searchParams.get('state')!;
+    const evil = new URL(`${iflow.url}${CALLBACK}`);
+    evil.searchParams.set('state', state);
+    evil.searchParams.set('error', '<img src=x onerror=alert(1)>');
+    evil.searchParams.set('error_description', '<script>alert("x")</script>');
+    const page = await get(evil);
+    assert.equal(page.status, 400);
+    assert.ok(!page.text.includes('<script>alert'), 'description is escaped');
+    assert.ok(!page.text.includes('<img src=x'), 'error is escaped');
+    assert.match(page.text, /&#60;script&#62;/);
+    assert.match(page.headers.get('content-security-policy')!, /default-src 'none'/);
+  });
+
+  test('wrong client secret → misconfigured with the server error; fixing the secret and authorizing again works', async () => {
+    await api(iflow, 'POST', '/api/v1/credentials', mailCredential(entra, { name: 'WrongSecret', clientSecret: 'not-the-secret' }));
+    const browser = await authorizeInBrowser(iflow, 'WrongSecret');
+    assert.equal(browser.final.status, 400);
+    assert.match(browser.text, /misconfigured/);
+    assert.match(browser.text, /AADSTS7000215/);
+    assert.match(browser.text, /invalid_client/);
+    assert.ok(!browser.text.includes('not-the-secret'));
+    const read = await api(iflow, 'GET', '/api/v1/credentials/WrongSecret');
+    assert.equal(read.json.status, 'misconfigured');
+    assert.equal(read.json.lastError.error, 'invalid_client');
+    assert.deepEqual(read.json.lastError.errorCodes, [7000215]);
+    assert.equal(read.json.lastError.httpStatus, 401);
+    assert.equal(read.json.lastError.grantType, 'authorization_code');
+    assert.match(read.json.lastError.traceId, /^[0-9a-f-]{36}$/);
+    assert.ok(read.json.lastError.correlationId);
+    assert.match(read.json.lastError.description, /^AADSTS7000215:/);
+    assert.ok(read.json.lastError.at);
+
+    await assert.rejects(iflow.app.securityMaterial.getAccessToken('WrongSecret'), {
+      name: 'CredentialError',
+      code: 'CREDENTIAL_MISCONFIGURED',
+      statusCode: 503,
+      message: /Credential "WrongSecret" is misconfigured \(invalid_client, AADSTS7000215\): an admin fixes it .* PUT \/api\/v1\/credentials\/WrongSecret, then opens \/api\/v1\/credentials\/WrongSecret\/authorize/,
+    });
+
+    const fixed = await api(iflow, 'PUT', '/api/v1/credentials/WrongSecret', mailCredential(entra, { name: 'WrongSecret', clientSecret: CLIENT_SECRET }));
+    assert.equal(fixed.json.status, 'unauthorized', 'no tokens yet: unauthorized, no longer misconfigured');
+    assert.equal((await authorizeInBrowser(iflow, 'WrongSecret')).final.status, 200);
+    assert.equal((await api(iflow, 'GET', '/api/v1/credentials/WrongSecret')).json.status, 'authorized');
+  });
+
+  test('redirect URI not registered: Entra shows its own error page and iflow keeps the state unused', async () => {
+    await api(iflow, 'POST', '/api/v1/credentials', mailCredential(entra, { name: 'Unregistered', clientId: 'unknown-client' }));
+    const browser = await followRedirects(`${iflow.url}/api/v1/credentials/Unregistered/authorize`, { headers: { authorization: iflow.adminAuth } });
+    assert.equal(browser.final.status, 400);
+    assert.match(await browser.final.text(), /AADSTS700016/);
+    assert.equal((await api(iflow, 'GET', '/api/v1/credentials/Unregistered')).json.status, 'unauthorized');
+  });
+});

@@ -1,0 +1,188 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { resolve } from 'node:path';
+import { basicAuth, startIflow, waitFor, type RunningIflow } from '../support/iflow.ts';
+import { startFakeEntra, type FakeEntra } from '../support/fake-entra.ts';
+import { startFakeGraph, type FakeGraph } from '../support/fake-graph.ts';
+import { followRedirects } from '../support/browser.ts';
+import { writeFlows } from '../support/flows.ts';
+
+/**
+ * The seed scenario end to end, on the sample flows in flows/: an admin creates and authorizes
+ * the credential in a "browser", clients POST mail requests, Graph (a stand-in) receives them.
+ */
+
+const CLIENT_ID = 'c0ffee00-0000-4000-8000-000000000001';
+const CLIENT_SECRET = 'client-secret-Xy9~never-shown';
+const APP_CLIENT_ID = 'c0ffee00-0000-4000-8000-000000000002';
+const APP_SECRET = 'app-secret-Qq7~never-shown';
+const TENANT = 'contoso.example';
+const SENDER_PASSWORD = 'mail-sender-password-1';
+const SENDER = basicAuth('mailer', SENDER_PASSWORD);
+
+describe('send-mail sample flows against stand-in Entra and Graph', () => {
+  let entra: FakeEntra;
+  let graph: FakeGraph;
+  let iflow: RunningIflow;
+  let extraFlows: ReturnType<typeof writeFlows>;
+  let retryFlow: RunningIflow;
+
+  const admin = (path: string, init: RequestInit = {}) =>
+    fetch(`${iflow.url}${path}`, { ...init, headers: { authorization: iflow.adminAuth, 'content-type': 'application/json', ...(init.headers as Record<string, string>) } });
+
+  before(async () => {
+    entra = await startFakeEntra();
+    graph = await startFakeGraph({ entra });
+    iflow = await startIflow({ flowsDir: resolve('flows'), env: { IFLOW_PARAM_GRAPH_BASE_URL: graph.url, IFLOW_PARAM_SENDER_MAILBOX: 'noreply@contoso.example' } });
+    entra.registerClient({ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUris: [`${iflow.app.config.publicUrl}/itspaces/odata/api/v1/OAuthTokenFromCode`] });
+    entra.registerClient({ clientId: APP_CLIENT_ID, clientSecret: APP_SECRET, redirectUris: [] });
+
+    const created = await admin('/api/v1/credentials', {
+      method: 'POST',
+      body: JSON.stringify({
+        name: 'Microsoft365_Mail',
+        type: 'oauth2-authorization-code',
+        provider: 'generic',
+        authorizationUrl: entra.authorizeUrl(TENANT),
+        tokenUrl: entra.tokenUrl(TENANT),
+        clientId: CLIENT_ID,
+        clientSecret: CLIENT_SECRET,
+        scope: 'https://graph.microsoft.com/Mail.Send offline_access openid',
+      }),
+    });
+    assert.equal(created.status, 201, await created.text());
+    const app = await admin('/api/v1/credentials', {
+      method: 'POST',
+      body: JSON.stringify({
+        name: 'Microsoft365_MailApp',
+        type: 'oauth2-client-credentials',
+        tokenUrl: entra.tokenUrl(TENANT),
+        clientId: APP_CLIENT_ID,
+        clientSecret: APP_SECRET,
+        scope: 'https://graph.microsoft.com/.default',
+      }),
+    });
+    assert.equal(app.status, 201, await app.text());
+    const user = await admin('/api/v1/users', { method: 'POST', body: JSON.stringify({ name: 'mailer', password: SENDER_PASSWORD, roles: ['ESBMessaging.send'] }) });
+    assert.equal(user.status, 201);
+
+    // The admin's browser: iflow authorize → Entra login → iflow callback.
+    const browser = await followRedirects(`${iflow.url}/api/v1/credentials/Microsoft365_Mail/authorize`, { headers: { authorization: iflow.adminAuth } });
+    assert.deepEqual(browser.hops.map((h) => h.status), [302, 302, 200]);
+    assert.match(await browser.final.text(), /authorized/i);
+
+    // A flow using the http step's own auth, to see a Graph 401 answered by one refresh and one retry.
+    extraFlows = writeFlows({
+      'send-mail-auth': {
+        'flow.yaml': `
+sender: { path: /http/sendmail-auth }
+steps:
+  - http:
+      address: "${graph.url}/v1.0/me/sendMail"
+      auth: { oauth2AuthorizationCode: Microsoft365_Mail }
+`,
+      },
+    });
+    retryFlow = await startIflow({ flowsDir: extraFlows.dir, dataDir: iflow.dataDir });
+  });
+
+  after(async () => {
+    await retryFlow?.close();
+    await iflow?.close();
+    await graph?.close();
+    await entra?.close();
+    extraFlows?.remove();
+  });
+
+  const send = (path: string, body: unknown, auth = SENDER, target = iflow) =>
+    fetch(`${target.url}${path}`, { method: 'POST', headers: { authorization: auth, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+
+  test('the credential reads as authorized by the signed-in user, with no secret in the read', async () => {
+    const response = await admin('/api/v1/credentials/Microsoft365_Mail');
+    assert.equal(response.status, 200);
+    const text = await response.text();
+    const credential = JSON.parse(text) as Record<string, unknown>;
+    assert.equal(credential.status, 'authorized');
+    assert.equal(credential.user, 'alice@contoso.example');
+    assert.ok(credential.expiresAt);
+    assert.equal(credential.redirectUri, `${iflow.app.config.publicUrl}/itspaces/odata/api/v1/OAuthTokenFromCode`);
+    assert.ok(!text.includes(CLIENT_SECRET));
+    for (const token of [...entra.issuedAccessTokens, ...entra.issuedRefreshTokens]) assert.ok(!text.includes(token));
+  });
+
+  test('send-mail: a simple request becomes a Graph sendMail as the user, 202 and the message id', async () => {
+    const before = graph.sent.length;
+    const response = await send('/http/sendmail', {
+      to: ['bob@contoso.example', { address: 'carol@contoso.example', name: 'Carol' }],
+      cc: 'dave@contoso.example',
+      subject: 'Invoice 4711',
+      html: '<p>Please find the invoice attached.</p>',
+      attachments: [{ name: 'invoice.txt', contentType: 'text/plain', contentBase64: Buffer.from('total: 42').toString('base64') }],
+      saveToSentItems: false,
+    });
+    assert.equal(response.status, 202, await response.clone().text());
+    const messageId = response.headers.get('sap_messageprocessinglogid');
+    assert.ok(messageId);
+    assert.equal(graph.sent.length, before + 1);
+    const mail = graph.sent.at(-1)!;
+    assert.equal(mail.user, 'alice@contoso.example');
+    assert.equal(mail.saveToSentItems, false);
+    const message = mail.message as Record<string, unknown>;
+    assert.equal(message.subject, 'Invoice 4711');
+    assert.deepEqual(message.body, { contentType: 'HTML', content: '<p>Please find the invoice attached.</p>' });
+    assert.deepEqual(message.toRecipients, [{ emailAddress: { address: 'bob@contoso.example' } }, { emailAddress: { address: 'carol@contoso.example', name: 'Carol' } }]);
+    assert.deepEqual(message.ccRecipients, [{ emailAddress: { address: 'dave@contoso.example' } }]);
+    assert.equal((message.attachments as { name: string }[])[0].name, 'invoice.txt');
+    const record = await waitFor(() => iflow.app.store.messageLogs.get(messageId), { what: 'message log' });
+    assert.equal(record.Status, 'COMPLETED');
+    assert.equal(record.IntegrationFlowName, 'send-mail');
+  });
+
+  test('send-mail: a ready Graph message passes through as it is', async () => {
+    const message = { subject: 'Raw', body: { contentType: 'Text', content: 'hi' }, toRecipients: [{ emailAddress: { address: 'erin@contoso.example' } }] };
+    const response = await send('/http/sendmail', { message });
+    assert.equal(response.status, 202);
+    assert.deepEqual(graph.sent.at(-1)!.message, message);
+  });
+
+  test('send-mail: requests that break the schema are 400 and never reach Graph', async () => {
+    const before = graph.requestCount;
+    for (const bad of [
+      { subject: 'no recipient', text: 'x' },
+      { to: 'not-an-address', subject: 's', text: 'x' },
+      { to: 'a@b.c', subject: 's' },
+      { to: 'a@b.c', subject: 's', text: 'x', attachments: [{ name: 'a', contentBase64: '***' }] },
+      { to: 'a@b.c', subject: 's', text: 'x', colour: 'red' },
+    ]) {
+      const response = await send('/http/sendmail', bad);
+      assert.equal(response.status, 400, JSON.stringify(bad));
+      assert.equal(((await response.json()) as { error: { code: string } }).error.code, 'SCHEMA_VIOLATION');
+    }
+    assert.equal(graph.requestCount, before);
+  });
+
+  test('send-mail-app: client credentials send from the given mailbox', async () => {
+    const response = await send('/http/sendmail-app', { from: 'noreply@contoso.example', to: 'frank@contoso.example', subject: 'App mail', text: 'Hello' });
+    assert.equal(response.status, 202, await response.clone().text());
+    const mail = graph.sent.at(-1)!;
+    assert.equal(mail.user, 'noreply@contoso.example');
+    assert.equal((mail.message as { subject: string }).subject, 'App mail');
+  });
+
+  test('a Graph 401 on an http step with auth refreshes the token once and retries once', async () => {
+    entra.expireAccessTokens();
+    const refreshesBefore = entra.countTokenRequests('refresh_token');
+    const graphBefore = graph.requestCount;
+    const response = await send('/http/sendmail-auth', { message: { subject: 'Retry', body: { contentType: 'Text', content: 'x' }, toRecipients: [{ emailAddress: { address: 'g@contoso.example' } }] } }, SENDER, retryFlow);
+    assert.equal(response.status, 202, await response.clone().text());
+    assert.equal(entra.countTokenRequests('refresh_token') - refreshesBefore, 1, 'exactly one refresh');
+    assert.equal(graph.requestCount - graphBefore, 2, 'one refused call and one retry');
+  });
+
+  test('no secret reaches the logs', async () => {
+    const text = iflow.logs.text + retryFlow.logs.text;
+    for (const secret of [CLIENT_SECRET, APP_SECRET, SENDER_PASSWORD, ...entra.issuedAccessTokens, ...entra.issuedRefreshTokens]) {
+      assert.ok(!text.includes(secret), `logs must not contain ${secret.slice(0, 8)}…`);
+    }
+  });
+});
