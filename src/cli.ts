@@ -4,7 +4,14 @@ export async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'start': {
       const { start } = await import('./main.ts');
-      await start();
+      try {
+        await start();
+      } catch (err) {
+        // Startup problems (configuration, master key, store, port) are the operator's to fix: say what, not where.
+        console.error(`iflow: cannot start: ${(err as Error).message}`);
+        if (process.env.LOG_LEVEL === 'debug') console.error((err as Error).stack);
+        return 1;
+      }
       return 0;
     }
     case 'check': {

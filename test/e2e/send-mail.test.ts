@@ -1,6 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { resolve } from 'node:path';
+import { cpSync } from 'node:fs';
 import { basicAuth, startIflow, waitFor, type RunningIflow } from '../support/iflow.ts';
 import { startFakeEntra, type FakeEntra } from '../support/fake-entra.ts';
 import { startFakeGraph, type FakeGraph } from '../support/fake-graph.ts';
@@ -20,12 +20,13 @@ const TENANT = 'contoso.example';
 const SENDER_PASSWORD = 'mail-sender-password-1';
 const SENDER = basicAuth('mailer', SENDER_PASSWORD);
 
+const RAW_MAIL = { message: { subject: 'Retry', body: { contentType: 'Text', content: 'x' }, toRecipients: [{ emailAddress: { address: 'g@contoso.example' } }] } };
+
 describe('send-mail sample flows against stand-in Entra and Graph', () => {
   let entra: FakeEntra;
   let graph: FakeGraph;
   let iflow: RunningIflow;
-  let extraFlows: ReturnType<typeof writeFlows>;
-  let retryFlow: RunningIflow;
+  let flows: ReturnType<typeof writeFlows>;
 
   const admin = (path: string, init: RequestInit = {}) =>
     fetch(`${iflow.url}${path}`, { ...init, headers: { authorization: iflow.adminAuth, 'content-type': 'application/json', ...(init.headers as Record<string, string>) } });
@@ -33,7 +34,23 @@ describe('send-mail sample flows against stand-in Entra and Graph', () => {
   before(async () => {
     entra = await startFakeEntra();
     graph = await startFakeGraph({ entra });
-    iflow = await startIflow({ flowsDir: resolve('flows'), env: { IFLOW_PARAM_GRAPH_BASE_URL: graph.url, IFLOW_PARAM_SENDER_MAILBOX: 'noreply@contoso.example' } });
+    // The sample flows as shipped, plus one that uses the http step's own auth (to see a Graph 401
+    // answered by one refresh and one retry).
+    flows = writeFlows({
+      'send-mail-auth': {
+        'flow.yaml': `
+parameters:
+  GRAPH_BASE_URL: https://graph.microsoft.com
+sender: { path: /http/sendmail-auth }
+steps:
+  - http:
+      address: "{{GRAPH_BASE_URL}}/v1.0/me/sendMail"
+      auth: { oauth2AuthorizationCode: Microsoft365_Mail }
+`,
+      },
+    });
+    cpSync('flows', flows.dir, { recursive: true });
+    iflow = await startIflow({ flowsDir: flows.dir, env: { IFLOW_PARAM_GRAPH_BASE_URL: graph.url, IFLOW_PARAM_SENDER_MAILBOX: 'noreply@contoso.example' } });
     entra.registerClient({ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUris: [`${iflow.app.config.publicUrl}/itspaces/odata/api/v1/OAuthTokenFromCode`] });
     entra.registerClient({ clientId: APP_CLIENT_ID, clientSecret: APP_SECRET, redirectUris: [] });
 
@@ -66,36 +83,25 @@ describe('send-mail sample flows against stand-in Entra and Graph', () => {
     const user = await admin('/api/v1/users', { method: 'POST', body: JSON.stringify({ name: 'mailer', password: SENDER_PASSWORD, roles: ['ESBMessaging.send'] }) });
     assert.equal(user.status, 201);
 
-    // The admin's browser: iflow authorize → Entra login → iflow callback.
+    await authorizeInBrowser();
+  });
+
+  /** The admin's browser: iflow authorize → Entra login → iflow callback page. */
+  async function authorizeInBrowser() {
     const browser = await followRedirects(`${iflow.url}/api/v1/credentials/Microsoft365_Mail/authorize`, { headers: { authorization: iflow.adminAuth } });
     assert.deepEqual(browser.hops.map((h) => h.status), [302, 302, 200]);
     assert.match(await browser.final.text(), /authorized/i);
-
-    // A flow using the http step's own auth, to see a Graph 401 answered by one refresh and one retry.
-    extraFlows = writeFlows({
-      'send-mail-auth': {
-        'flow.yaml': `
-sender: { path: /http/sendmail-auth }
-steps:
-  - http:
-      address: "${graph.url}/v1.0/me/sendMail"
-      auth: { oauth2AuthorizationCode: Microsoft365_Mail }
-`,
-      },
-    });
-    retryFlow = await startIflow({ flowsDir: extraFlows.dir, dataDir: iflow.dataDir });
-  });
+  }
 
   after(async () => {
-    await retryFlow?.close();
     await iflow?.close();
     await graph?.close();
     await entra?.close();
-    extraFlows?.remove();
+    flows?.remove();
   });
 
-  const send = (path: string, body: unknown, auth = SENDER, target = iflow) =>
-    fetch(`${target.url}${path}`, { method: 'POST', headers: { authorization: auth, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const send = (path: string, body: unknown, auth = SENDER) =>
+    fetch(`${iflow.url}${path}`, { method: 'POST', headers: { authorization: auth, 'content-type': 'application/json' }, body: JSON.stringify(body) });
 
   test('the credential reads as authorized by the signed-in user, with no secret in the read', async () => {
     const response = await admin('/api/v1/credentials/Microsoft365_Mail');
@@ -173,14 +179,38 @@ steps:
     entra.expireAccessTokens();
     const refreshesBefore = entra.countTokenRequests('refresh_token');
     const graphBefore = graph.requestCount;
-    const response = await send('/http/sendmail-auth', { message: { subject: 'Retry', body: { contentType: 'Text', content: 'x' }, toRecipients: [{ emailAddress: { address: 'g@contoso.example' } }] } }, SENDER, retryFlow);
+    const response = await send('/http/sendmail-auth', RAW_MAIL);
     assert.equal(response.status, 202, await response.clone().text());
     assert.equal(entra.countTokenRequests('refresh_token') - refreshesBefore, 1, 'exactly one refresh');
     assert.equal(graph.requestCount - graphBefore, 2, 'one refused call and one retry');
   });
 
+  test('a revoked grant fails messages at once with what to do, until the admin authorizes again', async () => {
+    entra.revokeRefreshTokens({ errorCodes: [700082] });
+    entra.expireAccessTokens();
+    const refused = await send('/http/sendmail-auth', RAW_MAIL);
+    assert.equal(refused.status, 503);
+    const error = ((await refused.json()) as { error: { code: string; message: string } }).error;
+    assert.equal(error.code, 'CREDENTIAL_REAUTHORIZATION_REQUIRED');
+    assert.match(error.message, /Microsoft365_Mail.*authorize/);
+
+    // The script path (send-mail) fails the same way, without asking Entra again.
+    const tokenRequests = entra.countTokenRequests();
+    const viaScript = await send('/http/sendmail', { to: 'h@contoso.example', subject: 's', text: 't' });
+    assert.equal(viaScript.status, 503);
+    assert.equal(((await viaScript.json()) as { error: { code: string } }).error.code, 'CREDENTIAL_REAUTHORIZATION_REQUIRED');
+    assert.equal(entra.countTokenRequests(), tokenRequests, 'no token request while re-authorization is required');
+    const read = (await (await admin('/api/v1/credentials/Microsoft365_Mail')).json()) as { status: string; lastError: { error: string; errorCodes: number[] } };
+    assert.equal(read.status, 'reauthorization-required');
+    assert.deepEqual([read.lastError.error, read.lastError.errorCodes], ['invalid_grant', [700082]]);
+
+    await authorizeInBrowser();
+    const again = await send('/http/sendmail', { to: 'h@contoso.example', subject: 's', text: 't' });
+    assert.equal(again.status, 202, await again.clone().text());
+  });
+
   test('no secret reaches the logs', async () => {
-    const text = iflow.logs.text + retryFlow.logs.text;
+    const text = iflow.logs.text;
     for (const secret of [CLIENT_SECRET, APP_SECRET, SENDER_PASSWORD, ...entra.issuedAccessTokens, ...entra.issuedRefreshTokens]) {
       assert.ok(!text.includes(secret), `logs must not contain ${secret.slice(0, 8)}…`);
     }
