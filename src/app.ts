@@ -9,6 +9,7 @@ import { usersRoutes } from './admin/users.ts';
 import { monitorPlugin } from './monitor/index.ts';
 import { credentialsPlugin } from './credentials/index.ts';
 import { flowsRoutes } from './admin/flows.ts';
+import { uiRoutes } from './admin/ui.ts';
 import { deployFlows, type FlowRegistry } from './flows/registry.ts';
 import { senderRoutes } from './runtime/sender.ts';
 import { Agent } from 'undici';
@@ -99,6 +100,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   }
   app.decorate('flows', registry);
   await app.register(flowsRoutes);
+  await app.register(uiRoutes);
   await app.register(senderRoutes, { registry });
 
   let ready = false;
