@@ -2,7 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { basicAuth, startIflow, type RunningIflow } from '../support/iflow.ts';
 import type { MessageLogRecord } from '../../src/store/types.ts';
-import { logRecord } from './support.ts';
+import { logRecord } from '../support/message-logs.ts';
 
 interface Entry extends Record<string, unknown> {
   __metadata: { id: string; uri: string; type: string };

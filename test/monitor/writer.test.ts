@@ -5,7 +5,7 @@ import { MessageLogWriter } from '../../src/monitor/writer.ts';
 import { openSqliteStore } from '../../src/store/sqlite/index.ts';
 import type { MessageLogRecord } from '../../src/store/types.ts';
 import { startIflow, waitFor } from '../support/iflow.ts';
-import { RecordingLogger, logRecord } from './support.ts';
+import { RecordingLogger, logRecord } from '../support/message-logs.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

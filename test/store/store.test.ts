@@ -13,6 +13,7 @@ import { parseFilter } from '../../src/monitor/odata.ts';
 import { openStore } from '../../src/store/index.ts';
 import { describeDatabaseUrl, openPostgresStore, type PostgresStoreOptions } from '../../src/store/postgres/index.ts';
 import { openSqliteStore } from '../../src/store/sqlite/index.ts';
+import { logRecord as messageLog } from '../support/message-logs.ts';
 import type { CredentialRecord, MessageLogQuery, MessageLogRecord, Store, UserRecord } from '../../src/store/types.ts';
 
 const TEST_DATABASE_URL = process.env.IFLOW_TEST_DATABASE_URL || 'postgres://root@127.0.0.1:5432/test';
@@ -26,23 +27,13 @@ function user(name: string, overrides: Partial<UserRecord> = {}): UserRecord {
 }
 
 function logRecord(flow: string, n: number, overrides: Partial<MessageLogRecord> = {}): MessageLogRecord {
-  const start = new Date(Date.UTC(2026, 10, 26, 10, 0, n)).toISOString();
-  return {
+  return messageLog({
     MessageGuid: `${flow}-${String(n).padStart(4, '0')}`,
     CorrelationId: `corr-${flow}-${n}`,
-    ApplicationMessageId: null,
     IntegrationFlowName: flow,
-    Status: 'COMPLETED',
-    CustomStatus: null,
-    LogStart: start,
-    LogEnd: new Date(Date.parse(start) + 42).toISOString(),
-    Sender: 'client',
-    Receiver: 'graph',
-    DurationMs: 42,
-    Steps: [{ name: 'Send via Graph', kind: 'http', start, durationMs: 40, status: 'COMPLETED' }],
-    Error: null,
+    LogStart: new Date(Date.UTC(2026, 10, 26, 10, 0, n)).toISOString(),
     ...overrides,
-  };
+  });
 }
 
 function credential(name: string, overrides: Partial<CredentialRecord> = {}): CredentialRecord {

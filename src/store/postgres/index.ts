@@ -1,5 +1,6 @@
 import pg from 'pg';
 import type { PoolClient } from 'pg';
+import { messageLogFromRow, type Row } from '../rows.ts';
 import { compileFilter } from '../sql-filter.ts';
 import { KeyedMutex } from '../keyed-mutex.ts';
 import { POSTGRES_MIGRATIONS } from './migrations.ts';
@@ -16,7 +17,7 @@ import type {
   UserRepository,
 } from '../types.ts';
 
-type Row = Record<string, unknown>;
+
 
 export interface PostgresStoreOptions {
   /** Most connections the pool opens. Default 10. */
@@ -202,23 +203,6 @@ class PostgresUsers implements UserRepository {
   }
 }
 
-function messageLogFromRow(row: Row): MessageLogRecord {
-  return {
-    MessageGuid: row.MessageGuid as string,
-    CorrelationId: row.CorrelationId as string,
-    ApplicationMessageId: (row.ApplicationMessageId as string | null) ?? null,
-    IntegrationFlowName: row.IntegrationFlowName as string,
-    Status: row.Status as MessageLogRecord['Status'],
-    CustomStatus: (row.CustomStatus as string | null) ?? null,
-    LogStart: row.LogStart as string,
-    LogEnd: (row.LogEnd as string | null) ?? null,
-    Sender: (row.Sender as string | null) ?? null,
-    Receiver: (row.Receiver as string | null) ?? null,
-    DurationMs: Number(row.DurationMs),
-    Steps: row.Steps as MessageLogRecord['Steps'],
-    Error: (row.Error as MessageLogRecord['Error']) ?? null,
-  };
-}
 
 /** ORDER BY as in compileOrderBy, with SQLite's null placement (nulls are the smallest value) on the nullable fields. */
 function orderByClause(orderBy: MessageLogQuery['orderBy']): string {

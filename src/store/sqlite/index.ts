@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { messageLogFromRow, type Row } from '../rows.ts';
 import { compileFilter, compileOrderBy } from '../sql-filter.ts';
 import { KeyedMutex } from '../keyed-mutex.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
@@ -16,7 +17,7 @@ import type {
   UserRepository,
 } from '../types.ts';
 
-type Row = Record<string, unknown>;
+
 
 function migrate(db: Database.Database): void {
   db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)');
@@ -84,23 +85,6 @@ class SqliteUsers implements UserRepository {
   }
 }
 
-export function messageLogFromRow(row: Row): MessageLogRecord {
-  return {
-    MessageGuid: row.MessageGuid as string,
-    CorrelationId: row.CorrelationId as string,
-    ApplicationMessageId: (row.ApplicationMessageId as string | null) ?? null,
-    IntegrationFlowName: row.IntegrationFlowName as string,
-    Status: row.Status as MessageLogRecord['Status'],
-    CustomStatus: (row.CustomStatus as string | null) ?? null,
-    LogStart: row.LogStart as string,
-    LogEnd: (row.LogEnd as string | null) ?? null,
-    Sender: (row.Sender as string | null) ?? null,
-    Receiver: (row.Receiver as string | null) ?? null,
-    DurationMs: Number(row.DurationMs),
-    Steps: JSON.parse(row.Steps as string),
-    Error: row.Error ? JSON.parse(row.Error as string) : null,
-  };
-}
 
 export function messageLogToRow(record: MessageLogRecord): Row {
   return { ...record, Steps: JSON.stringify(record.Steps), Error: record.Error ? JSON.stringify(record.Error) : null };
