@@ -229,26 +229,25 @@ export class TokenService implements SecurityMaterial {
     return failingStatusError(credential.name, status, lastError, credential.type);
   }
 
-  private async obtain(name: string, reason: RefreshReason): Promise<AccessToken> {
+  /** The stored credential, and its token when that is still good for `reason` (then cached too). */
+  private async loadUsable(name: string, reason: RefreshReason): Promise<{ credential: Credential; token?: AccessToken }> {
     const credential = await this.load(name);
     this.checkUsableType(credential);
     const usable = this.usable(credential, reason);
-    if (usable) {
-      this.cache.set(name, usable);
-      return usable.token;
-    }
-    return this.vault.repository.withLock(name, () => this.refreshLocked(name, reason));
+    if (!usable) return { credential };
+    this.cache.set(name, usable);
+    return { credential, token: usable.token };
+  }
+
+  private async obtain(name: string, reason: RefreshReason): Promise<AccessToken> {
+    const { token } = await this.loadUsable(name, reason);
+    return token ?? this.vault.repository.withLock(name, () => this.refreshLocked(name, reason));
   }
 
   private async refreshLocked(name: string, reason: RefreshReason): Promise<AccessToken> {
     // Another refresher (this process or another instance) may have finished while we waited.
-    const credential = await this.load(name);
-    this.checkUsableType(credential);
-    const usable = this.usable(credential, reason);
-    if (usable) {
-      this.cache.set(name, usable);
-      return usable.token;
-    }
+    const { credential, token: stillGood } = await this.loadUsable(name, reason);
+    if (stillGood) return stillGood;
 
     const grant = this.grantFor(credential);
     if (!grant) {

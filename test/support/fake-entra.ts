@@ -5,6 +5,7 @@
 import { createHash, createHmac, randomBytes, randomUUID } from 'node:crypto';
 import Fastify from 'fastify';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { delay } from './delay.ts';
 
 export const DEFAULT_USER = 'alice@contoso.example';
 /** Tenant id (`tid`) used when the tenant path segment is not itself a GUID (`common`, a domain…). */
@@ -205,19 +206,6 @@ function flatQuery(query: unknown): Record<string, string> {
   return out;
 }
 
-/** Resolves after `ms`, or earlier when `signal` aborts (so close() and client timeouts never hang). */
-function delay(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-  });
-}
 
 export class FakeEntra {
   /** Every token request, in arrival order (including injected failures). */

@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import Fastify from 'fastify';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AccessTokenInfo } from './fake-entra.ts';
+import { delay } from './delay.ts';
 
 /** What the fake needs from the authorization server: a way to check tokens. */
 export interface TokenValidator {
@@ -83,19 +84,6 @@ const notOnType = (property: string, type: string) =>
 // Graph's innerError date has no fractional seconds.
 const graphDate = () => new Date().toISOString().replace(/\.\d+Z$/, '');
 
-/** Resolves after `ms`, or earlier when `signal` aborts. */
-function delay(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-  });
-}
 
 /** Does a token scope grant Mail.Send to Graph (short name, Graph URI or .default)? */
 function grantsMailSend(scope: string): boolean {
