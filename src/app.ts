@@ -11,7 +11,7 @@ import { credentialsPlugin } from './credentials/index.ts';
 import { flowsRoutes } from './admin/flows.ts';
 import { uiRoutes } from './admin/ui.ts';
 import { deployFlows, type FlowRegistry } from './flows/registry.ts';
-import { senderRoutes } from './runtime/sender.ts';
+import { malformedJsonMessage, senderRoutes } from './runtime/sender.ts';
 import { Agent } from 'undici';
 import type { SecurityMaterial } from './runtime/context.ts';
 
@@ -44,8 +44,9 @@ function errorHandler(this: FastifyInstance, err: FastifyError, request: Fastify
   }
   const status = err.statusCode ?? 500;
   if (status === 413) return reply.code(413).send(errorBody('PAYLOAD_TOO_LARGE', 'Request body is larger than this endpoint accepts'));
-  if (err.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || err instanceof SyntaxError) {
-    return reply.code(400).send(errorBody('INVALID_JSON', `Malformed JSON body: ${err.message}`));
+  if (err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') return reply.code(400).send(errorBody('INVALID_JSON', 'The JSON body is empty'));
+  if (err.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || err instanceof SyntaxError) {
+    return reply.code(400).send(errorBody('INVALID_JSON', malformedJsonMessage(err)));
   }
   if (status >= 400 && status < 500) return reply.code(status).send(errorBody(err.code ?? 'BAD_REQUEST', err.message));
   request.log.error({ err }, 'unhandled error');
@@ -70,6 +71,18 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       return /^\/http\//i.test(url) && !url.startsWith('/http/') ? `/http/${url.slice(6)}` : url;
     },
     forceCloseConnections: 'idle',
+    // Errors Fastify raises before routing (a malformed URL) answer in the same JSON contract.
+    frameworkErrors: (err, _request, reply) => {
+      (reply as FastifyReply).code(400).send(errorBody(err.code === 'FST_ERR_BAD_URL' ? 'BAD_URL' : 'BAD_REQUEST', err.message));
+    },
+    // Requests Node's HTTP parser refuses (headers too large, garbage) get a JSON answer too.
+    clientErrorHandler: (err, socket) => {
+      const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+      const body = JSON.stringify(errorBody(status === 431 ? 'HEADERS_TOO_LARGE' : 'BAD_REQUEST', status === 431 ? 'Request headers are too large' : 'Malformed HTTP request'));
+      if (socket.writable) {
+        socket.end(`HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+      } else socket.destroy(err);
+    },
     // Unknown properties are rejected, not silently dropped: a typo in a request must not pass as valid.
     ajv: { customOptions: { removeAdditional: false, allErrors: true, coerceTypes: false, useDefaults: true } },
   });

@@ -5,6 +5,13 @@ import pino, { type DestinationStream, type Logger } from 'pino';
  * anything else that ever logs a header bag, a credential or a token object is covered here.
  */
 export const REDACT_PATHS = [
+  'authorization',
+  'Authorization',
+  'cookie',
+  'Cookie',
+  '*.authorization',
+  '*.cookie',
+  '*.Cookie',
   'req.headers.authorization',
   'req.headers.cookie',
   'headers.authorization',
@@ -45,11 +52,46 @@ export function redactUrl(url: string): string {
   return url.replace(SECRET_QUERY_PARAMETERS, '$1[Redacted]');
 }
 
+const SECRET_KEY = /authorization|cookie|password|secret|token|api[-_]?key|code_?verifier/i;
+const CREDENTIAL_VALUE = /^(bearer|basic)\s+\S/i;
+const MAX_DEPTH = 4;
+
+/**
+ * A second net under the redact paths, for shapes they cannot name: any key that names a secret (in
+ * any case) and any string that looks like an Authorization value, a few levels deep. Copies only
+ * what it changes, so ordinary log objects pass through as they are.
+ */
+export function redactSecrets(value: unknown, depth = 0): unknown {
+  if (typeof value === 'string') {
+    if (CREDENTIAL_VALUE.test(value)) return '[Redacted]';
+    return value.includes('=') ? redactUrl(value) : value;
+  }
+  if (value === null || typeof value !== 'object' || depth >= MAX_DEPTH) return value;
+  if (Array.isArray(value)) {
+    let copy: unknown[] | undefined;
+    value.forEach((item, index) => {
+      const redacted = redactSecrets(item, depth + 1);
+      if (redacted !== item) (copy ??= [...value])[index] = redacted;
+    });
+    return copy ?? value;
+  }
+  // Only plain data: class instances (a request, an error) have their own serializers.
+  const prototype = Object.getPrototypeOf(value);
+  if (prototype !== Object.prototype && prototype !== null) return value;
+  let copy: Record<string, unknown> | undefined;
+  for (const [key, item] of Object.entries(value)) {
+    const redacted = SECRET_KEY.test(key) && item !== undefined && item !== null ? '[Redacted]' : redactSecrets(item, depth + 1);
+    if (redacted !== item) (copy ??= { ...(value as Record<string, unknown>) })[key] = redacted;
+  }
+  return copy ?? value;
+}
+
 export function createLogger(level: string, destination?: DestinationStream): Logger {
   return pino(
     {
       level,
       redact: { paths: REDACT_PATHS, censor: '[Redacted]' },
+      formatters: { log: (object) => redactSecrets(object) as Record<string, unknown> },
       serializers: {
         req(request: { method: string; url: string; hostname?: string; ip?: string }) {
           return { method: request.method, url: redactUrl(request.url), hostname: request.hostname, remoteAddress: request.ip };

@@ -1,3 +1,5 @@
+import { HttpError } from '../errors.ts';
+
 /**
  * Why a message failed. `statusCode` is what the sender's caller gets; `code` is stable for
  * monitoring; the message is safe to show (no stack, no secret).
@@ -14,11 +16,13 @@ export class MessageFailure extends Error {
   }
 }
 
-/** Anything thrown that carries an HTTP status and a code of its own (credential errors do) keeps them. */
-export function toMessageFailure(err: unknown, fallbackCode: string, prefix = ''): MessageFailure {
+/**
+ * iflow's own HTTP errors (credential errors are) keep their status and code; anything else a step
+ * throws, whatever fields it carries, becomes `fallbackCode` with status 500.
+ */
+export function toMessageFailure(err: unknown, fallbackCode: string): MessageFailure {
   if (err instanceof MessageFailure) return err;
-  const e = err as { message?: unknown; statusCode?: unknown; code?: unknown } | null;
-  const message = e && typeof e.message === 'string' ? e.message : String(err);
-  if (e && typeof e.statusCode === 'number' && typeof e.code === 'string') return new MessageFailure(e.code, message, e.statusCode);
-  return new MessageFailure(fallbackCode, prefix + message, 500);
+  if (err instanceof HttpError && err.statusCode >= 400 && err.statusCode <= 599) return new MessageFailure(err.code, err.message, err.statusCode);
+  const message = err instanceof Error ? err.message : String(err);
+  return new MessageFailure(fallbackCode, message, 500);
 }

@@ -18,6 +18,8 @@ export class Message {
   private bodyString: string | undefined;
   private bodyJson: unknown;
   private hasJson = false;
+  /** How the body was last set; conversions cached later do not change it. */
+  private bodyKind: 'bytes' | 'text' | 'json' = 'bytes';
 
   constructor(init: { id: string; correlationId: string; body?: Body; headers?: Record<string, string> }) {
     this.id = init.id;
@@ -50,7 +52,7 @@ export class Message {
 
   /** True when the body was set as a value (object, array, number…) rather than text or bytes. */
   isJsonBody(): boolean {
-    return this.hasJson && this.bodyBuffer === undefined && this.bodyString === undefined;
+    return this.bodyKind === 'json';
   }
 
   /** A Buffer or string is taken as the raw body; anything else becomes a JSON body. */
@@ -59,19 +61,48 @@ export class Message {
     this.bodyString = undefined;
     this.bodyJson = undefined;
     this.hasJson = false;
-    if (Buffer.isBuffer(body)) this.bodyBuffer = body;
-    else if (typeof body === 'string') this.bodyString = body;
-    else if (body instanceof Uint8Array) this.bodyBuffer = Buffer.from(body);
-    else {
+    if (Buffer.isBuffer(body)) {
+      this.bodyBuffer = body;
+      this.bodyKind = 'bytes';
+    } else if (typeof body === 'string') {
+      this.bodyString = body;
+      this.bodyKind = 'text';
+    } else if (body instanceof Uint8Array) {
+      this.bodyBuffer = Buffer.from(body);
+      this.bodyKind = 'bytes';
+    } else {
       this.bodyJson = body;
       this.hasJson = true;
+      this.bodyKind = 'json';
     }
   }
 
   /** Sets an already-parsed JSON value together with the text it came from, so neither is redone. */
   setJsonBody(value: unknown, raw?: Buffer): void {
     this.setBody(value);
-    if (raw) this.bodyBuffer = raw;
+    if (raw) {
+      // The bytes as received stay the body (with their own Content-Type); the value is their parse.
+      this.bodyBuffer = raw;
+      this.bodyKind = 'bytes';
+    }
+  }
+
+  /**
+   * Takes over another message's status, headers, properties and body, keeping this message's id and
+   * correlation id (a script that returns a new message cannot pose as another message).
+   */
+  assign(other: Message): void {
+    if (other === this) return;
+    this.status = other.status;
+    this.headerMap.clear();
+    for (const [key, entry] of other.headerMap) this.headerMap.set(key, { ...entry });
+    this.propertyMap.clear();
+    for (const [key, value] of other.propertyMap) this.propertyMap.set(key, value);
+    this.bodyBuffer = other.bodyBuffer;
+    this.bodyString = other.bodyString;
+    this.bodyJson = other.bodyJson;
+    this.hasJson = other.hasJson;
+    this.bodyKind = other.bodyKind;
   }
 
   getHeader(name: string): string | undefined {

@@ -11,8 +11,8 @@ export interface PipelineResult {
 }
 
 /**
- * Runs a flow's compiled steps over a message, in order, timing each. A step may change the
- * message in place or return a new one. The first failing step ends the run.
+ * Runs a flow's compiled steps over a message, in order, timing each; steps change the message in
+ * place. The first failing step ends the run.
  */
 export async function runPipeline(steps: readonly CompiledStep[], initial: Message, baseLogger: Logger, bindings: Record<string, string>): Promise<PipelineResult> {
   let log: Logger | undefined;
@@ -22,14 +22,13 @@ export async function runPipeline(steps: readonly CompiledStep[], initial: Messa
       return log;
     },
   };
-  let message = initial;
+  const message = initial;
   const timings: StepTiming[] = [];
   for (const step of steps) {
     const startedAt = Date.now();
     const start = performance.now();
     try {
-      const result = await step.run(message, execution);
-      if (result) message = result;
+      await step.run(message, execution);
       timings.push({ name: step.name, kind: step.kind, start: new Date(startedAt).toISOString(), durationMs: round(performance.now() - start), status: 'COMPLETED' });
     } catch (err) {
       timings.push({ name: step.name, kind: step.kind, start: new Date(startedAt).toISOString(), durationMs: round(performance.now() - start), status: 'FAILED' });

@@ -1,17 +1,19 @@
 import { randomUUID } from 'node:crypto';
+import { validateHeaderName, validateHeaderValue } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ErrorObject } from 'ajv';
 import type { Logger } from 'pino';
 import { errorBody } from '../errors.ts';
 import type { Flow, FlowRegistry, FlowRuntime } from '../flows/registry.ts';
 import { hasAnyRole } from '../security/index.ts';
+import { SENSITIVE_HEADER } from '../security/redact.ts';
 import type { MessageLogRecord, MessageStatus } from '../store/types.ts';
 import { MessageFailure } from './errors.ts';
 import { Message } from './message.ts';
 import { runPipeline, type PipelineResult } from './pipeline.ts';
 
 const CORRELATION_ID = /^[\w.:@/+=-]{1,128}$/;
-/** Message headers never sent back to the caller: credentials (a script's Bearer token!) and framing. */
+/** Message headers never sent back to the caller: framing, and (with SENSITIVE_HEADER) anything like a credential. */
 const NOT_REPLIED = new Set(['authorization', 'proxy-authorization', 'cookie', 'set-cookie', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'host']);
 
 declare module 'fastify' {
@@ -23,6 +25,40 @@ declare module 'fastify' {
 function correlationIdOf(request: FastifyRequest): string {
   const given = request.headers['x-correlation-id'] ?? request.headers['sap_mplcorrelationid'];
   return typeof given === 'string' && CORRELATION_ID.test(given) ? given : randomUUID();
+}
+
+/** JSON.parse's own message quotes the body around the error: keep only the position. */
+export function malformedJsonMessage(err: unknown): string {
+  const position = /position (\d+)/.exec(err instanceof Error ? err.message : '')?.[1];
+  return `Malformed JSON body${position ? ` at position ${position}` : ''}`;
+}
+
+/**
+ * What the caller gets from the final message: its headers minus credentials and framing, and its
+ * body; a failure (500 INVALID_REPLY) when a script left something HTTP cannot carry.
+ */
+function replyOf(message: Message): { headers: [string, string][]; body: Buffer | string } | MessageFailure {
+  const invalid = (why: string) => new MessageFailure('INVALID_REPLY', `the final message cannot be sent as an HTTP reply: ${why}`, 500);
+  if (!Number.isInteger(message.status) || message.status < 200 || message.status > 599) return invalid(`status ${message.status} is not between 200 and 599`);
+  const headers: [string, string][] = [];
+  for (const [name, value] of Object.entries(message.getHeaders())) {
+    if (NOT_REPLIED.has(name.toLowerCase()) || SENSITIVE_HEADER.test(name)) continue;
+    try {
+      validateHeaderName(name);
+      validateHeaderValue(name, value);
+    } catch {
+      return invalid(`header "${name.slice(0, 64)}" has characters HTTP does not allow`);
+    }
+    headers.push([name, value]);
+  }
+  if (!message.isJsonBody()) return { headers, body: message.getBody() };
+  try {
+    const body = message.getBodyAsString();
+    headers.push(['content-type', 'application/json; charset=utf-8']);
+    return { headers, body };
+  } catch (err) {
+    return invalid(`the body does not serialise to JSON (${(err as Error).message})`);
+  }
 }
 
 function violations(errors: ErrorObject[] | null | undefined) {
@@ -151,7 +187,7 @@ export async function senderRoutes(app: FastifyInstance, options: { registry: Fl
         try {
           parsed = raw.length === 0 ? undefined : JSON.parse(raw.toString('utf8'));
         } catch (err) {
-          return fail(reply, flow, message, startedAt, new MessageFailure('INVALID_JSON', `Malformed JSON body: ${(err as Error).message}`, 400), {}, user);
+          return fail(reply, flow, message, startedAt, new MessageFailure('INVALID_JSON', malformedJsonMessage(err), 400), {}, user);
         }
         if (runtime.validateBody && !runtime.validateBody(parsed)) {
           const details = violations(runtime.validateBody.errors);
@@ -168,17 +204,13 @@ export async function senderRoutes(app: FastifyInstance, options: { registry: Fl
       if (result.failure) return fail(reply, flow, result.message, startedAt, result.failure, result, user);
 
       const final = result.message;
+      const answer = replyOf(final);
+      if (answer instanceof MessageFailure) return fail(reply, flow, final, startedAt, answer, result, user);
       record(flow, final, 'COMPLETED', startedAt, result, undefined, user);
       reply.code(final.status);
-      for (const [name, value] of Object.entries(final.getHeaders())) {
-        if (!NOT_REPLIED.has(name.toLowerCase())) reply.header(name, value);
-      }
+      for (const [name, value] of answer.headers) reply.header(name, value);
       reply.header('SAP_MessageProcessingLogID', final.id);
-      if (final.isJsonBody()) {
-        reply.header('content-type', 'application/json; charset=utf-8');
-        return reply.send(final.getBodyAsString());
-      }
-      return reply.send(final.getBody());
+      return reply.send(answer.body);
     },
   });
 }

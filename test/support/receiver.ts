@@ -4,6 +4,8 @@ export interface ReceivedRequest {
   method: string;
   url: string;
   headers: Record<string, string | string[] | undefined>;
+  /** Header names and values as they came over the wire (duplicates visible). */
+  rawHeaders?: string[];
   body: string;
 }
 
@@ -23,7 +25,7 @@ export async function startReceiver(reply: StandInReply | ((request: ReceivedReq
   app.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => done(null, body));
   const hanging = new Set<() => void>();
   app.all('/*', async (request, res) => {
-    const entry: ReceivedRequest = { method: request.method, url: request.url, headers: request.headers, body: typeof request.body === 'string' ? request.body : '' };
+    const entry: ReceivedRequest = { method: request.method, url: request.url, headers: request.headers, rawHeaders: request.raw.rawHeaders, body: typeof request.body === 'string' ? request.body : '' };
     received.push(entry);
     const answer = typeof reply === 'function' ? reply(entry) : reply;
     if (answer.hang) {

@@ -7,6 +7,7 @@ import type { SecurityMaterial } from '../context.ts';
 import { MessageFailure, toMessageFailure } from '../errors.ts';
 import { compileExpression, isConstant, type Expression } from '../expressions.ts';
 import type { Message } from '../message.ts';
+import { SENSITIVE_HEADER, redactValues, secretsOfHeaderValue } from '../../security/redact.ts';
 import type { StepEnvironment, StepRun } from './types.ts';
 
 const DEFAULT_TIMEOUT_MS = 60_000;
@@ -14,6 +15,8 @@ const ERROR_BODY_LIMIT = 512;
 const RETRY_AFTER_CAP_MS = 30_000;
 /** Hop-by-hop and framing headers never copied from a receiver's response into the message. */
 const NOT_COPIED = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade', 'te', 'trailer', 'proxy-authenticate', 'set-cookie']);
+/** Receiver replies are buffered whole; past this the message fails rather than the process. */
+const MAX_RESPONSE_BYTES = 50 * 1024 * 1024;
 const RETRIED_STATUSES = new Set([429, 502, 503, 504]);
 
 interface Authorizer {
@@ -43,6 +46,21 @@ function authorizer(auth: HttpAuthDefinition | undefined, material: SecurityMate
   };
 }
 
+/** A receiver's reply, read whole. */
+interface Answer {
+  statusCode: number;
+  headers: Dispatcher.ResponseData['headers'];
+  body: Buffer;
+}
+
+async function authorize(auth: Authorizer, rejectedToken?: string): Promise<string> {
+  try {
+    return await auth.header(rejectedToken);
+  } catch (err) {
+    throw toMessageFailure(err, 'CREDENTIAL_ERROR');
+  }
+}
+
 function contentTypeOf(message: Message): string | undefined {
   return message.isJsonBody() ? 'application/json' : message.getHeader('Content-Type');
 }
@@ -51,8 +69,8 @@ function truncate(text: string): string {
   return text.length > ERROR_BODY_LIMIT ? `${text.slice(0, ERROR_BODY_LIMIT)}…` : text;
 }
 
-function retryDelay(response: Dispatcher.ResponseData | undefined, fallbackMs: number): number {
-  const header = response?.headers['retry-after'];
+function retryDelay(answer: Answer | undefined, fallbackMs: number): number {
+  const header = answer?.headers['retry-after'];
   const seconds = typeof header === 'string' ? Number(header) : NaN;
   return Number.isFinite(seconds) && seconds >= 0 ? Math.min(seconds * 1000, RETRY_AFTER_CAP_MS) : fallbackMs;
 }
@@ -92,22 +110,35 @@ export function compileHttpStep(definition: HttpStepDefinition, env: StepEnviron
   const dispatcher = env.dispatcher;
   const sendsBody = method !== 'GET' && method !== 'DELETE';
 
-  async function send(target: URL, headers: Record<string, string>, body: Buffer | undefined): Promise<Dispatcher.ResponseData> {
+  /** One request-reply within the step timeout: the whole body is read (up to a cap) before the timer stops. */
+  async function exchange(target: URL, headers: Record<string, string>, body: Buffer | undefined): Promise<Answer> {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), timeoutMs);
     try {
-      return await dispatcher.request({
-        origin: target.origin,
-        path: target.pathname + target.search,
-        method,
-        headers,
-        body,
-        signal: AbortSignal.timeout(timeoutMs),
-      });
-    } catch (err) {
-      const e = err as { name?: string; code?: string; message?: string };
-      if (e.name === 'TimeoutError' || e.name === 'AbortError' || e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT') {
-        throw new MessageFailure('RECEIVER_TIMEOUT', `receiver ${target.host} did not answer within ${timeoutMs} ms`, 504);
+      const response = await dispatcher.request({ origin: target.origin, path: target.pathname + target.search, method, headers, body, signal: controller.signal });
+      const tooLarge = () => new MessageFailure('RECEIVER_RESPONSE_TOO_LARGE', `receiver ${target.host} answered more than ${MAX_RESPONSE_BYTES} bytes`, 502);
+      if (Number(response.headers['content-length']) > MAX_RESPONSE_BYTES) {
+        response.body.destroy();
+        throw tooLarge();
       }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const chunk of response.body) {
+        size += (chunk as Buffer).length;
+        if (size > MAX_RESPONSE_BYTES) {
+          response.body.destroy();
+          throw tooLarge();
+        }
+        chunks.push(chunk as Buffer);
+      }
+      return { statusCode: response.statusCode, headers: response.headers, body: Buffer.concat(chunks, size) };
+    } catch (err) {
+      if (err instanceof MessageFailure) throw err;
+      if (controller.signal.aborted) throw new MessageFailure('RECEIVER_TIMEOUT', `receiver ${target.host} did not answer within ${timeoutMs} ms`, 504);
+      const e = err as { code?: string; message?: string };
       throw new MessageFailure('RECEIVER_UNREACHABLE', `receiver ${target.host} unreachable: ${e.code ?? e.message ?? 'connection failed'}`, 502);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -126,10 +157,11 @@ export function compileHttpStep(definition: HttpStepDefinition, env: StepEnviron
 
   const run: StepRun = async (message) => {
     const target = targetOf(message);
+    // Keyed by lower-case name, so the computed Content-Type and Authorization replace copied ones.
     const headers: Record<string, string> = {};
     for (const name of requestHeaders) {
       const value = message.getHeader(name);
-      if (value !== undefined) headers[name] = value;
+      if (value !== undefined) headers[name.toLowerCase()] = value;
     }
     const body = sendsBody ? message.getBody() : undefined;
     if (body) {
@@ -138,52 +170,42 @@ export function compileHttpStep(definition: HttpStepDefinition, env: StepEnviron
     }
     let token: string | undefined;
     if (auth) {
-      try {
-        token = await auth.header();
-      } catch (err) {
-        throw toMessageFailure(err, 'CREDENTIAL_ERROR');
-      }
+      token = await authorize(auth);
       headers.authorization = token;
     }
 
-    let response: Dispatcher.ResponseData | undefined;
+    let answer: Answer | undefined;
     let refreshed = false;
     for (let attempt = 1; ; attempt++) {
       let failure: MessageFailure | undefined;
       try {
-        response = await send(target, headers, body);
+        answer = await exchange(target, headers, body);
       } catch (err) {
         failure = err as MessageFailure;
-        response = undefined;
+        answer = undefined;
       }
-      if (response && response.statusCode === 401 && auth?.refreshable && !refreshed && token) {
+      if (answer && answer.statusCode === 401 && auth?.refreshable && !refreshed && token) {
         // The token was refused (revoked, or expired early): refresh once and retry once.
-        await response.body.dump();
         refreshed = true;
-        try {
-          token = await auth.header(token.slice('Bearer '.length));
-        } catch (err) {
-          throw toMessageFailure(err, 'CREDENTIAL_ERROR');
-        }
+        token = await authorize(auth, token.slice('Bearer '.length));
         headers.authorization = token;
         attempt--;
         continue;
       }
-      const retriable = failure ? failure.code === 'RECEIVER_UNREACHABLE' || failure.code === 'RECEIVER_TIMEOUT' : RETRIED_STATUSES.has(response!.statusCode);
+      const retriable = failure ? failure.code === 'RECEIVER_UNREACHABLE' || failure.code === 'RECEIVER_TIMEOUT' : RETRIED_STATUSES.has(answer!.statusCode);
       if (!retriable || attempt >= attempts) {
         if (failure) throw failure;
         break;
       }
-      const delay = retryDelay(response, retryDelayMs);
-      if (response) await response.body.dump();
-      await new Promise((resolve) => setTimeout(resolve, delay));
+      await new Promise((resolve) => setTimeout(resolve, retryDelay(answer, retryDelayMs)));
     }
 
-    const { statusCode } = response!;
-    const responseBody = Buffer.from(await response!.body.arrayBuffer());
-    const requestId = response!.headers['request-id'];
+    const { statusCode, headers: received, body: responseBody } = answer!;
     if (throwOnFailure && (statusCode < 200 || statusCode >= 300)) {
-      const text = truncate(responseBody.toString('utf8'));
+      // A receiver may echo what it was sent: never pass a credential on to the caller, the log or the store.
+      const sentSecrets = Object.entries(headers).flatMap(([name, value]) => (SENSITIVE_HEADER.test(name) ? secretsOfHeaderValue(value) : []));
+      const text = truncate(redactValues(responseBody.toString('utf8'), sentSecrets));
+      const requestId = received['request-id'];
       throw new MessageFailure(
         'RECEIVER_ERROR',
         `receiver ${target.host} answered ${statusCode} ${STATUS_CODES[statusCode] ?? ''}${text ? `: ${text}` : ''}`.trim(),
@@ -192,12 +214,12 @@ export function compileHttpStep(definition: HttpStepDefinition, env: StepEnviron
       );
     }
     message.status = statusCode;
-    for (const [name, value] of Object.entries(response!.headers)) {
+    for (const [name, value] of Object.entries(received)) {
       const lower = name.toLowerCase();
       if (value === undefined || NOT_COPIED.has(lower) || (responseHeaders && !responseHeaders.has(lower))) continue;
       message.setHeader(name, Array.isArray(value) ? value.join(', ') : value);
     }
-    if (!response!.headers['content-type']) message.removeHeader('Content-Type');
+    if (!received['content-type']) message.removeHeader('Content-Type');
     message.setBody(responseBody);
   };
   return Object.assign(run, { receiver });

@@ -75,7 +75,10 @@ export async function compileScriptStep(file: string, timeoutMs: number, env: St
         timeoutMs,
         () => new MessageFailure('SCRIPT_TIMEOUT', `script ${shownName} did not finish within ${timeoutMs} ms`),
       );
-      return result instanceof Message ? result : undefined;
+      if (result instanceof Message) message.assign(result);
+      else if (result !== undefined && result !== null) {
+        throw new MessageFailure('SCRIPT_ERROR', `script ${shownName} returned something that is not a message: change the message in place or return it`);
+      }
     } catch (err) {
       if (err instanceof MessageFailure) throw err;
       const failure = toMessageFailure(err, 'SCRIPT_ERROR');

@@ -22,7 +22,8 @@ export interface Execution {
   readonly log: Logger;
 }
 
-export type StepRun = (message: Message, execution: Execution) => Message | void | Promise<Message | void>;
+/** Runs a step over the message, changing it in place. */
+export type StepRun = (message: Message, execution: Execution) => void | Promise<void>;
 
 export interface CompiledStep {
   name: string;

@@ -1,0 +1,27 @@
+/** Header names whose values are credentials: never echoed, never replied, never logged. */
+export const SENSITIVE_HEADER = /auth|key|token|secret|cookie|session|password/i;
+
+/**
+ * Replaces every occurrence of each secret in `text` with [Redacted]. For text that came from
+ * elsewhere (a receiver's or token endpoint's error body) and may echo what was sent to it.
+ */
+export function redactValues(text: string, secrets: Iterable<string | undefined>): string {
+  let out = text;
+  for (const secret of secrets) if (secret && secret.length >= 4) out = out.split(secret).join('[Redacted]');
+  return out;
+}
+
+/** What an Authorization-like header value gives away: the whole value, its credential part, a Basic password. */
+export function secretsOfHeaderValue(value: string): string[] {
+  const secrets = [value];
+  const space = value.indexOf(' ');
+  if (space > 0) {
+    const credential = value.slice(space + 1).trim();
+    secrets.push(credential);
+    if (/^basic$/i.test(value.slice(0, space))) {
+      const decoded = Buffer.from(credential, 'base64').toString('utf8');
+      secrets.push(decoded, decoded.slice(decoded.indexOf(':') + 1));
+    }
+  }
+  return secrets;
+}

@@ -1,0 +1,170 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:net';
+import { startIflow, waitFor, type RunningIflow } from '../support/iflow.ts';
+import { writeFlows } from '../support/flows.ts';
+import { startReceiver } from '../support/receiver.ts';
+import { redactSecrets } from '../../src/logging.ts';
+
+type ErrorReply = { error: { code: string; message: string; messageId?: string } };
+const SCRIPT_TOKEN = 'Bearer script-set-token-0123456789';
+
+/** Failures that must never leak a credential, and replies a script can break, answered in the error contract. */
+describe('hardening of flow endpoints', () => {
+  let iflow: RunningIflow;
+  let echo: Awaited<ReturnType<typeof startReceiver>>;
+  let stall: Server;
+  let stallUrl: string;
+  let flows: ReturnType<typeof writeFlows>;
+
+  before(async () => {
+    // Echoes what it got, as some receivers' error pages do.
+    echo = await startReceiver((request) => ({ status: request.url.startsWith('/ok') ? 200 : 401, headers: { 'content-type': 'application/json' }, body: { got: request.headers.authorization, rawHeaders: request.rawHeaders } }));
+    // Sends headers and then stalls the body.
+    stall = createServer((socket) => {
+      socket.once('data', () => socket.write('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\npartial'));
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => stall.listen(0, '127.0.0.1', resolve));
+    const address = stall.address() as { port: number };
+    stallUrl = `http://127.0.0.1:${address.port}`;
+
+    flows = writeFlows({
+      echo: {
+        'flow.yaml': `
+sender: { path: /http/echo, allowedHeaders: [X-Target] }
+steps:
+  - set: { headers: { Authorization: "${SCRIPT_TOKEN}", Content-Type: "text/plain" }, body: '{"a":1}' }
+  - script: scripts/json.mjs
+  - http: { address: "${echo.url}/\${property.target}", requestHeaders: [Authorization, Content-Type] }
+`,
+        'scripts/json.mjs': "export default function (message) { message.setProperty('target', message.getHeader('X-Target') ?? 'fail'); message.setBody({ a: 1 }); }\n",
+      },
+      stall: { 'flow.yaml': `sender: { path: /http/stall }\nsteps:\n  - http: { address: "${stallUrl}/x", timeout: 300ms }\n` },
+      script: {
+        'flow.yaml': 'sender: { path: /http/script, allowedHeaders: [X-Case] }\nsteps:\n  - script: scripts/cases.mjs\n',
+        'scripts/cases.mjs': `
+import { Message } from '${new URL('../../src/runtime/message.ts', import.meta.url).href}';
+export default function processData(message) {
+  switch (message.getHeader('X-Case')) {
+    case 'api-key': message.setHeader('X-Api-Key', 'script-api-key-4711'); message.setHeader('X-Visible', 'yes'); return;
+    case 'bad-status': message.status = 99; return;
+    case 'bad-header': message.setHeader('X-Bad', 'a\\r\\nInjected: 1'); return;
+    case 'cyclic': { const body = {}; body.self = body; message.setBody(body); return; }
+    case 'status-200-error': throw Object.assign(new Error('custom failure'), { statusCode: 200, code: 'X' });
+    case 'new-message': { const other = new Message({ id: 'not-my-id', correlationId: 'c' }); other.setBody('from the new message'); return other; }
+    case 'not-a-message': return { notAMessage: true };
+  }
+}
+`,
+      },
+    });
+    iflow = await startIflow({ flowsDir: flows.dir });
+  });
+
+  after(async () => {
+    await iflow.close();
+    await echo.close();
+    stall.close();
+    flows.remove();
+  });
+
+  const post = (path: string, headers: Record<string, string> = {}, body = '{}') =>
+    fetch(`${iflow.url}${path}`, { method: 'POST', headers: { authorization: iflow.adminAuth, 'content-type': 'application/json', ...headers }, body });
+
+  test('a receiver echoing the Authorization it got never hands the token to the caller, the log or the store', async () => {
+    const response = await post('/http/echo');
+    assert.equal(response.status, 502);
+    const body = (await response.json()) as ErrorReply;
+    assert.ok(!JSON.stringify(body).includes('script-set-token'), body.error.message);
+    assert.match(body.error.message, /\[Redacted\]/);
+    const record = await waitFor(() => iflow.app.store.messageLogs.get(body.error.messageId!), { what: 'record' });
+    assert.ok(!JSON.stringify(record).includes('script-set-token'));
+    await waitFor(() => iflow.logs.records().some((r) => r.messageId === body.error.messageId), { what: 'log line' });
+    assert.ok(!iflow.logs.text.includes('script-set-token'));
+  });
+
+  test('receivers get one Content-Type and one Authorization, the computed ones', async () => {
+    const response = await post('/http/echo', { 'x-target': 'ok' });
+    assert.equal(response.status, 200);
+    const sent = echo.received.at(-1)!;
+    const names = (sent.rawHeaders ?? []).filter((_v, i) => i % 2 === 0).map((n) => n.toLowerCase());
+    assert.equal(names.filter((n) => n === 'content-type').length, 1);
+    assert.equal(names.filter((n) => n === 'authorization').length, 1);
+    assert.equal(sent.headers['content-type'], 'application/json');
+  });
+
+  test('a body that stalls after the headers fails at the step timeout with 504', async () => {
+    const response = await post('/http/stall');
+    assert.equal(response.status, 504);
+    assert.equal(((await response.json()) as ErrorReply).error.code, 'RECEIVER_TIMEOUT');
+  });
+
+  test('malformed JSON is a 400 that does not quote the body', async () => {
+    const response = await post('/http/script', {}, '{"password":hunter2-SECRET}');
+    assert.equal(response.status, 400);
+    const body = (await response.json()) as ErrorReply;
+    assert.equal(body.error.code, 'INVALID_JSON');
+    assert.match(body.error.message, /^Malformed JSON body( at position \d+)?$/);
+    await waitFor(() => iflow.logs.records().some((r) => r.messageId === body.error.messageId), { what: 'log line' });
+    assert.ok(!iflow.logs.text.includes('hunter2'));
+  });
+
+  test('headers that look like credentials are not replied to the caller', async () => {
+    const response = await post('/http/script', { 'x-case': 'api-key' });
+    assert.equal(response.status, 200);
+    assert.equal(response.headers.get('x-api-key'), null);
+    assert.equal(response.headers.get('x-visible'), 'yes');
+  });
+
+  for (const [name, pattern] of [
+    ['bad-status', /status 99/],
+    ['bad-header', /header "X-Bad"/],
+    ['cyclic', /does not serialise/],
+  ] as const) {
+    test(`a final message HTTP cannot carry (${name}) is a 500 INVALID_REPLY, logged as FAILED`, async () => {
+      const response = await post('/http/script', { 'x-case': name });
+      assert.equal(response.status, 500);
+      const body = (await response.json()) as ErrorReply;
+      assert.equal(body.error.code, 'INVALID_REPLY');
+      assert.match(body.error.message, pattern);
+      const record = await waitFor(() => iflow.app.store.messageLogs.get(body.error.messageId!), { what: 'record' });
+      assert.equal(record.Status, 'FAILED');
+    });
+  }
+
+  test("a script's thrown statusCode does not choose the reply status", async () => {
+    const response = await post('/http/script', { 'x-case': 'status-200-error' });
+    assert.equal(response.status, 500);
+    assert.equal(((await response.json()) as ErrorReply).error.code, 'SCRIPT_ERROR');
+  });
+
+  test('a returned message is taken over but keeps the message id; anything else returned is an error', async () => {
+    const response = await post('/http/script', { 'x-case': 'new-message' });
+    assert.equal(response.status, 200);
+    assert.equal(await response.text(), 'from the new message');
+    const id = response.headers.get('sap_messageprocessinglogid')!;
+    assert.notEqual(id, 'not-my-id');
+    assert.ok(await waitFor(() => iflow.app.store.messageLogs.get(id), { what: 'record' }));
+    assert.equal(await iflow.app.store.messageLogs.get('not-my-id'), undefined);
+
+    const wrong = await post('/http/script', { 'x-case': 'not-a-message' });
+    assert.equal(wrong.status, 500);
+    assert.match(((await wrong.json()) as ErrorReply).error.message, /not a message/);
+  });
+
+  test('a malformed URL is a JSON 400', async () => {
+    const response = await fetch(`${iflow.url}/api/v1/flows/%ZZ`, { headers: { authorization: iflow.adminAuth } });
+    assert.equal(response.status, 400);
+    assert.equal(((await response.json()) as ErrorReply).error.code, 'BAD_URL');
+  });
+});
+
+test('log redaction catches secret keys in any case and Authorization-like values a few levels deep', () => {
+  const input = { headers: { Authorization: 'Bearer abc', 'X-Api-Key': 'k' }, nested: [{ value: 'Basic Zm9vOmJhcg==' }], url: '/cb?code=123&state=9', keep: 'plain', count: 3 };
+  const out = redactSecrets(input) as typeof input;
+  assert.deepEqual(out, { headers: { Authorization: '[Redacted]', 'X-Api-Key': '[Redacted]' }, nested: [{ value: '[Redacted]' }], url: '/cb?code=[Redacted]&state=[Redacted]', keep: 'plain', count: 3 });
+  assert.equal(input.headers.Authorization, 'Bearer abc', 'the original object is not changed');
+  const clean = { messageId: 'm', steps: [{ name: 'a', durationMs: 1 }] };
+  assert.equal(redactSecrets(clean), clean, 'objects without secrets pass through as they are');
+});

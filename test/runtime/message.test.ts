@@ -1,0 +1,54 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Message } from '../../src/runtime/message.ts';
+import { compileExpression, formatDate } from '../../src/runtime/expressions.ts';
+
+test('Message: headers match case-insensitively and keep their case; bodies convert once and remember their kind', () => {
+  const message = new Message({ id: 'm1', correlationId: 'c1', headers: { 'X-Order': '42' } });
+  assert.equal(message.getHeader('x-order'), '42');
+  assert.deepEqual(message.getHeaders(), { 'X-Order': '42' });
+  message.removeHeader('X-ORDER');
+  assert.equal(message.getHeader('X-Order'), undefined);
+
+  message.setBody({ a: 1 });
+  assert.equal(message.isJsonBody(), true);
+  assert.equal(message.getBody().toString(), '{"a":1}');
+  assert.equal(message.isJsonBody(), true, 'a cached conversion does not change the kind');
+
+  message.setBody('{"b":2}');
+  assert.equal(message.isJsonBody(), false);
+  const parsed = message.getBodyAsJson<{ b: number }>();
+  assert.equal(parsed.b, 2);
+  assert.equal(message.getBodyAsJson(), parsed, 'parsed once');
+
+  message.setJsonBody({ c: 3 }, Buffer.from('{ "c": 3 }'));
+  assert.equal(message.isJsonBody(), false, 'received bytes stay the body');
+  assert.equal(message.getBodyAsString(), '{ "c": 3 }');
+  assert.deepEqual(message.getBodyAsJson(), { c: 3 });
+});
+
+test('Message.assign takes over everything but the id and correlation id', () => {
+  const message = new Message({ id: 'mine', correlationId: 'corr' });
+  const other = new Message({ id: 'other', correlationId: 'x', body: { z: 1 }, headers: { A: 'b' } });
+  other.status = 201;
+  other.setProperty('p', 1);
+  message.assign(other);
+  assert.equal(message.id, 'mine');
+  assert.equal(message.correlationId, 'corr');
+  assert.equal(message.status, 201);
+  assert.equal(message.getHeader('a'), 'b');
+  assert.equal(message.getProperty('p'), 1);
+  assert.equal(message.isJsonBody(), true);
+  assert.equal(message.getBodyAsString(), '{"z":1}');
+});
+
+test('expressions: headers, properties, body, ids and dates; unknown placeholders are deploy errors', () => {
+  const message = new Message({ id: 'm1', correlationId: 'c1', body: 'text', headers: { 'X-A': 'a' } });
+  message.setProperty('n', 5);
+  message.setProperty('o', { k: 'v' });
+  assert.equal(compileExpression('${header.X-A}/${property.n}/${property.o}/${body}/${messageId}/${correlationId}/${header.none}')(message), 'a/5/{"k":"v"}/text/m1/c1/');
+  assert.equal(compileExpression('plain')(message), 'plain');
+  assert.match(compileExpression('${date:now:yyyy-MM-dd}')(message), /^\d{4}-\d{2}-\d{2}$/);
+  assert.throws(() => compileExpression('${nope}'), /unknown expression \$\{nope\}/);
+  assert.equal(formatDate(new Date(Date.UTC(2026, 0, 2, 3, 4, 5, 6)), "yyyy-MM-dd'T'HH:mm:ss.SSS"), '2026-01-02T03:04:05.006');
+});
