@@ -7,7 +7,7 @@ import { CredentialSettingsError, type AuthorizationCodeClients } from './oauth-
 import { identityOf, redirectUri } from './providers.ts';
 import { TokenEndpointError, userFromIdToken, type TokenResponse } from './token-endpoint.ts';
 import type { TokenService } from './token-service.ts';
-import type { FailingStatus, LastError } from './types.ts';
+import type { Credential, FailingStatus, LastError } from './types.ts';
 import { oauthStateContext, type CredentialVault } from './vault.ts';
 
 /** How long an authorization (state and PKCE verifier) may take: Entra's codes live about as long. */
@@ -110,8 +110,10 @@ export class Authorization {
       }
       const status = err.classification;
       const identity = identityOf(credential);
-      await vault.mutate(name, (latest) => (identityOf(latest) === identity ? { ...latest, state: { ...latest.state, status, lastError } } : undefined));
-      tokens.forget(name);
+      await vault.repository.withLock(name, async () => {
+        await vault.mutate(name, (latest) => (identityOf(latest) === identity ? { ...latest, state: { ...latest.state, status, lastError } } : undefined));
+        tokens.forget(name);
+      });
       log.warn({ ...logFields, outcome: 'failed', status }, 'authorization code exchange failed');
       return { kind: 'token-error', credential: name, status, lastError };
     }
@@ -120,22 +122,27 @@ export class Authorization {
     const expiresAt = new Date(now + response.expiresIn * 1000).toISOString();
     const user = userFromIdToken(response.idToken) ?? credential.settings.user;
     const identity = identityOf(credential);
-    const result = await vault.mutate(name, (latest) => {
-      if (identityOf(latest) !== identity) return undefined;
-      return {
-        ...latest,
-        secrets: { ...latest.secrets, accessToken: response.accessToken, refreshToken: response.refreshToken, tokenType: response.tokenType },
-        state: {
-          status: 'authorized',
-          user,
-          expiresAt,
-          lastRefreshAt: new Date(now).toISOString(),
-          authorizedAt: new Date(now).toISOString(),
-          grantedScope: response.scope,
-        },
-      };
+    const authorized = (latest: Credential): Credential => ({
+      ...latest,
+      secrets: { ...latest.secrets, accessToken: response.accessToken, refreshToken: response.refreshToken, tokenType: response.tokenType },
+      state: {
+        status: 'authorized',
+        user,
+        expiresAt,
+        lastRefreshAt: new Date(now).toISOString(),
+        authorizedAt: new Date(now).toISOString(),
+        grantedScope: response.scope,
+      },
     });
-    tokens.forget(name);
+    // Written under the credential's refresh lock: a refresh of the previous grant in progress
+    // (this process or another instance) finishes first, and one that starts later reads these
+    // tokens. The lock is taken only after the code exchange, and nothing inside it waits for a
+    // token flight (a flight may itself be waiting for this lock), so the two cannot deadlock.
+    const result = await vault.repository.withLock(name, async () => {
+      const written = await vault.mutate(name, (latest) => (identityOf(latest) === identity ? authorized(latest) : undefined));
+      tokens.forget(name);
+      return written;
+    });
     if (!result?.written) {
       log.warn({ credential: name, outcome: 'discarded' }, 'credential changed during authorization; tokens discarded');
       return { kind: 'changed', credential: name };

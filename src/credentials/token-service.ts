@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyBaseLogger } from 'fastify';
 import type { AccessToken, SecurityMaterial, UserCredential } from '../runtime/context.ts';
 import { effectiveScope, endpointsOf, identityOf, providerOf } from './providers.ts';
@@ -35,6 +36,8 @@ const FIVE_MINUTES = 5 * 60_000;
 const AHEAD_BACKOFF_MS = 30_000;
 /** Retry-After longer than this is not waited for inside a message. */
 const MAX_RETRY_AFTER_MS = 10_000;
+/** A basic credential (user and password) is read from the store again after this long, so another instance's update is seen. */
+const BASIC_CACHE_MS = 60_000;
 
 /** Refresh this long before expiry: 5 minutes, or a tenth of the token's lifetime when that is shorter. */
 export function refreshMarginMs(lifetimeMs: number): number {
@@ -42,6 +45,14 @@ export function refreshMarginMs(lifetimeMs: number): number {
 }
 
 type RefreshReason = { kind: 'message'; rejectedToken?: string } | { kind: 'keep-alive'; olderThanMs: number };
+
+/**
+ * Do both hold the same grant? A re-authorization replaces the refresh token and `authorizedAt`;
+ * tokens obtained with the older grant must then not be written over the newer one.
+ */
+function sameGrant(a: Credential, b: Credential): boolean {
+  return a.secrets.refreshToken === b.secrets.refreshToken && a.state.authorizedAt === b.state.authorizedAt;
+}
 
 /**
  * The token service behind `app.securityMaterial`: hands out access tokens, refreshing them ahead
@@ -57,6 +68,14 @@ export class TokenService implements SecurityMaterial {
   private readonly aheadBackoffUntil = new Map<string, number>();
   /** When each credential's client secret expiry was last warned about (once a day is enough). */
   private readonly secretWarnedAt = new Map<string, number>();
+  /** Basic credentials (user and password), read from the store at most every BASIC_CACHE_MS. */
+  private readonly basicCache = new Map<string, { credential: UserCredential; readAtMs: number }>();
+  /** Bumped by forget(): a read that started before must not fill the cache with what it read. */
+  private generation = 0;
+  /** Flights and keep-alive runs in progress: stop() waits for them (they write to the store). */
+  private readonly work = new Set<Promise<unknown>>();
+  /** Aborted by stop(): ends the waits between retries of a token request. */
+  private readonly stopping = new AbortController();
   private stopped = false;
   private readonly vault: CredentialVault;
   private readonly log: FastifyBaseLogger;
@@ -74,15 +93,37 @@ export class TokenService implements SecurityMaterial {
     this.keepAliveMs = options.keepAliveMs;
   }
 
-  /** Stops keep-alive work (the server is closing). */
-  stop(): void {
+  /**
+   * The server is closing: keep-alive stops, waits between retries end, no new refresh starts
+   * (a request then fails with CREDENTIAL_TOKEN_UNAVAILABLE unless a fresh token is cached).
+   * Resolves once the refreshes and keep-alive runs in progress have settled; a token request
+   * already sent may complete (bounded by its timeout), so a rotated refresh token is written
+   * before the store closes.
+   */
+  async stop(): Promise<void> {
     this.stopped = true;
+    this.stopping.abort();
+    while (this.work.size > 0) await Promise.allSettled([...this.work]);
   }
 
   /** Drops what is cached about `name` (after an admin changed, authorized or deleted it). */
   forget(name: string): void {
+    this.generation++;
     this.cache.delete(name);
+    this.basicCache.delete(name);
     this.aheadBackoffUntil.delete(name);
+  }
+
+  /** Counts `promise` as work in progress until it settles. */
+  private track<T>(promise: Promise<T>): Promise<T> {
+    this.work.add(promise);
+    const done = () => this.work.delete(promise);
+    promise.then(done, done);
+    return promise;
+  }
+
+  private shuttingDown(name: string): CredentialError {
+    return new CredentialError(name, 'CREDENTIAL_TOKEN_UNAVAILABLE', `Credential "${name}": iflow is shutting down and starts no token refresh: send the message again once it is back`);
   }
 
   async getAccessToken(name: string, options: { rejectedToken?: string } = {}): Promise<AccessToken> {
@@ -98,11 +139,16 @@ export class TokenService implements SecurityMaterial {
   }
 
   async getUserCredential(name: string): Promise<UserCredential> {
+    const cached = this.basicCache.get(name);
+    if (cached && this.now() - cached.readAtMs < BASIC_CACHE_MS) return { ...cached.credential };
+    const generation = this.generation;
     const credential = await this.load(name);
     if (credential.type !== 'basic') {
       throw new CredentialError(name, 'CREDENTIAL_WRONG_TYPE', `Credential "${name}" is of type ${credential.type}, not basic: use it for OAuth 2.0 tokens, or name a basic credential`, { statusCode: 500 });
     }
-    return { user: credential.settings.user ?? '', password: credential.secrets.password ?? '' };
+    const user: UserCredential = { user: credential.settings.user ?? '', password: credential.secrets.password ?? '' };
+    if (generation === this.generation) this.basicCache.set(name, { credential: user, readAtMs: this.now() });
+    return { ...user };
   }
 
   /**
@@ -110,9 +156,13 @@ export class TokenService implements SecurityMaterial {
    * refreshed for `olderThanMs` (default: the keep-alive period), so inactivity (AADSTS700082)
    * never ends a grant. Failures set the status as any refresh does; transient ones are logged.
    */
-  async runKeepAlive(options: { olderThanMs?: number } = {}): Promise<KeepAliveReport> {
-    const olderThanMs = options.olderThanMs ?? this.keepAliveMs;
+  runKeepAlive(options: { olderThanMs?: number } = {}): Promise<KeepAliveReport> {
+    return this.track(this.keepAlive(options.olderThanMs ?? this.keepAliveMs));
+  }
+
+  private async keepAlive(olderThanMs: number): Promise<KeepAliveReport> {
     const report: KeepAliveReport = { refreshed: [], skipped: [], failed: [] };
+    if (this.stopped) return report;
     let names: string[];
     try {
       names = (await this.vault.repository.list()).filter((r) => r.type === 'oauth2-authorization-code').map((r) => r.name);
@@ -132,6 +182,7 @@ export class TokenService implements SecurityMaterial {
         }
         // Wait for a flight in progress (its outcome may make this one unnecessary).
         await this.inflight.get(name)?.catch(() => undefined);
+        if (this.stopped) break;
         await this.singleFlight(name, { kind: 'keep-alive', olderThanMs });
         report.refreshed.push(name);
       } catch (err) {
@@ -169,11 +220,12 @@ export class TokenService implements SecurityMaterial {
   private singleFlight(name: string, reason: RefreshReason): Promise<AccessToken> {
     const existing = this.inflight.get(name);
     if (existing) return existing;
+    if (this.stopped) return Promise.reject(this.shuttingDown(name));
     const flight = this.obtain(name, reason).finally(() => {
       if (this.inflight.get(name) === flight) this.inflight.delete(name);
     });
     this.inflight.set(name, flight);
-    return flight;
+    return this.track(flight);
   }
 
   private async load(name: string): Promise<Credential> {
@@ -248,6 +300,8 @@ export class TokenService implements SecurityMaterial {
     // Another refresher (this process or another instance) may have finished while we waited.
     const { credential, token: stillGood } = await this.loadUsable(name, reason);
     if (stillGood) return stillGood;
+    // Closing while this flight waited for the lock: ask for no new tokens the store may not take.
+    if (this.stopped) throw this.shuttingDown(name);
 
     const grant = this.grantFor(credential);
     if (!grant) {
@@ -280,9 +334,15 @@ export class TokenService implements SecurityMaterial {
     const now = this.now();
     const expiresAt = new Date(now + response.expiresIn * 1000).toISOString();
     const identity = identityOf(credential);
+    let superseded = false;
     const result = await this.vault.mutate(name, (latest) => {
+      superseded = false;
       // The admin changed the client or scope meanwhile: these tokens belong to the old settings.
       if (identityOf(latest) !== identity) return undefined;
+      // Authorized again meanwhile (perhaps as another user): the newer grant wins; writing these
+      // tokens would bring the old one back.
+      superseded = !sameGrant(latest, credential);
+      if (superseded) return undefined;
       return {
         ...latest,
         secrets: {
@@ -303,6 +363,7 @@ export class TokenService implements SecurityMaterial {
         },
       };
     });
+    if (result && !result.written && superseded) return this.superseded(result.credential, reason);
     if (!result?.written) {
       this.log.warn({ credential: name, outcome: 'discarded' }, 'credential changed during token refresh; new tokens discarded');
       throw new CredentialError(name, 'CREDENTIAL_TOKEN_UNAVAILABLE', `Credential "${name}" was changed or deleted while its token was refreshed: send the message again`);
@@ -348,18 +409,42 @@ export class TokenService implements SecurityMaterial {
     }
     const status = err.classification;
     const identity = identityOf(credential);
-    await this.vault.mutate(name, (latest) => {
+    let superseded = false;
+    const result = await this.vault.mutate(name, (latest) => {
+      superseded = false;
       if (identityOf(latest) !== identity) return undefined;
-      // A concurrent success (e.g. a re-authorization) with newer tokens wins over this failure.
-      if (latest.secrets.refreshToken !== credential.secrets.refreshToken && latest.state.status === 'authorized') return undefined;
+      // A re-authorization meanwhile wins over this failure of the grant it replaced.
+      superseded = !sameGrant(latest, credential);
+      if (superseded) return undefined;
       return { ...latest, state: { ...latest.state, status, lastError } };
     });
+    if (result && !result.written && superseded) return this.superseded(result.credential, reason, lastError.error);
     this.cache.delete(name);
     this.log.warn(
       { credential: name, grantType, reason: reason.kind, outcome: 'failed', status, error: lastError.error, errorCodes: lastError.errorCodes, httpStatus: lastError.httpStatus, traceId: lastError.traceId, correlationId: lastError.correlationId },
       'credential token refresh failed; credential needs an admin',
     );
     throw this.failing(credential, status, lastError);
+  }
+
+  /**
+   * The credential was authorized again while its older grant was being refreshed: what the
+   * refresh got (or the error it met) is dropped, and the newer grant's token is handed out.
+   */
+  private superseded(latest: Credential, reason: RefreshReason, error?: string): AccessToken {
+    const { name } = latest;
+    this.log.warn({ credential: name, reason: reason.kind, outcome: 'superseded', error }, 'credential was authorized again during token refresh; the refresh result is discarded');
+    this.checkUsableType(latest);
+    let usable = this.usable(latest, reason);
+    const stored = this.stored(latest);
+    // A message can go on with the new grant's token while it is valid, even inside the refresh margin.
+    if (!usable && reason.kind === 'message' && stored && this.stillValid(stored) && stored.token.accessToken !== reason.rejectedToken) usable = stored;
+    if (!usable) {
+      throw new CredentialError(name, 'CREDENTIAL_TOKEN_UNAVAILABLE', `Credential "${name}" was authorized again while its token was refreshed: send the message again`);
+    }
+    this.cache.set(name, usable);
+    this.aheadBackoffUntil.delete(name);
+    return usable.token;
   }
 
   /** The grant to ask for; undefined when an authorization-code credential has no refresh token left to use. */
@@ -391,14 +476,23 @@ export class TokenService implements SecurityMaterial {
     return { tokenUrl, clientId: credential.settings.clientId, clientSecret: credential.secrets.clientSecret, clientAuthentication: credential.settings.clientAuthentication ?? 'body' };
   }
 
+  /**
+   * Asks the token endpoint, retrying transient failures `retries` times with backoff. Once
+   * stop() was called, no further attempt is made (the wait between attempts ends at once) and
+   * the last transient error stands; an attempt already sent runs to its end (or its timeout).
+   */
   private async requestWithRetries(client: TokenClient, grant: Record<string, string>, retries: number): Promise<{ response: TokenResponse; attempts: number }> {
     for (let attempt = 0; ; attempt++) {
       try {
         return { response: await requestToken(client, grant, { timeoutMs: this.requestTimeoutMs }), attempts: attempt + 1 };
       } catch (err) {
-        if (!(err instanceof TokenEndpointError) || err.classification !== 'transient' || attempt >= retries) throw err;
-        const wait = Math.max(this.retryDelaysMs[attempt], Math.min(err.retryAfterMs ?? 0, MAX_RETRY_AFTER_MS));
-        await new Promise((resolve) => setTimeout(resolve, wait));
+        if (!(err instanceof TokenEndpointError) || err.classification !== 'transient' || attempt >= retries || this.stopped) throw err;
+        const wait = Math.max(this.retryDelaysMs[attempt] ?? 0, Math.min(err.retryAfterMs ?? 0, MAX_RETRY_AFTER_MS));
+        try {
+          await sleep(wait, undefined, { signal: this.stopping.signal });
+        } catch {
+          throw err;
+        }
       }
     }
   }

@@ -387,7 +387,10 @@ class PostgresCredentials implements CredentialRepository {
     return key;
   }
 
+  /** Also removes the states that expired unused (authorizations never completed). */
   async putOAuthState(record: OAuthStateRecord) {
+    // expires_at is an ISO 8601 UTC timestamp (toISOString): compared byte-wise, text order is time order.
+    await this.pool.query('DELETE FROM oauth_states WHERE expires_at COLLATE "C" < $1', [new Date().toISOString()]);
     await this.pool.query('INSERT INTO oauth_states (state, credential_name, code_verifier, expires_at) VALUES ($1, $2, $3, $4)', [
       record.state,
       record.credentialName,

@@ -132,6 +132,7 @@ class SqliteCredentials implements CredentialRepository {
   private readonly change;
   private readonly remove;
   private readonly insertState;
+  private readonly purgeStates;
   private readonly takeState;
 
   constructor(db: Database.Database) {
@@ -149,6 +150,8 @@ class SqliteCredentials implements CredentialRepository {
     this.insertState = db.prepare(
       'INSERT INTO oauth_states (state, credential_name, code_verifier, expires_at) VALUES (@state, @credentialName, @codeVerifier, @expiresAt)',
     );
+    // expires_at is an ISO 8601 UTC timestamp (toISOString), so text order is time order.
+    this.purgeStates = db.prepare('DELETE FROM oauth_states WHERE expires_at < ?');
     this.takeState = db.prepare('DELETE FROM oauth_states WHERE state = ? RETURNING *');
   }
 
@@ -190,7 +193,9 @@ class SqliteCredentials implements CredentialRepository {
     // One process owns an SQLite file, so an in-process lock is the whole story here.
     return this.locks.run(name, fn);
   }
+  /** Also removes the states that expired unused (authorizations never completed). */
   async putOAuthState(record: OAuthStateRecord) {
+    this.purgeStates.run(new Date().toISOString());
     this.insertState.run(record);
   }
   async takeOAuthState(state: string) {
