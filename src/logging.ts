@@ -1,48 +1,32 @@
 import pino, { type DestinationStream, type Logger } from 'pino';
 
 /**
- * Paths pino censors in every log line. Fastify's request serializer logs no headers, but
- * anything else that ever logs a header bag, a credential or a token object is covered here.
+ * Exact paths pino censors in every log line. No wildcard paths: they make pino scan every key of
+ * every line, several times the cost of the line itself; nested secrets are caught by
+ * `redactSecrets`, the formatter below, instead.
  */
 export const REDACT_PATHS = [
   'authorization',
   'Authorization',
   'cookie',
   'Cookie',
-  '*.authorization',
-  '*.cookie',
-  '*.Cookie',
   'req.headers.authorization',
   'req.headers.cookie',
   'headers.authorization',
   'headers.Authorization',
   'headers.cookie',
   'headers.Cookie',
-  '*.headers.authorization',
-  '*.headers.Authorization',
-  '*.headers.cookie',
   'password',
-  '*.password',
   'clientSecret',
-  '*.clientSecret',
   'client_secret',
-  '*.client_secret',
   'accessToken',
-  '*.accessToken',
   'access_token',
-  '*.access_token',
   'refreshToken',
-  '*.refreshToken',
   'refresh_token',
-  '*.refresh_token',
   'id_token',
-  '*.id_token',
   'code_verifier',
-  '*.code_verifier',
   'secret',
-  '*.secret',
   'token',
-  '*.token',
 ];
 
 const SECRET_QUERY_PARAMETERS = /([?&](?:code|state|token|access_token|refresh_token|id_token|client_secret|password|code_verifier)=)[^&#]*/gi;
