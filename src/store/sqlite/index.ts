@@ -5,6 +5,7 @@ import { messageLogFromRow, type Row } from '../rows.ts';
 import { compileFilter, compileOrderBy } from '../sql-filter.ts';
 import { KeyedMutex } from '../keyed-mutex.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
+import { SqliteBatchWriter } from './batch-writer.ts';
 import type {
   CredentialRecord,
   CredentialRepository,
@@ -90,23 +91,22 @@ export function messageLogToRow(record: MessageLogRecord): Row {
   return { ...record, Steps: JSON.stringify(record.Steps), Error: record.Error ? JSON.stringify(record.Error) : null };
 }
 
+const INSERT_MESSAGE_LOG = `INSERT OR REPLACE INTO message_logs ("MessageGuid", "CorrelationId", "ApplicationMessageId", "IntegrationFlowName", "Status", "CustomStatus", "LogStart", "LogEnd", "Sender", "Receiver", "DurationMs", "Steps", "Error")
+  VALUES (@MessageGuid, @CorrelationId, @ApplicationMessageId, @IntegrationFlowName, @Status, @CustomStatus, @LogStart, @LogEnd, @Sender, @Receiver, @DurationMs, @Steps, @Error)`;
+
 class SqliteMessageLogs implements MessageLogRepository {
-  private readonly insertAll;
   private readonly byGuid;
 
-  constructor(private readonly db: Database.Database) {
-    const insert = db.prepare(
-      `INSERT OR REPLACE INTO message_logs ("MessageGuid", "CorrelationId", "ApplicationMessageId", "IntegrationFlowName", "Status", "CustomStatus", "LogStart", "LogEnd", "Sender", "Receiver", "DurationMs", "Steps", "Error")
-       VALUES (@MessageGuid, @CorrelationId, @ApplicationMessageId, @IntegrationFlowName, @Status, @CustomStatus, @LogStart, @LogEnd, @Sender, @Receiver, @DurationMs, @Steps, @Error)`,
-    );
-    this.insertAll = db.transaction((records: MessageLogRecord[]) => {
-      for (const record of records) insert.run(messageLogToRow(record));
-    });
+  constructor(
+    private readonly db: Database.Database,
+    private readonly writer: SqliteBatchWriter,
+  ) {
     this.byGuid = db.prepare('SELECT * FROM message_logs WHERE "MessageGuid" = ?');
   }
 
+  /** Written by the writer thread; resolves once the batch is committed (and readable here). */
   async insertMany(records: MessageLogRecord[]) {
-    if (records.length > 0) this.insertAll(records);
+    if (records.length > 0) await this.writer.write(records.map(messageLogToRow));
   }
   async get(guid: string) {
     const row = this.byGuid.get(guid) as Row | undefined;
@@ -213,17 +213,20 @@ class SqliteCredentials implements CredentialRepository {
 /** Opens (creating when missing) `iflow.db` in the data dir, in WAL mode, migrated to the newest schema. */
 export function openSqliteStore(dataDir: string): Store {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const db = new Database(join(dataDir, 'iflow.db'));
+  const file = join(dataDir, 'iflow.db');
+  const db = new Database(file);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
   db.pragma('busy_timeout = 5000');
   migrate(db);
+  const writer = new SqliteBatchWriter(file, INSERT_MESSAGE_LOG);
   return {
     kind: 'sqlite',
     users: new SqliteUsers(db),
-    messageLogs: new SqliteMessageLogs(db),
+    messageLogs: new SqliteMessageLogs(db, writer),
     credentials: new SqliteCredentials(db),
     async close() {
+      await writer.close();
       if (db.open) db.close();
     },
   };

@@ -1,0 +1,42 @@
+import { Worker } from 'node:worker_threads';
+import type { Row } from '../rows.ts';
+
+/**
+ * Inserts batches of rows into the SQLite file from a worker thread (batch-writer.mjs) with its own
+ * connection: the message-log hot path then costs the main thread a postMessage, not the inserts.
+ */
+export class SqliteBatchWriter {
+  private readonly worker: Worker;
+  private readonly waiting = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
+  private nextId = 1;
+
+  constructor(file: string, sql: string) {
+    this.worker = new Worker(new URL('./batch-writer.mjs', import.meta.url), { workerData: { file, sql } });
+    this.worker.unref();
+    this.worker.on('message', ({ id, error }: { id: number; error?: string }) => {
+      const waiter = this.waiting.get(id);
+      this.waiting.delete(id);
+      if (error) waiter?.reject(new Error(error));
+      else waiter?.resolve();
+    });
+    this.worker.on('error', (err) => this.failAll(err));
+    this.worker.on('exit', (code) => this.failAll(new Error(`the SQLite writer thread stopped (exit code ${code})`)));
+  }
+
+  write(rows: Row[]): Promise<void> {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      this.worker.postMessage({ id, rows });
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.worker.terminate();
+  }
+
+  private failAll(err: Error): void {
+    for (const waiter of this.waiting.values()) waiter.reject(err);
+    this.waiting.clear();
+  }
+}
