@@ -1,0 +1,93 @@
+/**
+ * The little IPC protocol between bench/run.ts and its child processes (receiver, iflow, raw baseline).
+ * Parent → child: `{ id, type, arg? }`; child → parent: `{ type: 'ready', url }` once listening, and `{ id, value }` or
+ * `{ id, error }` per request. `shutdown` closes the child cleanly (so `--cpu-prof` can write its profile);
+ * a child also exits when the parent goes away (IPC channel closed), so no child outlives a crashed run.
+ * With BENCH_PROFILE=<dir> set, `profileStart` / `profileStop <name>` CPU-profile the child (node:inspector, so
+ * start-up and warm-ups stay out of it) into <dir>/<name>.cpuprofile.
+ */
+
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import { join } from 'node:path';
+
+export interface ChildStats {
+  rss: number;
+  heapUsed: number;
+  /** process.cpuUsage() of the child, µs. */
+  cpuUserUs: number;
+  cpuSystemUs: number;
+}
+
+export interface Request {
+  id: number;
+  type: string;
+  arg?: string;
+}
+
+export type Handlers = Record<string, (arg?: string) => unknown>;
+
+export function childStats(): ChildStats {
+  const memory = process.memoryUsage();
+  const cpu = process.cpuUsage();
+  return { rss: memory.rss, heapUsed: memory.heapUsed, cpuUserUs: cpu.user, cpuSystemUs: cpu.system };
+}
+
+let session: Session | undefined;
+
+async function profileStart(): Promise<void> {
+  session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: 200 });
+  await session.post('Profiler.start');
+}
+
+async function profileStop(name = 'profile'): Promise<string> {
+  const dir = process.env.BENCH_PROFILE;
+  if (!session || !dir) throw new Error('no profile running');
+  const { profile } = await session.post('Profiler.stop');
+  session.disconnect();
+  session = undefined;
+  const file = join(dir, `${name.replace(/[^\w.-]/g, '_')}.cpuprofile`);
+  writeFileSync(file, JSON.stringify(profile));
+  return file;
+}
+
+/** Answers the parent's requests; `close` runs once on shutdown, on SIGTERM/SIGINT, or when the parent disappears. */
+export function serveParent(url: string, handlers: Handlers, close: () => Promise<void>): void {
+  if (!process.send) throw new Error('this script is started by bench/run.ts (it needs an IPC channel)');
+  let closing = false;
+  const exit = async (code: number) => {
+    if (closing) return;
+    closing = true;
+    const force = setTimeout(() => process.exit(code), 5000);
+    force.unref();
+    try {
+      await close();
+    } finally {
+      process.exit(code);
+    }
+  };
+  const all: Handlers = { stats: childStats, profileStart, profileStop, ...handlers };
+  process.on('message', (raw: Request) => {
+    if (raw.type === 'shutdown') {
+      void exit(0);
+      return;
+    }
+    const handler = all[raw.type];
+    Promise.resolve()
+      .then(() => {
+        if (!handler) throw new Error(`unknown request ${raw.type}`);
+        return handler(raw.arg);
+      })
+      .then(
+        (value) => process.send?.({ id: raw.id, value }),
+        (err: Error) => process.send?.({ id: raw.id, error: err.message }),
+      );
+  });
+  process.on('disconnect', () => void exit(0));
+  process.on('SIGTERM', () => void exit(0));
+  process.on('SIGINT', () => void exit(0));
+  process.send({ type: 'ready', url });
+}

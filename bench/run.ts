@@ -1,0 +1,495 @@
+/**
+ * `npm run bench`: iflow against a raw Fastify + undici passthrough, in one run.
+ *
+ * Starts three child processes on 127.0.0.1 — a stand-in receiver answering 202 (receiver.ts), iflow serving
+ * bench/flows/passthrough (iflow-server.ts: script mapping + HTTP step, message logs and JSON logs on) and the raw
+ * baseline (raw.ts: the same mapping function, Basic auth by string compare) — then drives each with autocannon
+ * (same ~1 KB JSON order, same Basic auth header) at each connection count: a warm-up, then a measured run,
+ * alternating which side goes first. Prints req/s, p50/p99 latency, the iflow/raw ratio, non-2xx counts, server
+ * CPU per request and memory, and a JSON summary. Every child is stopped at the end, on error too.
+ *
+ * Environment (all optional):
+ *   BENCH_SECONDS=8          measured seconds per side and connection count (1-60)
+ *   BENCH_WARMUP=2           warm-up seconds per side before the measured slices (0-30)
+ *   BENCH_SLICES=4           the measured seconds are cut in this many slices per side, run interleaved A B B A …
+ *   BENCH_CONNECTIONS=1,16,64
+ *   BENCH_PROFILE=<dir>      CPU-profile iflow and raw during each measured run: <dir>/<iflow|raw>-<connections>c.cpuprofile
+ *                            (summarize one with: node --import tsx bench/profile-summary.ts <file>)
+ *   BENCH_IFLOW_ROOT=<dir>   benchmark the iflow in another checkout/copy (its src/app.ts) instead of this one
+ *   BENCH_IFLOW_MODULE=<file> … or a module exporting buildApp and loadConfig (e.g. an esbuild bundle of src/)
+ *   BENCH_RATE=<req/s>       offer a fixed load instead of as much as the server takes: compares the servers' CPU
+ *                            per request with less sensitivity to other processes on the machine than req/s
+ *   BENCH_LOG_LEVEL=info     iflow's LOG_LEVEL (info writes one JSON line per message, as in production)
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+import { request } from 'undici';
+import type { ChildStats } from './ipc.ts';
+import { sampleOrder } from './mapping.ts';
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+const repoRoot = resolve(here, '..');
+const TARGET_RATIO = 0.85;
+/** Above this many cores used by unrelated processes during a measured run, the run is flagged as noisy. */
+const NOISE_CORES = 0.15;
+
+function numberFromEnv(name: string, fallback: number, min: number, max: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < min || value > max) throw new Error(`${name} must be a number from ${min} to ${max}, got "${raw}"`);
+  return value;
+}
+
+const SECONDS = numberFromEnv('BENCH_SECONDS', 8, 1, 60);
+const WARMUP = numberFromEnv('BENCH_WARMUP', 2, 0, 30);
+const CONNECTIONS = (process.env.BENCH_CONNECTIONS || '1,16,64').split(',').map((c) => {
+  const n = Number(c.trim());
+  if (!Number.isInteger(n) || n < 1 || n > 1024) throw new Error(`BENCH_CONNECTIONS: "${c}" is not a connection count from 1 to 1024`);
+  return n;
+});
+const SLICES = numberFromEnv('BENCH_SLICES', 4, 1, 20);
+const RATE = numberFromEnv('BENCH_RATE', 0, 0, 100_000);
+const PROFILE_DIR = process.env.BENCH_PROFILE ? resolve(process.env.BENCH_PROFILE) : undefined;
+const profiles: string[] = [];
+
+const USER = 'bench';
+const PASSWORD = 'bench-password-1';
+const AUTHORIZATION = `Basic ${Buffer.from(`${USER}:${PASSWORD}`).toString('base64')}`;
+const PAYLOAD = JSON.stringify(sampleOrder());
+const HEADERS = { 'content-type': 'application/json', authorization: AUTHORIZATION };
+
+// ---------------------------------------------------------------------------------------------------------------
+// Child processes
+
+interface Child {
+  name: string;
+  url: string;
+  process: ChildProcess;
+  request<T>(type: string, arg?: string): Promise<T>;
+}
+
+const children = new Set<ChildProcess>();
+
+function startChild(name: string, script: string, env: Record<string, string>, options: { execArgv?: string[]; stdout?: number } = {}): Promise<Child> {
+  const child = fork(join(here, script), [], {
+    cwd: repoRoot,
+    env: { ...process.env, ...env },
+    execArgv: ['--import', 'tsx', ...(options.execArgv ?? [])],
+    stdio: ['ignore', options.stdout ?? 'inherit', 'inherit', 'ipc'],
+  });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  let nextId = 1;
+  const waiting = new Map<number, { resolve: (value: never) => void; reject: (err: Error) => void }>();
+  child.on('message', (message: { id?: number; value?: unknown; error?: string }) => {
+    const waiter = message.id === undefined ? undefined : waiting.get(message.id);
+    if (!waiter) return;
+    waiting.delete(message.id!);
+    if (message.error) waiter.reject(new Error(`${name}: ${message.error}`));
+    else waiter.resolve(message.value as never);
+  });
+  child.once('exit', () => {
+    for (const waiter of waiting.values()) waiter.reject(new Error(`${name} exited`));
+    waiting.clear();
+  });
+  const ask = <T>(type: string, arg?: string) =>
+    new Promise<T>((resolveRequest, rejectRequest) => {
+      const id = nextId++;
+      const timer = setTimeout(() => {
+        waiting.delete(id);
+        rejectRequest(new Error(`${name} did not answer "${type}" within 10 s`));
+      }, 10_000);
+      waiting.set(id, {
+        resolve: (value) => {
+          clearTimeout(timer);
+          resolveRequest(value);
+        },
+        reject: (err) => {
+          clearTimeout(timer);
+          rejectRequest(err);
+        },
+      });
+      child.send({ id, type, arg });
+    });
+  return new Promise<Child>((resolveStart, rejectStart) => {
+    const timer = setTimeout(() => rejectStart(new Error(`${name} did not start within 60 s`)), 60_000);
+    const onExit = (code: number | null, signal: string | null) => {
+      clearTimeout(timer);
+      rejectStart(new Error(`${name} exited during start (${signal ?? `code ${code}`})`));
+    };
+    child.once('exit', onExit);
+    child.on('message', (message: { type?: string; url?: string }) => {
+      if (message.type !== 'ready' || !message.url) return;
+      clearTimeout(timer);
+      child.off('exit', onExit);
+      resolveStart({ name, url: message.url, process: child, request: ask });
+    });
+  });
+}
+
+function exited(child: ChildProcess, ms: number): Promise<boolean> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
+  return new Promise((resolveExit) => {
+    const timer = setTimeout(() => resolveExit(false), ms);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolveExit(true);
+    });
+  });
+}
+
+/** Asks every child to shut down (iflow flushes its message logs, --cpu-prof writes), then kills what is left. */
+async function stopChildren(): Promise<void> {
+  await Promise.all(
+    [...children].map(async (child) => {
+      if (child.connected) child.send({ id: 0, type: 'shutdown' });
+      else child.kill('SIGTERM');
+      if (await exited(child, 10_000)) return;
+      child.kill('SIGKILL');
+      await exited(child, 2000);
+    }),
+  );
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Measuring
+
+interface Measurement {
+  target: 'iflow' | 'raw';
+  connections: number;
+  /** Measured seconds, all slices together. */
+  seconds: number;
+  requests: number;
+  reqPerSec: number;
+  /** req/s of each slice, in the order they ran: their spread shows how steady the machine was. */
+  sliceReqPerSec: number[];
+  latencyAvgMs: number;
+  latencyP50Ms: number;
+  latencyP99Ms: number;
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+  statusCodes: Record<string, number>;
+  /** Server process CPU time per request (user + system, all its threads), µs. */
+  cpuPerRequestUs: number;
+  /** Server process CPU time / wall time (1 = one core busy). */
+  cpuCores: number;
+  /** CPU cores that processes outside this benchmark used meanwhile (mean, and the worst slice); undefined off Linux. */
+  otherCores?: number;
+  otherCoresMax?: number;
+}
+
+interface Target {
+  name: 'iflow' | 'raw';
+  child: Child;
+  /** 2xx answers over all runs, warm-ups included (iflow: message logs expected). */
+  total2xx: number;
+  /** Requests sent over all runs: autocannon stops counting at the deadline, but the server finishes what is in flight. */
+  totalSent: number;
+  problems: number;
+}
+
+/** One autocannon run against a target; `latencies` (ms) collects every response time when given. */
+async function drive(target: Target, connections: number, seconds: number, latencies?: number[]): Promise<autocannon.Result> {
+  const run = autocannon({ url: `${target.child.url}/http/bench`, method: 'POST', headers: HEADERS, body: PAYLOAD, connections, duration: seconds, timeout: 10, ...(RATE > 0 ? { overallRate: RATE } : {}) });
+  if (latencies) run.on('response', (_client, _status, _bytes, responseTime) => latencies.push(responseTime));
+  const result = await run;
+  target.total2xx += result['2xx'];
+  target.totalSent += result.requests.sent;
+  target.problems += result.non2xx + result.errors + result.timeouts;
+  return result;
+}
+
+/** Busy and total CPU time of the whole machine so far (Linux /proc/stat, in clock ticks), or undefined. */
+function machineCpu(): { busy: number; total: number } | undefined {
+  try {
+    const fields = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0].trim().split(/\s+/).slice(1, 9).map(Number);
+    const total = fields.reduce((a, b) => a + b, 0);
+    const idle = fields[3] + fields[4];
+    return { busy: total - idle, total };
+  } catch {
+    return undefined;
+  }
+}
+
+const cpuUsUsed = (before: ChildStats, after: ChildStats) => after.cpuUserUs - before.cpuUserUs + (after.cpuSystemUs - before.cpuSystemUs);
+
+interface Slice {
+  result: autocannon.Result;
+  latencies: number[];
+  cpuUs: number;
+  wallMs: number;
+  otherCores?: number;
+}
+
+/** One measured slice: the run, the target's CPU time, and how much CPU the rest of the machine took meanwhile. */
+async function slice(target: Target, connections: number, seconds: number, everyone: Child[]): Promise<Slice> {
+  const latencies: number[] = [];
+  const before = await Promise.all(everyone.map((child) => child.request<ChildStats>('stats')));
+  const machineBefore = machineCpu();
+  const selfBefore = process.cpuUsage();
+  const started = performance.now();
+  const result = await drive(target, connections, seconds, latencies);
+  const wallMs = performance.now() - started;
+  const selfUs = process.cpuUsage(selfBefore);
+  const machineAfter = machineCpu();
+  const after = await Promise.all(everyone.map((child) => child.request<ChildStats>('stats')));
+  const own = everyone.findIndex((child) => child === target.child);
+  let otherCores: number | undefined;
+  if (machineBefore && machineAfter && machineAfter.total > machineBefore.total) {
+    // Machine-wide busy cores minus what the benchmark's own processes (this one included) used.
+    const machineCores = ((machineAfter.busy - machineBefore.busy) / (machineAfter.total - machineBefore.total)) * cpus().length;
+    const ownUs = selfUs.user + selfUs.system + everyone.reduce((sum, _child, i) => sum + cpuUsUsed(before[i], after[i]), 0);
+    otherCores = Math.max(0, machineCores - ownUs / 1000 / wallMs);
+  }
+  return { result, latencies, cpuUs: cpuUsUsed(before[own], after[own]), wallMs, otherCores };
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+
+function summarize(target: Target, connections: number, slices: Slice[]): Measurement {
+  const latencies = Float64Array.from(slices.flatMap((s) => s.latencies)).sort();
+  const seconds = slices.reduce((sum, s) => sum + s.result.duration, 0);
+  const requests = slices.reduce((sum, s) => sum + s.result.requests.total, 0);
+  const cpuUs = slices.reduce((sum, s) => sum + s.cpuUs, 0);
+  const wallMs = slices.reduce((sum, s) => sum + s.wallMs, 0);
+  const statusCodes: Record<string, number> = {};
+  for (const s of slices) for (const [code, { count }] of Object.entries(s.result.statusCodeStats)) statusCodes[code] = (statusCodes[code] ?? 0) + count;
+  const others = slices.map((s) => s.otherCores).filter((v): v is number => v !== undefined);
+  return {
+    target: target.name,
+    connections,
+    seconds,
+    requests,
+    reqPerSec: requests / seconds,
+    sliceReqPerSec: slices.map((s) => Math.round(s.result.requests.total / s.result.duration)),
+    latencyAvgMs: latencies.reduce((sum, v) => sum + v, 0) / Math.max(1, latencies.length),
+    latencyP50Ms: percentile(latencies, 50),
+    latencyP99Ms: percentile(latencies, 99),
+    non2xx: slices.reduce((sum, s) => sum + s.result.non2xx, 0),
+    errors: slices.reduce((sum, s) => sum + s.result.errors, 0),
+    timeouts: slices.reduce((sum, s) => sum + s.result.timeouts, 0),
+    statusCodes,
+    cpuPerRequestUs: requests > 0 ? cpuUs / requests : 0,
+    cpuCores: cpuUs / 1000 / wallMs,
+    otherCores: others.length ? others.reduce((a, b) => a + b, 0) / others.length : undefined,
+    otherCoresMax: others.length ? Math.max(...others) : undefined,
+  };
+}
+
+/**
+ * Both targets at one connection count: a warm-up each, then SLICES measured slices each, interleaved A B B A A B B A
+ * (A being whoever goes first at this count), so drift in the machine's speed hits both sides alike.
+ */
+async function measurePair(first: Target, second: Target, connections: number, receiver: Child): Promise<[Measurement, Measurement]> {
+  for (const target of [first, second]) if (WARMUP > 0) await drive(target, connections, WARMUP);
+  const everyone = [first.child, second.child, receiver];
+  if (PROFILE_DIR) await Promise.all([first, second].map((t) => t.child.request('profileStart')));
+  const slices = new Map<Target, Slice[]>([
+    [first, []],
+    [second, []],
+  ]);
+  const seconds = SECONDS / SLICES;
+  for (let i = 0; i < SLICES; i++) {
+    for (const target of i % 2 === 0 ? [first, second] : [second, first]) slices.get(target)!.push(await slice(target, connections, seconds, everyone));
+  }
+  if (PROFILE_DIR) {
+    for (const target of [first, second]) profiles.push(await target.child.request<string>('profileStop', `${target.name}-${connections}c`));
+  }
+  return [summarize(first, connections, slices.get(first)!), summarize(second, connections, slices.get(second)!)];
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Checks and output
+
+interface LastRequest {
+  method: string;
+  url: string;
+  rawHeaders: string[];
+  body: string;
+}
+
+async function sendOnce(target: Target, receiver: Child): Promise<{ status: number; messageId?: string; received?: LastRequest }> {
+  const response = await request(`${target.child.url}/http/bench`, { method: 'POST', headers: HEADERS, body: PAYLOAD, headersTimeout: 10_000, bodyTimeout: 10_000 });
+  await response.body.dump();
+  if (response.statusCode >= 200 && response.statusCode < 300) target.total2xx += 1;
+  target.totalSent += 1;
+  const messageId = response.headers['sap_messageprocessinglogid'];
+  return { status: response.statusCode, messageId: typeof messageId === 'string' ? messageId : undefined, received: await receiver.request<LastRequest | undefined>('last') };
+}
+
+function headerValues(rawHeaders: string[], name: string): string[] {
+  const values: string[] = [];
+  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i].toLowerCase() === name) values.push(rawHeaders[i + 1]);
+  return values;
+}
+
+const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(0)} MB`;
+const fixed = (value: number, digits: number) => value.toFixed(digits);
+
+function table(rows: string[][]): string {
+  const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => row[column].length)));
+  return rows.map((row) => row.map((cell, column) => (column === 0 ? cell.padEnd(widths[column]) : cell.padStart(widths[column]))).join('  ')).join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+async function main(): Promise<number> {
+  if (PROFILE_DIR) mkdirSync(PROFILE_DIR, { recursive: true });
+  const work = mkdtempSync(join(tmpdir(), 'iflow-bench-'));
+  workDir = work;
+  const logFile = join(work, 'iflow.log');
+  const logFd = openSync(logFile, 'a');
+  const notes: string[] = [];
+  try {
+    console.log(
+      `iflow bench: node ${process.version}, ${cpus().length} CPU(s) (${cpus()[0]?.model.trim() ?? '?'}), payload ${PAYLOAD.length} B, ` +
+        `per side and connection count ${WARMUP} s warm-up + ${SECONDS} s measured in ${SLICES} interleaved slices, connections ${CONNECTIONS.join('/')}${RATE > 0 ? `, offered load fixed at ${RATE} req/s` : ''}`,
+    );
+    const receiver = await startChild('receiver', 'receiver.ts', {});
+    const receiverUrl = `${receiver.url}/orders`;
+    const [iflowChild, rawChild] = await Promise.all([
+      startChild(
+        'iflow',
+        'iflow-server.ts',
+        { BENCH_DATA_DIR: join(work, 'data'), BENCH_USER: USER, BENCH_PASSWORD: PASSWORD, BENCH_RECEIVER_URL: receiverUrl, BENCH_PROFILE: PROFILE_DIR ?? '' },
+        { stdout: logFd },
+      ),
+      startChild('raw', 'raw.ts', { BENCH_RECEIVER_URL: receiverUrl, BENCH_AUTHORIZATION: AUTHORIZATION, BENCH_PROFILE: PROFILE_DIR ?? '' }),
+    ]);
+    const iflow: Target = { name: 'iflow', child: iflowChild, total2xx: 0, totalSent: 0, problems: 0 };
+    const raw: Target = { name: 'raw', child: rawChild, total2xx: 0, totalSent: 0, problems: 0 };
+    console.log(`receiver ${receiver.url}, iflow ${iflow.child.url}${process.env.BENCH_IFLOW_ROOT ? ` (from ${process.env.BENCH_IFLOW_ROOT})` : ''}, raw ${raw.child.url}`);
+
+    // Both sides must answer 2xx and send the receiver the same mapped body before anything is measured.
+    const iflowOnce = await sendOnce(iflow, receiver);
+    const rawOnce = await sendOnce(raw, receiver);
+    for (const [name, once] of [['iflow', iflowOnce], ['raw', rawOnce]] as const) {
+      if (once.status < 200 || once.status >= 300) throw new Error(`${name} answered ${once.status} to the check request; not benchmarking`);
+    }
+    if (!iflowOnce.messageId) notes.push('iflow did not answer with a SAP_MessageProcessingLogID header');
+    if (iflowOnce.received?.body !== rawOnce.received?.body) {
+      notes.push(`iflow and raw sent different bodies to the receiver:\n  iflow ${iflowOnce.received?.body}\n  raw   ${rawOnce.received?.body}`);
+    }
+    const iflowTypes = headerValues(iflowOnce.received?.rawHeaders ?? [], 'content-type');
+    if (iflowTypes.length !== 1) notes.push(`iflow sent the receiver ${iflowTypes.length} Content-Type headers: ${JSON.stringify(iflowTypes)}`);
+
+    const measurements: Measurement[] = [];
+    for (const [index, connections] of CONNECTIONS.entries()) {
+      // Alternate who goes first, so neither side always gets the fresher machine.
+      const [first, second] = index % 2 === 0 ? [iflow, raw] : [raw, iflow];
+      process.stdout.write(`  ${String(connections).padStart(3)} connections: `);
+      const pair = await measurePair(first, second, connections, receiver);
+      measurements.push(...pair);
+      const line = (m: Measurement) =>
+        `${m.target} ${fixed(m.reqPerSec, 0)} req/s (slices ${m.sliceReqPerSec.join(' ')}), p50 ${fixed(m.latencyP50Ms, 1)} ms, p99 ${fixed(m.latencyP99Ms, 1)} ms, ` +
+        `server ${fixed(m.cpuCores, 2)} cores${m.otherCores === undefined ? '' : `, others ${fixed(m.otherCores, 2)} cores`}${m.non2xx + m.errors + m.timeouts > 0 ? `  !! non-2xx ${m.non2xx}, errors ${m.errors}, timeouts ${m.timeouts}` : ''}`;
+      console.log(`${line(pair[0])}\n                   ${line(pair[1])}`);
+    }
+
+    // Message logs on: every 2xx iflow answered must have become a record in the store.
+    for (let waited = 0; waited < 5000 && (await iflow.child.request<number>('pendingMessageLogs')) > 0; waited += 100) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const countResponse = await request(`${iflow.child.url}/api/v1/MessageProcessingLogs/$count`, { headers: { authorization: AUTHORIZATION } });
+    const storedLogs = Number(await countResponse.body.text());
+    const logsComplete = storedLogs >= iflow.total2xx && storedLogs <= iflow.totalSent;
+    if (!logsComplete) notes.push(`message processing logs stored: ${storedLogs}, but iflow answered ${iflow.total2xx} × 2xx of ${iflow.totalSent} requests sent`);
+    const [iflowStats, rawStats] = await Promise.all([iflow.child.request<ChildStats>('stats'), raw.child.request<ChildStats>('stats')]);
+    const logBytes = statSync(logFile).size;
+    const logLines = readFileSync(logFile, 'utf8').split('\n').filter(Boolean).length;
+
+    const byKey = new Map(measurements.map((m) => [`${m.target}/${m.connections}`, m]));
+    const rows = [['connections', 'iflow req/s', 'p50 ms', 'p99 ms', 'cpu µs/req', 'raw req/s', 'p50 ms', 'p99 ms', 'cpu µs/req', 'iflow/raw', 'slice range', 'non-2xx iflow/raw']];
+    const ratios: Record<string, number> = {};
+    for (const connections of CONNECTIONS) {
+      const a = byKey.get(`iflow/${connections}`)!;
+      const b = byKey.get(`raw/${connections}`)!;
+      const ratio = a.reqPerSec / b.reqPerSec;
+      ratios[connections] = Math.round(ratio * 1000) / 1000;
+      // The ratio of each slice with its neighbour of the other side: how far one run's noise can move it.
+      const sliceRatios = a.sliceReqPerSec.map((r, i) => r / b.sliceReqPerSec[i]);
+      const bad = (m: Measurement) => m.non2xx + m.errors + m.timeouts;
+      rows.push([
+        String(connections),
+        fixed(a.reqPerSec, 0),
+        fixed(a.latencyP50Ms, 2),
+        fixed(a.latencyP99Ms, 2),
+        fixed(a.cpuPerRequestUs, 0),
+        fixed(b.reqPerSec, 0),
+        fixed(b.latencyP50Ms, 2),
+        fixed(b.latencyP99Ms, 2),
+        fixed(b.cpuPerRequestUs, 0),
+        fixed(ratio, 2),
+        `${fixed(Math.min(...sliceRatios), 2)}–${fixed(Math.max(...sliceRatios), 2)}`,
+        `${bad(a)}/${bad(b)}${bad(a) + bad(b) > 0 ? ' !!' : ''}`,
+      ]);
+    }
+    console.log(`\n${table(rows)}\n`);
+    const top = Math.max(...CONNECTIONS);
+    const topRatio = ratios[top];
+    console.log(`iflow/raw at ${top} connections: ${fixed(topRatio, 2)} (target ≥ ${TARGET_RATIO}): ${topRatio >= TARGET_RATIO ? 'met' : 'NOT MET'}`);
+    console.log(`iflow after the run: RSS ${mb(iflowStats.rss)}, heap ${mb(iflowStats.heapUsed)}; raw: RSS ${mb(rawStats.rss)}`);
+    console.log(`iflow message processing logs stored: ${storedLogs} (requests sent ${iflow.totalSent}, 2xx counted ${iflow.total2xx}); JSON log so far (pino writes it asynchronously): ${logLines} lines, ${mb(logBytes)}`);
+    const noisiest = Math.max(...measurements.map((m) => m.otherCoresMax ?? 0));
+    if (noisiest > NOISE_CORES) notes.push(`other processes used up to ${fixed(noisiest, 2)} CPU cores during measured runs: figures are noisy, run again on a quiet machine`);
+    const problems = iflow.problems + raw.problems;
+    if (problems > 0) notes.push(`non-2xx answers, errors or timeouts: iflow ${iflow.problems}, raw ${raw.problems} (warm-ups included)`);
+    for (const note of notes) console.log(`!! ${note}`);
+
+    const summary = {
+      node: process.version,
+      cpus: cpus().length,
+      payloadBytes: PAYLOAD.length,
+      warmupSeconds: WARMUP,
+      seconds: SECONDS,
+      slices: SLICES,
+      ratios,
+      targetRatio: TARGET_RATIO,
+      iflowRssBytes: iflowStats.rss,
+      iflowHeapUsedBytes: iflowStats.heapUsed,
+      rawRssBytes: rawStats.rss,
+      messageLogsStored: storedLogs,
+      measurements,
+      notes,
+    };
+    console.log(`\nresults ${JSON.stringify(summary)}`);
+    return problems > 0 || !logsComplete ? 1 : 0;
+  } finally {
+    await stopChildren();
+    closeSync(logFd);
+    rmSync(work, { recursive: true, force: true });
+    for (const file of profiles) console.log(`CPU profile: ${file}`);
+  }
+}
+
+/** The run's temporary directory (iflow's data dir and log), removed at the end however the run ends. */
+let workDir: string | undefined;
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    void stopChildren().finally(() => {
+      if (workDir) rmSync(workDir, { recursive: true, force: true });
+      process.exit(130);
+    });
+  });
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  async (err: Error) => {
+    console.error(`bench failed: ${err.stack ?? err.message}`);
+    await stopChildren();
+    process.exitCode = 1;
+  },
+);
