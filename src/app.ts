@@ -93,37 +93,42 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     await store.close();
   });
 
-  app.setErrorHandler(errorHandler);
-  app.setNotFoundHandler((request, reply) => {
-    reply.code(404).send(errorBody('NOT_FOUND', `No route for ${request.method} ${request.url.split('?')[0]}`));
-  });
-
-  await app.register(securityPlugin);
-  await app.register(monitorPlugin);
-  await app.register(credentialsPlugin);
-  await app.register(usersRoutes);
-
-  // One pooled keep-alive dispatcher for every receiver call, closed with the app.
-  const dispatcher = new Agent({ keepAliveTimeout: 30_000, connections: 256, connect: { timeout: 10_000 } });
-  app.addHook('onClose', () => dispatcher.close());
-  const registry = await deployFlows(config.flowsDir, config.parameterOverrides, { securityMaterial: app.securityMaterial, dispatcher });
-  for (const flow of registry.flows) {
-    if (flow.status === 'deployed') app.log.info({ flow: flow.id, endpoint: flow.endpoint }, 'flow deployed');
-    else app.log.error({ flow: flow.id, error: flow.error }, 'flow not deployed');
-  }
-  app.decorate('flows', registry);
-  await app.register(flowsRoutes);
-  await app.register(uiRoutes);
-  await app.register(senderRoutes, { registry });
-
   let ready = false;
-  app.get('/health', async () => ({ status: 'UP' }));
-  app.get('/ready', async (_request, reply) => {
-    if (!ready) return reply.code(503).send({ status: 'STARTING' });
-    return { status: 'READY' };
-  });
+  try {
+    app.setErrorHandler(errorHandler);
+    app.setNotFoundHandler((request, reply) => {
+      reply.code(404).send(errorBody('NOT_FOUND', `No route for ${request.method} ${request.url.split('?')[0]}`));
+    });
 
-  await app.ready();
+    await app.register(securityPlugin);
+    await app.register(monitorPlugin);
+    await app.register(credentialsPlugin);
+    await app.register(usersRoutes);
+
+    // One pooled keep-alive dispatcher for every receiver call, closed with the app.
+    const dispatcher = new Agent({ keepAliveTimeout: 30_000, connections: 256, connect: { timeout: 10_000 } });
+    app.addHook('onClose', () => dispatcher.close());
+    const registry = await deployFlows(config.flowsDir, config.parameterOverrides, { securityMaterial: app.securityMaterial, dispatcher });
+    for (const flow of registry.flows) {
+      if (flow.status === 'deployed') app.log.info({ flow: flow.id, endpoint: flow.endpoint }, 'flow deployed');
+      else app.log.error({ flow: flow.id, error: flow.error }, 'flow not deployed');
+    }
+    app.decorate('flows', registry);
+    await app.register(flowsRoutes);
+    await app.register(uiRoutes);
+    await app.register(senderRoutes, { registry });
+
+    app.get('/health', async () => ({ status: 'UP' }));
+    app.get('/ready', async (_request, reply) => {
+      if (!ready) return reply.code(503).send({ status: 'STARTING' });
+      return { status: 'READY' };
+    });
+    await app.ready();
+  } catch (err) {
+    // A failed start (wrong master key, broken store…) must not leave the store or its threads open.
+    await app.close().catch(() => store.close());
+    throw err;
+  }
   ready = true;
   return app;
 }

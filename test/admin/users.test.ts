@@ -1,6 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ADMIN_PASSWORD, ADMIN_USER, basicAuth, startIflow, type RunningIflow } from '../support/iflow.ts';
+import { ADMIN_PASSWORD, ADMIN_USER, basicAuth, startIflow, waitFor, type RunningIflow } from '../support/iflow.ts';
 
 interface UserView {
   name: string;
@@ -148,7 +148,9 @@ describe('the users API', () => {
     assertNoSecrets(read, 'erin-first-password');
     assert.deepEqual(read.json, view);
 
-    await new Promise((resolve) => setTimeout(resolve, 5));
+    // updatedAt has millisecond resolution: let the clock move on before changing the user.
+    const createdAt = Date.parse(view.updatedAt as string);
+    await waitFor(() => Date.now() > createdAt + 1, { what: 'the clock to pass the creation time' });
     const changed = await call(iflow, 'PUT', '/api/v1/users/erin.o-k_1@example', { body: { roles: ['monitor', 'monitor', 'Other.Role'] } });
     assert.equal(changed.status, 200, changed.text);
     assertNoSecrets(changed, 'erin-first-password');

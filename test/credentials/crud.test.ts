@@ -1,8 +1,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startFakeEntra, type FakeEntra } from '../support/fake-entra.ts';
-import { basicAuth, startIflow, type RunningIflow } from '../support/iflow.ts';
-import { CLIENT_SECRET, TENANT, api, createAndAuthorize, mailCredential, wire } from './helpers.ts';
+import type { FakeEntra } from '../support/fake-entra.ts';
+import { basicAuth, type RunningIflow } from '../support/iflow.ts';
+import { CLIENT_SECRET, TENANT, api, createAndAuthorize, mailCredential, startWired } from './helpers.ts';
 
 const SECRETS = [CLIENT_SECRET, 'basic-Passw0rd!secret', 'cc-secret-value-4711', 'rotated-Secret-value-0815'];
 
@@ -16,15 +16,11 @@ describe('credentials API', () => {
   let entra: FakeEntra;
   let iflow: RunningIflow;
 
+  let stop: () => Promise<void>;
   before(async () => {
-    entra = await startFakeEntra();
-    iflow = await startIflow();
-    wire(iflow, entra);
+    ({ entra, iflow, close: stop } = await startWired());
   });
-  after(async () => {
-    await iflow.close();
-    await entra.close();
-  });
+  after(() => stop());
 
   test('requires the admin role', async () => {
     assert.equal((await api(iflow, 'GET', '/api/v1/credentials', undefined, null)).status, 401);

@@ -1,6 +1,9 @@
-import type { FakeEntra } from '../support/fake-entra.ts';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startFakeEntra, type FakeEntra } from '../support/fake-entra.ts';
 import { followRedirects, type FollowRedirectsResult } from '../support/browser.ts';
-import type { RunningIflow } from '../support/iflow.ts';
+import { startIflow, type RunningIflow } from '../support/iflow.ts';
 
 export const CLIENT_ID = '11111111-2222-4333-8444-555555555555';
 export const CLIENT_SECRET = 'cl1ent~Secret.Value_0123456789abcdefXYZ';
@@ -40,6 +43,29 @@ export function wire(iflow: RunningIflow, entra: FakeEntra, client: { clientId?:
     redirectUris: [redirectUri, `${iflow.url}/OAuthTokenFromCode`, ...(client.extraRedirectUris ?? [])],
   });
   return redirectUri;
+}
+
+/** A fake Entra and an iflow (own data dir) wired to it; `close()` stops both. */
+export async function startWired(): Promise<{ entra: FakeEntra; iflow: RunningIflow; close(): Promise<void> }> {
+  const entra = await startFakeEntra();
+  const iflow = await startIflow();
+  wire(iflow, entra);
+  return { entra, iflow, close: async () => void (await Promise.all([iflow.close(), entra.close()])) };
+}
+
+/** Temporary data dirs for tests that restart iflow on the same dir; `removeAll()` deletes them. */
+export function tempDirs(prefix: string): { make(): string; removeAll(): void } {
+  const dirs: string[] = [];
+  return {
+    make() {
+      const dir = mkdtempSync(join(tmpdir(), prefix));
+      dirs.push(dir);
+      return dir;
+    },
+    removeAll() {
+      for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 /** The body of a Microsoft 365 authorization-code credential pointed at the fake Entra. */

@@ -1,13 +1,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { startFakeEntra, type FakeEntra } from '../support/fake-entra.ts';
 import { startIflow, waitFor } from '../support/iflow.ts';
-import { CLIENT_ID, CLIENT_SECRET, api, authorizeInBrowser, createAndAuthorize, mailCredential, sleep, wire } from './helpers.ts';
+import { CLIENT_ID, CLIENT_SECRET, api, authorizeInBrowser, createAndAuthorize, mailCredential, sleep, wire, tempDirs } from './helpers.ts';
 
 /** Every file under `dir`, recursively, as bytes. */
 function allFiles(dir: string): { path: string; bytes: Buffer }[] {
@@ -34,19 +33,15 @@ function assertAbsentFromFiles(dir: string, secrets: string[]) {
 
 describe('persistence and the master key', () => {
   let entra: FakeEntra;
-  const dirs: string[] = [];
-  const dataDir = () => {
-    const dir = mkdtempSync(join(tmpdir(), 'iflow-cred-'));
-    dirs.push(dir);
-    return dir;
-  };
+  const dirs = tempDirs('iflow-cred-');
+  const dataDir = () => dirs.make();
 
   before(async () => {
     entra = await startFakeEntra();
   });
   after(async () => {
     await entra.close();
-    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+    dirs.removeAll();
   });
 
   test('the rotated refresh token survives a restart on the same data dir and is the one used after it', async () => {

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { startFakeEntra, type FakeEntra } from '../support/fake-entra.ts';
 import { startIflow, waitFor, type RunningIflow } from '../support/iflow.ts';
-import { api, authorizeInBrowser, createAndAuthorize, wire } from './helpers.ts';
+import { api, authorizeInBrowser, createAndAuthorize, wire, startWired, tempDirs } from './helpers.ts';
 import { TokenService, type TokenServiceOptions } from '../../src/credentials/token-service.ts';
 import { CredentialVault } from '../../src/credentials/vault.ts';
 import { loadMasterKey } from '../../src/security/crypto.ts';
@@ -36,15 +36,11 @@ describe('re-authorization while a refresh is in flight', () => {
   let iflow: RunningIflow;
   const material = () => iflow.app.securityMaterial;
 
+  let stop: () => Promise<void>;
   before(async () => {
-    entra = await startFakeEntra();
-    iflow = await startIflow();
-    wire(iflow, entra);
+    ({ entra, iflow, close: stop } = await startWired());
   });
-  after(async () => {
-    await iflow.close();
-    await entra.close();
-  });
+  after(() => stop());
 
   test('the callback waits for the refresh of the old grant; afterwards the new grant (bob) is used, never the old one (alice)', async () => {
     entra.setUser('alice@contoso.example');
@@ -130,19 +126,15 @@ describe('re-authorization while a refresh is in flight', () => {
 
 describe('shutting down while a refresh is in flight', () => {
   let entra: FakeEntra;
-  const dirs: string[] = [];
-  const dataDir = () => {
-    const dir = mkdtempSync(join(tmpdir(), 'iflow-races-'));
-    dirs.push(dir);
-    return dir;
-  };
+  const dirs = tempDirs('iflow-races-');
+  const dataDir = () => dirs.make();
 
   before(async () => {
     entra = await startFakeEntra();
   });
   after(async () => {
     await entra.close();
-    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+    dirs.removeAll();
   });
 
   /** Restarts on `dir` without keep-alive; the next refresh must present the newest refresh token Entra issued. */

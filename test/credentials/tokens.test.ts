@@ -1,8 +1,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startFakeEntra, type FakeEntra } from '../support/fake-entra.ts';
-import { startIflow, type RunningIflow } from '../support/iflow.ts';
-import { CLIENT_SECRET, TENANT, api, authorizeInBrowser, createAndAuthorize, sleep, wire } from './helpers.ts';
+import type { FakeEntra } from '../support/fake-entra.ts';
+import { waitFor, type RunningIflow } from '../support/iflow.ts';
+import { CLIENT_SECRET, TENANT, api, authorizeInBrowser, createAndAuthorize, startWired } from './helpers.ts';
 import { CredentialError } from '../../src/credentials/index.ts';
 import { TokenService, type TokenServiceOptions } from '../../src/credentials/token-service.ts';
 import { CredentialVault } from '../../src/credentials/vault.ts';
@@ -21,15 +21,11 @@ describe('token service', () => {
       ...options,
     });
 
+  let stop: () => Promise<void>;
   before(async () => {
-    entra = await startFakeEntra();
-    iflow = await startIflow();
-    wire(iflow, entra);
+    ({ entra, iflow, close: stop } = await startWired());
   });
-  after(async () => {
-    await iflow.close();
-    await entra.close();
-  });
+  after(() => stop());
 
   test('a token is reused until shortly before expiry; 100 concurrent requests on an expired token → exactly one refresh', async () => {
     entra.setAccessTokenLifetimeSeconds(1);
@@ -41,8 +37,7 @@ describe('token service', () => {
     assert.equal((await material().getAccessToken(name)).accessToken, first.accessToken);
     assert.equal(entra.countTokenRequests(), 0);
 
-    await sleep(1100);
-    assert.equal(entra.validateAccessToken(first.accessToken).valid, false, 'the stored token has expired');
+    await waitFor(() => !entra.validateAccessToken(first.accessToken).valid, { timeoutMs: 3000, what: 'the stored token to expire' });
     entra.setTokenDelayMs(100);
     const tokens = await Promise.all(Array.from({ length: 100 }, () => material().getAccessToken(name)));
     entra.setTokenDelayMs(0);
@@ -193,7 +188,8 @@ describe('token service', () => {
     const read = await api(iflow, 'GET', `/api/v1/credentials/${name}`);
     assert.equal(read.json.status, 'authorized');
     assert.match(read.json.warnings.join('\n'), /no refresh token/);
-    await sleep(1100);
+    const stored = entra.issuedAccessTokens.at(-1)!;
+    await waitFor(() => !entra.validateAccessToken(stored).valid, { timeoutMs: 3000, what: 'the access token to expire' });
     entra.resetCounters();
     await assert.rejects(material().getAccessToken(name), { code: 'CREDENTIAL_REAUTHORIZATION_REQUIRED', message: /refresh_token_missing/ });
     assert.equal(entra.countTokenRequests(), 0);

@@ -12,20 +12,24 @@ export class SqliteBatchWriter {
 
   constructor(file: string, sql: string) {
     this.worker = new Worker(new URL('./batch-writer.mjs', import.meta.url), { workerData: { file, sql } });
-    this.worker.unref();
     this.worker.on('message', ({ id, error }: { id: number; error?: string }) => {
       const waiter = this.waiting.get(id);
       this.waiting.delete(id);
+      if (this.waiting.size === 0) this.worker.unref();
       if (error) waiter?.reject(new Error(error));
       else waiter?.resolve();
     });
     this.worker.on('error', (err) => this.failAll(err));
     this.worker.on('exit', (code) => this.failAll(new Error(`the SQLite writer thread stopped (exit code ${code})`)));
+    // Idle, the thread must not keep the process alive (after the listeners: adding one refs it again);
+    // while a batch is being written it must, so a shutdown never exits before the batch is committed.
+    this.worker.unref();
   }
 
   write(rows: Row[]): Promise<void> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
+      if (this.waiting.size === 0) this.worker.ref();
       this.waiting.set(id, { resolve, reject });
       this.worker.postMessage({ id, rows });
     });
