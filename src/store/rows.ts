@@ -1,4 +1,4 @@
-import type { MessageLogRecord } from './types.ts';
+import type { CredentialRecord, MessageLogRecord, OAuthStateRecord, UserRecord } from './types.ts';
 
 /** A row as a SQL driver returns it. */
 export type Row = Record<string, unknown>;
@@ -6,6 +6,41 @@ export type Row = Record<string, unknown>;
 /** JSON columns come back as text from SQLite and already parsed from PostgreSQL's json type. */
 function fromJson<T>(value: unknown): T {
   return (typeof value === 'string' ? JSON.parse(value) : value) as T;
+}
+
+/** A users row (any SQL store) → the record. */
+export function userFromRow(row: Row): UserRecord {
+  return {
+    name: row.name as string,
+    passwordHash: row.password_hash as string,
+    roles: fromJson<string[]>(row.roles),
+    createdAt: row.created_at as string,
+    updatedAt: row.updated_at as string,
+  };
+}
+
+/** A credentials row (any SQL store) → the record (secrets stay encrypted). */
+export function credentialFromRow(row: Row): CredentialRecord {
+  return {
+    name: row.name as string,
+    type: row.type as string,
+    settings: fromJson<Record<string, unknown>>(row.settings),
+    secrets: row.secrets as string,
+    state: fromJson<Record<string, unknown>>(row.state),
+    version: Number(row.version),
+    createdAt: row.created_at as string,
+    updatedAt: row.updated_at as string,
+  };
+}
+
+/** An oauth_states row (any SQL store) → the record (the verifier stays encrypted). */
+export function oauthStateFromRow(row: Row): OAuthStateRecord {
+  return {
+    state: row.state as string,
+    credentialName: row.credential_name as string,
+    codeVerifier: row.code_verifier as string,
+    expiresAt: row.expires_at as string,
+  };
 }
 
 /** A message_logs row (any SQL store) → the record, in CPI's field names. */

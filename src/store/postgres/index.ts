@@ -1,6 +1,6 @@
 import pg from 'pg';
 import type { PoolClient } from 'pg';
-import { messageLogFromRow, type Row } from '../rows.ts';
+import { credentialFromRow, messageLogFromRow, oauthStateFromRow, userFromRow, type Row } from '../rows.ts';
 import { compileFilter } from '../sql-filter.ts';
 import { KeyedMutex } from '../keyed-mutex.ts';
 import { POSTGRES_MIGRATIONS } from './migrations.ts';
@@ -159,23 +159,14 @@ class Semaphore {
 class PostgresUsers implements UserRepository {
   constructor(private readonly pool: pg.Pool) {}
 
-  private static toRecord(row: Row): UserRecord {
-    return {
-      name: row.name as string,
-      passwordHash: row.password_hash as string,
-      roles: row.roles as string[],
-      createdAt: row.created_at as string,
-      updatedAt: row.updated_at as string,
-    };
-  }
 
   async get(name: string) {
     const { rows } = await this.pool.query('SELECT * FROM users WHERE name = $1', [name]);
-    return rows[0] && PostgresUsers.toRecord(rows[0]);
+    return rows[0] && userFromRow(rows[0]);
   }
   async list() {
     const { rows } = await this.pool.query('SELECT * FROM users ORDER BY name');
-    return rows.map(PostgresUsers.toRecord);
+    return rows.map(userFromRow);
   }
   async create(user: UserRecord) {
     const { rowCount } = await this.pool.query(
@@ -286,26 +277,14 @@ class PostgresCredentials implements CredentialRepository {
     this.lockHolders = new Semaphore(Math.max(1, Math.floor(maxConnections / 2)));
   }
 
-  private static toRecord(row: Row): CredentialRecord {
-    return {
-      name: row.name as string,
-      type: row.type as string,
-      settings: row.settings as Record<string, unknown>,
-      secrets: row.secrets as string,
-      state: row.state as Record<string, unknown>,
-      version: Number(row.version),
-      createdAt: row.created_at as string,
-      updatedAt: row.updated_at as string,
-    };
-  }
 
   async get(name: string) {
     const { rows } = await this.pool.query('SELECT * FROM credentials WHERE name = $1', [name]);
-    return rows[0] && PostgresCredentials.toRecord(rows[0]);
+    return rows[0] && credentialFromRow(rows[0]);
   }
   async list() {
     const { rows } = await this.pool.query('SELECT * FROM credentials ORDER BY name');
-    return rows.map(PostgresCredentials.toRecord);
+    return rows.map(credentialFromRow);
   }
   async create(record: CredentialRecord) {
     const { rowCount } = await this.pool.query(
@@ -321,7 +300,7 @@ class PostgresCredentials implements CredentialRepository {
        WHERE name = $1 AND version = $7 RETURNING *`,
       [record.name, record.type, JSON.stringify(record.settings), record.secrets, JSON.stringify(record.state), record.updatedAt, expectedVersion],
     );
-    return rows[0] && PostgresCredentials.toRecord(rows[0]);
+    return rows[0] && credentialFromRow(rows[0]);
   }
   async delete(name: string) {
     const { rowCount } = await this.pool.query('DELETE FROM credentials WHERE name = $1', [name]);
@@ -401,13 +380,7 @@ class PostgresCredentials implements CredentialRepository {
   async takeOAuthState(state: string) {
     const { rows } = await this.pool.query('DELETE FROM oauth_states WHERE state = $1 RETURNING *', [state]);
     const row = rows[0] as Row | undefined;
-    if (!row) return undefined;
-    return {
-      state: row.state as string,
-      credentialName: row.credential_name as string,
-      codeVerifier: row.code_verifier as string,
-      expiresAt: row.expires_at as string,
-    };
+    return row && oauthStateFromRow(row);
   }
 }
 

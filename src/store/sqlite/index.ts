@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { messageLogFromRow, type Row } from '../rows.ts';
+import { credentialFromRow, messageLogFromRow, oauthStateFromRow, userFromRow, type Row } from '../rows.ts';
 import { compileFilter, compileOrderBy } from '../sql-filter.ts';
 import { KeyedMutex } from '../keyed-mutex.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
@@ -55,22 +55,13 @@ class SqliteUsers implements UserRepository {
     this.total = db.prepare('SELECT COUNT(*) FROM users').pluck();
   }
 
-  private static toRecord(row: Row): UserRecord {
-    return {
-      name: row.name as string,
-      passwordHash: row.password_hash as string,
-      roles: JSON.parse(row.roles as string) as string[],
-      createdAt: row.created_at as string,
-      updatedAt: row.updated_at as string,
-    };
-  }
 
   async get(name: string) {
     const row = this.byName.get(name) as Row | undefined;
-    return row && SqliteUsers.toRecord(row);
+    return row && userFromRow(row);
   }
   async list() {
-    return (this.all.all() as Row[]).map(SqliteUsers.toRecord);
+    return (this.all.all() as Row[]).map(userFromRow);
   }
   async create(user: UserRecord) {
     return this.insert.run({ ...user, roles: JSON.stringify(user.roles) }).changes === 1;
@@ -155,18 +146,6 @@ class SqliteCredentials implements CredentialRepository {
     this.takeState = db.prepare('DELETE FROM oauth_states WHERE state = ? RETURNING *');
   }
 
-  private static toRecord(row: Row): CredentialRecord {
-    return {
-      name: row.name as string,
-      type: row.type as string,
-      settings: JSON.parse(row.settings as string),
-      secrets: row.secrets as string,
-      state: JSON.parse(row.state as string),
-      version: Number(row.version),
-      createdAt: row.created_at as string,
-      updatedAt: row.updated_at as string,
-    };
-  }
 
   private static toRow(record: Omit<CredentialRecord, 'version'>): Row {
     return { ...record, settings: JSON.stringify(record.settings), state: JSON.stringify(record.state) };
@@ -174,10 +153,10 @@ class SqliteCredentials implements CredentialRepository {
 
   async get(name: string) {
     const row = this.byName.get(name) as Row | undefined;
-    return row && SqliteCredentials.toRecord(row);
+    return row && credentialFromRow(row);
   }
   async list() {
-    return (this.all.all() as Row[]).map(SqliteCredentials.toRecord);
+    return (this.all.all() as Row[]).map(credentialFromRow);
   }
   async create(record: CredentialRecord) {
     return this.insert.run(SqliteCredentials.toRow(record)).changes === 1;
@@ -200,13 +179,7 @@ class SqliteCredentials implements CredentialRepository {
   }
   async takeOAuthState(state: string) {
     const row = this.takeState.get(state) as Row | undefined;
-    if (!row) return undefined;
-    return {
-      state: row.state as string,
-      credentialName: row.credential_name as string,
-      codeVerifier: row.code_verifier as string,
-      expiresAt: row.expires_at as string,
-    };
+    return row && oauthStateFromRow(row);
   }
 }
 
