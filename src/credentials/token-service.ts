@@ -333,36 +333,25 @@ export class TokenService implements SecurityMaterial {
 
     const now = this.now();
     const expiresAt = new Date(now + response.expiresIn * 1000).toISOString();
-    const identity = identityOf(credential);
-    let superseded = false;
-    const result = await this.vault.mutate(name, (latest) => {
-      superseded = false;
-      // The admin changed the client or scope meanwhile: these tokens belong to the old settings.
-      if (identityOf(latest) !== identity) return undefined;
-      // Authorized again meanwhile (perhaps as another user): the newer grant wins; writing these
-      // tokens would bring the old one back.
-      superseded = !sameGrant(latest, credential);
-      if (superseded) return undefined;
-      return {
-        ...latest,
-        secrets: {
-          ...latest.secrets,
-          accessToken: response.accessToken,
-          tokenType: response.tokenType,
-          // A rotated refresh token replaces the old one; a server that does not rotate keeps it.
-          refreshToken: response.refreshToken ?? latest.secrets.refreshToken,
-        },
-        state: {
-          ...latest.state,
-          status: 'authorized',
-          expiresAt,
-          lastRefreshAt: new Date(now).toISOString(),
-          grantedScope: response.scope ?? latest.state.grantedScope,
-          user: userFromIdToken(response.idToken) ?? latest.state.user,
-          lastError: undefined,
-        },
-      };
-    });
+    const { result, superseded } = await this.writeToSameGrant(name, credential, (latest) => ({
+      ...latest,
+      secrets: {
+        ...latest.secrets,
+        accessToken: response.accessToken,
+        tokenType: response.tokenType,
+        // A rotated refresh token replaces the old one; a server that does not rotate keeps it.
+        refreshToken: response.refreshToken ?? latest.secrets.refreshToken,
+      },
+      state: {
+        ...latest.state,
+        status: 'authorized',
+        expiresAt,
+        lastRefreshAt: new Date(now).toISOString(),
+        grantedScope: response.scope ?? latest.state.grantedScope,
+        user: userFromIdToken(response.idToken) ?? latest.state.user,
+        lastError: undefined,
+      },
+    }));
     if (result && !result.written && superseded) return this.superseded(result.credential, reason);
     if (!result?.written) {
       this.log.warn({ credential: name, outcome: 'discarded' }, 'credential changed during token refresh; new tokens discarded');
@@ -408,16 +397,8 @@ export class TokenService implements SecurityMaterial {
       );
     }
     const status = err.classification;
-    const identity = identityOf(credential);
-    let superseded = false;
-    const result = await this.vault.mutate(name, (latest) => {
-      superseded = false;
-      if (identityOf(latest) !== identity) return undefined;
-      // A re-authorization meanwhile wins over this failure of the grant it replaced.
-      superseded = !sameGrant(latest, credential);
-      if (superseded) return undefined;
-      return { ...latest, state: { ...latest.state, status, lastError } };
-    });
+    // A re-authorization meanwhile wins over this failure of the grant it replaced.
+    const { result, superseded } = await this.writeToSameGrant(name, credential, (latest) => ({ ...latest, state: { ...latest.state, status, lastError } }));
     if (result && !result.written && superseded) return this.superseded(result.credential, reason, lastError.error);
     this.cache.delete(name);
     this.log.warn(
@@ -431,6 +412,23 @@ export class TokenService implements SecurityMaterial {
    * The credential was authorized again while its older grant was being refreshed: what the
    * refresh got (or the error it met) is dropped, and the newer grant's token is handed out.
    */
+  /**
+   * Applies `change` to the newest record unless the grant it concerns is gone: the admin changed
+   * the client or scope (the result belongs to the old settings), or authorized again, perhaps as
+   * another user (the newer grant wins; writing would bring the old one back: `superseded`).
+   */
+  private async writeToSameGrant(name: string, credential: Credential, change: (latest: Credential) => Credential) {
+    const identity = identityOf(credential);
+    let superseded = false;
+    const result = await this.vault.mutate(name, (latest) => {
+      superseded = false;
+      if (identityOf(latest) !== identity) return undefined;
+      superseded = !sameGrant(latest, credential);
+      return superseded ? undefined : change(latest);
+    });
+    return { result, superseded };
+  }
+
   private superseded(latest: Credential, reason: RefreshReason, error?: string): AccessToken {
     const { name } = latest;
     this.log.warn({ credential: name, reason: reason.kind, outcome: 'superseded', error }, 'credential was authorized again during token refresh; the refresh result is discarded');

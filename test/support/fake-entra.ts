@@ -5,7 +5,7 @@
 import { createHash, createHmac, randomBytes, randomUUID } from 'node:crypto';
 import Fastify from 'fastify';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { delay } from './delay.ts';
+import { delayUnlessGone } from './delay.ts';
 
 export const DEFAULT_USER = 'alice@contoso.example';
 /** Tenant id (`tid`) used when the tenant path segment is not itself a GUID (`common`, a domain…). */
@@ -468,7 +468,7 @@ export class FakeEntra {
     this.tokenRequests.push(record);
     const correlationId = String(req.headers['client-request-id'] ?? randomUUID());
 
-    if (this.tokenDelayMs > 0) await this.delayUnlessGone(reply);
+    if (this.tokenDelayMs > 0) await delayUnlessGone(reply, this.tokenDelayMs, this.closing.signal);
 
     let status: number;
     let body: Record<string, unknown>;
@@ -496,16 +496,6 @@ export class FakeEntra {
       .send(body);
   }
 
-  private async delayUnlessGone(reply: FastifyReply): Promise<void> {
-    // Stop waiting when the test server closes or the client gave up (its timeout fired).
-    const gone = new AbortController();
-    const onGone = () => gone.abort();
-    reply.raw.once('close', onGone);
-    this.closing.signal.addEventListener('abort', onGone, { once: true });
-    await delay(this.tokenDelayMs, gone.signal);
-    reply.raw.off('close', onGone);
-    this.closing.signal.removeEventListener('abort', onGone);
-  }
 
   private readClientAuth(header: string | undefined, params: URLSearchParams): { clientId: string | undefined; clientSecret: string | undefined; method: ClientAuthMethod } {
     const basic = /^Basic\s+(\S+)\s*$/i.exec(header ?? '');

@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import Fastify from 'fastify';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AccessTokenInfo } from './fake-entra.ts';
-import { delay } from './delay.ts';
+import { delayUnlessGone } from './delay.ts';
 
 /** What the fake needs from the authorization server: a way to check tokens. */
 export interface TokenValidator {
@@ -247,7 +247,7 @@ export class FakeGraph {
     };
     this.requests.push(record);
     reply.headers({ 'request-id': requestId, 'client-request-id': clientRequestId });
-    if (this.delayMs > 0) await this.delayUnlessGone(reply);
+    if (this.delayMs > 0) await delayUnlessGone(reply, this.delayMs, this.closing.signal);
     try {
       if (this.injected) {
         const spec = this.injected.spec;
@@ -313,15 +313,6 @@ export class FakeGraph {
     }
   }
 
-  private async delayUnlessGone(reply: FastifyReply): Promise<void> {
-    const gone = new AbortController();
-    const onGone = () => gone.abort();
-    reply.raw.once('close', onGone);
-    this.closing.signal.addEventListener('abort', onGone, { once: true });
-    await delay(this.delayMs, gone.signal);
-    reply.raw.off('close', onGone);
-    this.closing.signal.removeEventListener('abort', onGone);
-  }
 }
 
 /** Starts a fake Microsoft Graph on 127.0.0.1 (random port) checking tokens with `entra`. */

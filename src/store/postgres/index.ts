@@ -16,6 +16,7 @@ import type {
   UserRecord,
   UserRepository,
 } from '../types.ts';
+import { MESSAGE_LOG_FIELDS } from '../types.ts';
 
 
 
@@ -39,21 +40,7 @@ const CREDENTIAL_LOCK_CLASS = 0x69666c77;
 /** Rows per INSERT of insertMany: 13 parameters a row stays far below PostgreSQL's 65535 per statement. */
 const INSERT_CHUNK = 1000;
 
-const MESSAGE_LOG_COLUMNS = [
-  'MessageGuid',
-  'CorrelationId',
-  'ApplicationMessageId',
-  'IntegrationFlowName',
-  'Status',
-  'CustomStatus',
-  'LogStart',
-  'LogEnd',
-  'Sender',
-  'Receiver',
-  'DurationMs',
-  'Steps',
-  'Error',
-] as const;
+const MESSAGE_LOG_COLUMNS = [...MESSAGE_LOG_FIELDS, 'Steps', 'Error'] as const;
 const JSON_COLUMNS = new Set<string>(['Steps', 'Error']);
 const NULLABLE_FIELDS = new Set<MessageLogField>(['ApplicationMessageId', 'CustomStatus', 'LogEnd', 'Sender', 'Receiver']);
 
