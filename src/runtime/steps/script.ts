@@ -32,6 +32,10 @@ function pickProcessData(module: { default?: unknown; processData?: unknown }): 
   return undefined;
 }
 
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as { then?: unknown } | null)?.then === 'function';
+}
+
 function withTimeout<T>(work: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_resolve, reject) => {
@@ -70,11 +74,11 @@ export async function compileScriptStep(file: string, timeoutMs: number, env: St
       },
     };
     try {
-      const result = await withTimeout(
-        Promise.resolve().then(() => processData(message, context)),
-        timeoutMs,
-        () => new MessageFailure('SCRIPT_TIMEOUT', `script ${shownName} did not finish within ${timeoutMs} ms`),
-      );
+      let result = processData(message, context);
+      // Only a script that returns a promise can outlive the step: a synchronous one needs no timer.
+      if (isThenable(result)) {
+        result = await withTimeout(Promise.resolve(result), timeoutMs, () => new MessageFailure('SCRIPT_TIMEOUT', `script ${shownName} did not finish within ${timeoutMs} ms`));
+      }
       if (result instanceof Message) message.assign(result);
       else if (result !== undefined && result !== null) {
         throw new MessageFailure('SCRIPT_ERROR', `script ${shownName} returned something that is not a message: change the message in place or return it`);
