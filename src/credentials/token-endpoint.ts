@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { request } from 'undici';
 import type { ClientAuthentication, FailingStatus, LastError } from './types.ts';
+import { redactValues } from '../security/redact.ts';
 
 /** A successful token response (RFC 6749 §5.1), as far as iflow uses it. */
 export interface TokenResponse {
@@ -91,8 +92,7 @@ function formEncode(value: string): string {
 /** Replaces every secret value we sent with [Redacted], in case a server echoes one back. */
 export function scrub(text: string | undefined, secrets: readonly (string | undefined)[]): string | undefined {
   if (text === undefined) return undefined;
-  let out = text;
-  for (const secret of secrets) if (secret && secret.length >= 4) out = out.split(secret).join('[Redacted]');
+  const out = redactValues(text, secrets);
   return out.length > 2000 ? `${out.slice(0, 2000)}…` : out;
 }
 
