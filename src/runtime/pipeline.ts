@@ -4,40 +4,43 @@ import { toMessageFailure, type MessageFailure } from './errors.ts';
 import type { Message } from './message.ts';
 import type { CompiledStep, Execution } from './steps/index.ts';
 
+/** Why a message failed, and in which step (none when it failed before the pipeline). */
+export type StepFailure = MessageFailure & { step?: string };
+
 export interface PipelineResult {
-  message: Message;
   steps: StepTiming[];
-  failure?: MessageFailure & { step?: string };
+  failure?: StepFailure;
 }
 
 /**
  * Runs a flow's compiled steps over a message, in order, timing each; steps change the message in
- * place. The first failing step ends the run.
+ * place. The first failing step ends the run. The message's logger (bound to message, correlation
+ * and flow) is made only when a step asks for it.
  */
-export async function runPipeline(steps: readonly CompiledStep[], initial: Message, baseLogger: Logger, bindings: Record<string, string>): Promise<PipelineResult> {
+export async function runPipeline(steps: readonly CompiledStep[], message: Message, baseLogger: Logger, flowId: string): Promise<PipelineResult> {
   let log: Logger | undefined;
   const execution: Execution = {
     get log() {
-      log ??= baseLogger.child(bindings);
+      log ??= baseLogger.child({ messageId: message.id, correlationId: message.correlationId, flow: flowId });
       return log;
     },
   };
-  const message = initial;
   const timings: StepTiming[] = [];
   for (const step of steps) {
     const startedAt = Date.now();
     const start = performance.now();
+    let failure: StepFailure | undefined;
     try {
       await step.run(message, execution);
-      timings.push({ name: step.name, kind: step.kind, start: new Date(startedAt).toISOString(), durationMs: round(performance.now() - start), status: 'COMPLETED' });
     } catch (err) {
-      timings.push({ name: step.name, kind: step.kind, start: new Date(startedAt).toISOString(), durationMs: round(performance.now() - start), status: 'FAILED' });
-      const failure = toMessageFailure(err, 'STEP_ERROR') as MessageFailure & { step?: string };
+      failure = toMessageFailure(err, 'STEP_ERROR');
       failure.step = step.name;
-      return { message, steps: timings, failure };
     }
+    const status = failure ? 'FAILED' : 'COMPLETED';
+    timings.push({ name: step.name, kind: step.kind, start: new Date(startedAt).toISOString(), durationMs: round(performance.now() - start), status });
+    if (failure) return { steps: timings, failure };
   }
-  return { message, steps: timings };
+  return { steps: timings };
 }
 
 function round(ms: number): number {

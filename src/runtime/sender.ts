@@ -5,12 +5,12 @@ import type { ErrorObject } from 'ajv';
 import type { Logger } from 'pino';
 import { errorBody } from '../errors.ts';
 import type { Flow, FlowRegistry, FlowRuntime } from '../flows/registry.ts';
-import { hasAnyRole } from '../security/index.ts';
+import { authorizeRequest } from '../security/index.ts';
 import { SENSITIVE_HEADER } from '../security/redact.ts';
-import type { MessageLogRecord, MessageStatus } from '../store/types.ts';
+import type { MessageLogRecord, MessageStatus, StepTiming } from '../store/types.ts';
 import { MessageFailure } from './errors.ts';
 import { Message } from './message.ts';
-import { runPipeline, type PipelineResult } from './pipeline.ts';
+import { runPipeline, type StepFailure } from './pipeline.ts';
 
 const CORRELATION_ID = /^[\w.:@/+=-]{1,128}$/;
 /** Message headers never sent back to the caller: framing, and (with SENSITIVE_HEADER) anything like a credential. */
@@ -100,7 +100,9 @@ export async function senderRoutes(app: FastifyInstance, options: { registry: Fl
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', readBody);
 
-  function record(flow: Flow, message: Message, status: MessageStatus, startedAt: number, result: Partial<PipelineResult>, failure: (MessageFailure & { step?: string }) | undefined, user: string | undefined) {
+  /** The message log record, metrics and log line of a finished message: FAILED when there is a failure. */
+  function record(flow: Flow, message: Message, startedAt: number, steps: StepTiming[], failure: StepFailure | undefined, user: string | undefined) {
+    const status: MessageStatus = failure ? 'FAILED' : 'COMPLETED';
     const durationMs = Date.now() - startedAt;
     const entry: MessageLogRecord = {
       MessageGuid: message.id,
@@ -114,7 +116,7 @@ export async function senderRoutes(app: FastifyInstance, options: { registry: Fl
       Sender: message.getHeader('SAP_Sender') ?? user ?? null,
       Receiver: message.getHeader('SAP_Receiver') ?? flow.runtime?.receiver ?? null,
       DurationMs: durationMs,
-      Steps: result.steps ?? [],
+      Steps: steps,
       Error: failure ? { step: failure.step, code: failure.code, message: failure.message, ...failure.extra } : null,
     };
     app.messageLogs.add(entry);
@@ -132,8 +134,8 @@ export async function senderRoutes(app: FastifyInstance, options: { registry: Fl
     else logger.info(line, 'message completed');
   }
 
-  function fail(reply: FastifyReply, flow: Flow, message: Message, startedAt: number, failure: MessageFailure & { step?: string }, result: Partial<PipelineResult>, user: string | undefined, details?: unknown) {
-    record(flow, message, 'FAILED', startedAt, result, failure, user);
+  function fail(reply: FastifyReply, flow: Flow, message: Message, startedAt: number, failure: StepFailure, steps: StepTiming[], user: string | undefined, details?: unknown) {
+    record(flow, message, startedAt, steps, failure, user);
     return reply
       .code(failure.statusCode)
       .header('SAP_MessageProcessingLogID', message.id)
@@ -151,21 +153,11 @@ export async function senderRoutes(app: FastifyInstance, options: { registry: Fl
       if (flow.method !== request.method) {
         return reply.code(405).header('Allow', flow.method).send(errorBody('METHOD_NOT_ALLOWED', `${path} accepts ${flow.method}`));
       }
-      const user = await app.authenticator.authenticate(request.headers.authorization);
-      if (!user) {
-        return reply
-          .code(401)
-          .header('WWW-Authenticate', 'Basic realm="iflow", charset="UTF-8"')
-          .send(errorBody('UNAUTHORIZED', 'Authentication required: send HTTP Basic credentials of a user with the flow\'s role'));
-      }
-      if (!hasAnyRole(user, [flow.role!])) {
-        return reply.code(403).send(errorBody('FORBIDDEN', `User "${user.name}" lacks role ${flow.role} that flow ${flow.id} requires`));
-      }
+      await authorizeRequest(request, reply, [flow.role!], `flow ${flow.id}`);
       const declared = Number(request.headers['content-length']);
       if (declared > flow.runtime!.bodyLimit) {
         return reply.code(413).send(errorBody('PAYLOAD_TOO_LARGE', `Body of ${declared} bytes exceeds this endpoint's limit of ${flow.runtime!.bodyLimit} bytes`));
       }
-      request.user = user;
       request.flow = flow;
     },
     handler: async (request, reply) => {
@@ -187,12 +179,12 @@ export async function senderRoutes(app: FastifyInstance, options: { registry: Fl
         try {
           parsed = raw.length === 0 ? undefined : JSON.parse(raw.toString('utf8'));
         } catch (err) {
-          return fail(reply, flow, message, startedAt, new MessageFailure('INVALID_JSON', malformedJsonMessage(err), 400), {}, user);
+          return fail(reply, flow, message, startedAt, new MessageFailure('INVALID_JSON', malformedJsonMessage(err), 400), [], user);
         }
         if (runtime.validateBody && !runtime.validateBody(parsed)) {
           const details = violations(runtime.validateBody.errors);
           const summary = details.map((d) => `${d.pointer} ${d.message}`).join('; ');
-          return fail(reply, flow, message, startedAt, new MessageFailure('SCHEMA_VIOLATION', `Body does not match the flow's schema: ${summary}`, 400), {}, user, details);
+          return fail(reply, flow, message, startedAt, new MessageFailure('SCHEMA_VIOLATION', `Body does not match the flow's schema: ${summary}`, 400), [], user, details);
         }
         if (parsed !== undefined) message.setJsonBody(parsed, raw);
         else message.setBody(raw);
@@ -200,16 +192,15 @@ export async function senderRoutes(app: FastifyInstance, options: { registry: Fl
         message.setBody(raw);
       }
 
-      const result = await runPipeline(runtime.steps, message, logger, { messageId: message.id, correlationId: message.correlationId, flow: flow.id });
-      if (result.failure) return fail(reply, flow, result.message, startedAt, result.failure, result, user);
+      const result = await runPipeline(runtime.steps, message, logger, flow.id);
+      if (result.failure) return fail(reply, flow, message, startedAt, result.failure, result.steps, user);
 
-      const final = result.message;
-      const answer = replyOf(final);
-      if (answer instanceof MessageFailure) return fail(reply, flow, final, startedAt, answer, result, user);
-      record(flow, final, 'COMPLETED', startedAt, result, undefined, user);
-      reply.code(final.status);
+      const answer = replyOf(message);
+      if (answer instanceof MessageFailure) return fail(reply, flow, message, startedAt, answer, result.steps, user);
+      record(flow, message, startedAt, result.steps, undefined, user);
+      reply.code(message.status);
       for (const [name, value] of answer.headers) reply.header(name, value);
-      reply.header('SAP_MessageProcessingLogID', final.id);
+      reply.header('SAP_MessageProcessingLogID', message.id);
       return reply.send(answer.body);
     },
   });

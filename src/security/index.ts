@@ -16,21 +16,28 @@ declare module 'fastify' {
 }
 
 /**
- * An onRequest hook that lets a request through when its Basic credentials belong to a user holding
- * one of `roles` (admin always passes): 401 without valid credentials, 403 with the wrong role.
- * onRequest, not preHandler: callers are checked before their body is parsed and validated.
+ * Lets a request through when its Basic credentials belong to a user holding one of `roles` (admin
+ * always passes) and sets `request.user`: else a 401 (with the Basic challenge) or a 403 HttpError.
+ * `what` names what needs the role, for the 403 message.
+ */
+export async function authorizeRequest(request: FastifyRequest, reply: FastifyReply, roles: readonly string[], what = 'this'): Promise<AuthenticatedUser> {
+  const user = await request.server.authenticator.authenticate(request.headers.authorization);
+  if (!user) {
+    reply.header('WWW-Authenticate', 'Basic realm="iflow", charset="UTF-8"');
+    throw new HttpError(401, 'UNAUTHORIZED', 'Authentication required: send HTTP Basic credentials of an iflow user');
+  }
+  if (!hasAnyRole(user, roles)) throw new HttpError(403, 'FORBIDDEN', `User "${user.name}" lacks the role ${what} needs (${roles.join(' or ')})`);
+  request.user = user;
+  return user;
+}
+
+/**
+ * An onRequest hook running `authorizeRequest` for `roles`. onRequest, not preHandler: callers are
+ * checked before their body is parsed and validated.
  */
 export function requireRole(...roles: string[]): onRequestAsyncHookHandler {
   return async function checkRole(this: unknown, request: FastifyRequest, reply: FastifyReply) {
-    const user = await request.server.authenticator.authenticate(request.headers.authorization);
-    if (!user) {
-      reply.header('WWW-Authenticate', 'Basic realm="iflow", charset="UTF-8"');
-      throw new HttpError(401, 'UNAUTHORIZED', 'Authentication required: send HTTP Basic credentials of an iflow user');
-    }
-    if (!hasAnyRole(user, roles)) {
-      throw new HttpError(403, 'FORBIDDEN', `User "${user.name}" lacks the role this needs (${roles.join(' or ')})`);
-    }
-    request.user = user;
+    await authorizeRequest(request, reply, roles);
   };
 }
 
