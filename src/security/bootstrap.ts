@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../config/index.ts';
@@ -43,8 +43,4 @@ export async function ensureBootstrapAdmin(
       `iflow: it is saved in ${file} (mode 0600) until you change it; set IFLOW_ADMIN_PASSWORD to choose your own.\n\n`,
   );
   log.info({ user: config.adminUser, file }, 'bootstrap administrator created with a generated password');
-}
-
-export function initialPasswordFileExists(dataDir: string): boolean {
-  return existsSync(join(dataDir, INITIAL_PASSWORD_FILE));
 }
