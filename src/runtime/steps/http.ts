@@ -1,5 +1,4 @@
 import { STATUS_CODES } from 'node:http';
-import type { Dispatcher } from 'undici';
 import { parseDuration } from '../../config/duration.ts';
 import { FlowError } from '../../flows/errors.ts';
 import type { HttpAuthDefinition, HttpStepDefinition } from '../../flows/schema.ts';
@@ -8,6 +7,7 @@ import { MessageFailure, toMessageFailure } from '../errors.ts';
 import { compileExpression, isConstant, type Expression } from '../expressions.ts';
 import type { Message } from '../message.ts';
 import { SENSITIVE_HEADER, redactValues, secretsOfHeaderValue } from '../../security/redact.ts';
+import { exchange, type Answer } from './exchange.ts';
 import type { StepEnvironment, StepRun } from './types.ts';
 
 const DEFAULT_TIMEOUT_MS = 60_000;
@@ -44,13 +44,6 @@ function authorizer(auth: HttpAuthDefinition | undefined, material: SecurityMate
       return `Bearer ${token.accessToken}`;
     },
   };
-}
-
-/** A receiver's reply, read whole. */
-interface Answer {
-  statusCode: number;
-  headers: Dispatcher.ResponseData['headers'];
-  body: Buffer;
 }
 
 async function authorize(auth: Authorizer, rejectedToken?: string): Promise<string> {
@@ -110,38 +103,6 @@ export function compileHttpStep(definition: HttpStepDefinition, env: StepEnviron
   const dispatcher = env.dispatcher;
   const sendsBody = method !== 'GET' && method !== 'DELETE';
 
-  /** One request-reply within the step timeout: the whole body is read (up to a cap) before the timer stops. */
-  async function exchange(target: URL, headers: Record<string, string>, body: Buffer | undefined): Promise<Answer> {
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), timeoutMs);
-    try {
-      const response = await dispatcher.request({ origin: target.origin, path: target.pathname + target.search, method, headers, body, signal: controller.signal });
-      const tooLarge = () => new MessageFailure('RECEIVER_RESPONSE_TOO_LARGE', `receiver ${target.host} answered more than ${MAX_RESPONSE_BYTES} bytes`, 502);
-      if (Number(response.headers['content-length']) > MAX_RESPONSE_BYTES) {
-        response.body.destroy();
-        throw tooLarge();
-      }
-      const chunks: Buffer[] = [];
-      let size = 0;
-      for await (const chunk of response.body) {
-        size += (chunk as Buffer).length;
-        if (size > MAX_RESPONSE_BYTES) {
-          response.body.destroy();
-          throw tooLarge();
-        }
-        chunks.push(chunk as Buffer);
-      }
-      return { statusCode: response.statusCode, headers: response.headers, body: Buffer.concat(chunks, size) };
-    } catch (err) {
-      if (err instanceof MessageFailure) throw err;
-      if (controller.signal.aborted) throw new MessageFailure('RECEIVER_TIMEOUT', `receiver ${target.host} did not answer within ${timeoutMs} ms`, 504);
-      const e = err as { code?: string; message?: string };
-      throw new MessageFailure('RECEIVER_UNREACHABLE', `receiver ${target.host} unreachable: ${e.code ?? e.message ?? 'connection failed'}`, 502);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
   /** The receiver URL for this message: fixed at deploy, or built from its expressions. */
   function targetOf(message: Message): URL {
     if (constantTarget) return constantTarget;
@@ -179,7 +140,7 @@ export function compileHttpStep(definition: HttpStepDefinition, env: StepEnviron
     for (let attempt = 1; ; attempt++) {
       let failure: MessageFailure | undefined;
       try {
-        answer = await exchange(target, headers, body);
+        answer = await exchange(dispatcher, { target, method, headers, body, timeoutMs, maxResponseBytes: MAX_RESPONSE_BYTES });
       } catch (err) {
         failure = err as MessageFailure;
         answer = undefined;
