@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { UserRepository } from '../store/types.ts';
 import { hashPassword, verifyPassword } from './passwords.ts';
 
@@ -36,7 +36,7 @@ export class Authenticator {
     if (!authorization) return undefined;
     // The hot path: a header verified in the last minute is found by its SHA-256 alone (an equal
     // digest is an equal header; comparing digests tells an attacker nothing about the password).
-    const key = createHash('sha256').update(authorization).digest('base64');
+    const key = hash('sha256', authorization, 'base64');
     const cached = this.cache.get(key);
     if (cached && cached.expiresAt > Date.now()) return cached.user;
     const credentials = parseBasicAuth(authorization);
