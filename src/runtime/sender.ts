@@ -39,16 +39,17 @@ export function malformedJsonMessage(err: unknown): string {
  * body; a failure (500 INVALID_REPLY) when a script left something HTTP cannot carry.
  */
 function replyOf(message: Message): { headers: [string, string][]; body: Buffer | string } | MessageFailure {
-  const invalid = (why: string) => new MessageFailure('INVALID_REPLY', `the final message cannot be sent as an HTTP reply: ${why}`, 500);
-  if (!Number.isInteger(message.status) || message.status < 200 || message.status > 599) return invalid(`status ${message.status} is not between 200 and 599`);
+  if (!Number.isInteger(message.status) || message.status < 200 || message.status > 599) return invalidReply(`status ${message.status} is not between 200 and 599`);
   const headers: [string, string][] = [];
-  for (const [name, value] of Object.entries(message.getHeaders())) {
+  const all = message.getHeaders();
+  for (const name in all) {
     if (NOT_REPLIED.has(name.toLowerCase()) || SENSITIVE_HEADER.test(name)) continue;
+    const value = all[name];
     try {
       validateHeaderName(name);
       validateHeaderValue(name, value);
     } catch {
-      return invalid(`header "${name.slice(0, 64)}" has characters HTTP does not allow`);
+      return invalidReply(`header "${name.slice(0, 64)}" has characters HTTP does not allow`);
     }
     headers.push([name, value]);
   }
@@ -58,32 +59,22 @@ function replyOf(message: Message): { headers: [string, string][]; body: Buffer 
     headers.push(['content-type', 'application/json; charset=utf-8']);
     return { headers, body };
   } catch (err) {
-    return invalid(`the body does not serialise to JSON (${(err as Error).message})`);
+    return invalidReply(`the body does not serialise to JSON (${(err as Error).message})`);
   }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function tooLarge(size: number, limit: number) {
+  return errorBody('PAYLOAD_TOO_LARGE', `Body of ${size} bytes exceeds this endpoint's limit of ${limit} bytes`);
+}
+
+function invalidReply(why: string): MessageFailure {
+  return new MessageFailure('INVALID_REPLY', `the final message cannot be sent as an HTTP reply: ${why}`, 500);
 }
 
 function violations(errors: ErrorObject[] | null | undefined) {
   return (errors ?? []).map((e) => ({ pointer: e.instancePath || '/', message: e.message ?? 'is invalid', ...(e.keyword === 'additionalProperties' ? { property: (e.params as { additionalProperty: string }).additionalProperty } : {}) }));
-}
-
-/** Reads the body as bytes, stopping at the flow's own limit (413). */
-function readBody(request: FastifyRequest, payload: NodeJS.ReadableStream, done: (err: Error | null, body?: Buffer) => void): void {
-  const limit = request.flow?.runtime?.bodyLimit ?? 0;
-  const chunks: Buffer[] = [];
-  let size = 0;
-  let finished = false;
-  const finish = (err: Error | null, body?: Buffer) => {
-    if (finished) return;
-    finished = true;
-    done(err, body);
-  };
-  payload.on('data', (chunk: Buffer) => {
-    size += chunk.length;
-    if (size > limit) finish(Object.assign(new Error('body too large'), { statusCode: 413 }));
-    else if (!finished) chunks.push(chunk);
-  });
-  payload.on('end', () => finish(null, Buffer.concat(chunks, size)));
-  payload.on('error', (err: Error) => finish(err));
 }
 
 /**
@@ -99,7 +90,9 @@ export async function senderRoutes(app: FastifyInstance, options: { registry: Fl
 
   app.decorateRequest('flow', null);
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', readBody);
+  // Bodies are read as bytes up to the largest flow's limit (the route's bodyLimit); each flow's own
+  // limit is checked on Content-Length before reading and on the bytes read for chunked bodies.
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
 
   /** The message log record, metrics and log line of a finished message: FAILED when there is a failure. */
   function record(flow: Flow, message: Message, startedAt: number, steps: StepTiming[], failure: StepFailure | undefined, user: string | undefined) {
@@ -154,9 +147,7 @@ export async function senderRoutes(app: FastifyInstance, options: { registry: Fl
       }
       await authorizeRequest(request, reply, [flow.role!], `flow ${flow.id}`);
       const declared = Number(request.headers['content-length']);
-      if (declared > flow.runtime!.bodyLimit) {
-        return reply.code(413).send(errorBody('PAYLOAD_TOO_LARGE', `Body of ${declared} bytes exceeds this endpoint's limit of ${flow.runtime!.bodyLimit} bytes`));
-      }
+      if (declared > flow.runtime!.bodyLimit) return reply.code(413).send(tooLarge(declared, flow.runtime!.bodyLimit));
       request.flow = flow;
     },
     handler: async (request, reply) => {
@@ -164,7 +155,8 @@ export async function senderRoutes(app: FastifyInstance, options: { registry: Fl
       const flow = request.flow!;
       const runtime: FlowRuntime = flow.runtime!;
       const message = new Message({ id: randomUUID(), correlationId: correlationIdOf(request) });
-      const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+      const raw = Buffer.isBuffer(request.body) ? request.body : EMPTY;
+      if (raw.length > runtime.bodyLimit) return reply.code(413).send(tooLarge(raw.length, runtime.bodyLimit));
       const contentType = request.headers['content-type'];
       if (contentType) message.setHeader('Content-Type', contentType);
       for (const [lower, name] of runtime.allowedHeaders) {

@@ -208,6 +208,16 @@ steps:
     const large = await post('/http/schema', { id: 'x'.repeat(2000), qty: 1 });
     assert.equal(large.status, 413);
     assert.equal(((await large.json()) as ErrorReply).error.code, 'PAYLOAD_TOO_LARGE');
+    // Chunked (no Content-Length): the flow's limit still holds once the bytes are read.
+    const chunks = [Buffer.from(`{"id": "${'y'.repeat(1500)}"`), Buffer.from(', "qty": 1}')];
+    const chunked = await fetch(`${iflow.url}/http/schema`, {
+      method: 'POST',
+      headers: { authorization: SENDER, 'content-type': 'application/json' },
+      body: new ReadableStream({ pull: (controller) => (chunks.length ? controller.enqueue(chunks.shift()!) : controller.close()) }),
+      duplex: 'half',
+    } as RequestInit);
+    assert.equal(chunked.status, 413);
+    assert.equal(((await chunked.json()) as ErrorReply).error.code, 'PAYLOAD_TOO_LARGE');
 
     const malformed = await post('/http/schema', '{"id": "a", ');
     assert.equal(malformed.status, 400);
