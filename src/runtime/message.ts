@@ -33,6 +33,11 @@ export class Message {
     return this.bodyBuffer;
   }
 
+  /** The body as it is cheapest to send: the text when it is text or JSON (no copy into bytes), else the bytes. */
+  getBodyForSending(): Buffer | string {
+    return this.bodyBuffer ?? this.getBodyAsString();
+  }
+
   getBodyAsString(): string {
     if (this.bodyString === undefined) {
       this.bodyString = this.bodyBuffer !== undefined ? this.bodyBuffer.toString('utf8') : JSON.stringify(this.bodyJson) ?? '';

@@ -31,7 +31,9 @@ export async function runPipeline(steps: readonly CompiledStep[], message: Messa
     const start = performance.now();
     let failure: StepFailure | undefined;
     try {
-      await step.run(message, execution);
+      // Synchronous steps (most scripts, set) return nothing: no promise to wait for.
+      const pending = step.run(message, execution);
+      if (pending) await pending;
     } catch (err) {
       failure = toMessageFailure(err, 'STEP_ERROR');
       failure.step = step.name;

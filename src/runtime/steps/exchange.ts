@@ -12,7 +12,7 @@ export interface ExchangeRequest {
   target: URL;
   method: Dispatcher.HttpMethod;
   headers: Record<string, string>;
-  body: Buffer | undefined;
+  body: Buffer | string | undefined;
   /** The whole exchange (queueing, connecting, sending, the reply's last byte) must end within this. */
   timeoutMs: number;
   /** A reply body larger than this fails the exchange. */

@@ -124,8 +124,8 @@ export function compileHttpStep(definition: HttpStepDefinition, env: StepEnviron
       const value = message.getHeader(name);
       if (value !== undefined) headers[name.toLowerCase()] = value;
     }
-    const body = sendsBody ? message.getBody() : undefined;
-    if (body) {
+    const body = sendsBody ? message.getBodyForSending() : undefined;
+    if (body !== undefined) {
       const type = contentTypeOf(message);
       if (type) headers['content-type'] = type;
     }

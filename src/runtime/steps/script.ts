@@ -2,10 +2,10 @@ import { access } from 'node:fs/promises';
 import { resolve, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { FlowError } from '../../flows/errors.ts';
-import { secureStoreFor, type ScriptContext } from '../context.ts';
+import { secureStoreFor, type ScriptContext, type SecureStore } from '../context.ts';
 import { MessageFailure, toMessageFailure } from '../errors.ts';
 import { Message } from '../message.ts';
-import type { StepEnvironment, StepRun } from './types.ts';
+import type { Execution, StepEnvironment, StepRun } from './types.ts';
 
 type ProcessData = (message: Message, context: ScriptContext) => unknown;
 
@@ -65,29 +65,52 @@ export async function compileScriptStep(file: string, timeoutMs: number, env: St
   const secureStore = secureStoreFor(env.securityMaterial);
   const parameters = env.parameters;
 
-  return async (message, execution) => {
-    const context: ScriptContext = {
-      secureStore,
-      parameters,
-      get log() {
-        return execution.log;
-      },
-    };
-    try {
-      let result = processData(message, context);
-      // Only a script that returns a promise can outlive the step: a synchronous one needs no timer.
-      if (isThenable(result)) {
-        result = await withTimeout(Promise.resolve(result), timeoutMs, () => new MessageFailure('SCRIPT_TIMEOUT', `script ${shownName} did not finish within ${timeoutMs} ms`));
-      }
-      if (result instanceof Message) message.assign(result);
-      else if (result !== undefined && result !== null) {
-        throw new MessageFailure('SCRIPT_ERROR', `script ${shownName} returned something that is not a message: change the message in place or return it`);
-      }
-    } catch (err) {
-      if (err instanceof MessageFailure) throw err;
-      const failure = toMessageFailure(err, 'SCRIPT_ERROR');
-      if (failure.code !== 'SCRIPT_ERROR') throw failure;
-      throw new MessageFailure('SCRIPT_ERROR', `script ${scriptLocation(err, [path, url], shownName)} failed: ${failure.message}`);
+  /** What the script returned: the message changed in place (nothing) or a message to take over. */
+  const takeOver = (message: Message, result: unknown): void => {
+    if (result instanceof Message) message.assign(result);
+    else if (result !== undefined && result !== null) {
+      throw new MessageFailure('SCRIPT_ERROR', `script ${shownName} returned something that is not a message: change the message in place or return it`);
     }
   };
+  /** A throw or rejection from the script, as the message's failure (with the script's file and line). */
+  const failure = (err: unknown): MessageFailure => {
+    if (err instanceof MessageFailure) return err;
+    const converted = toMessageFailure(err, 'SCRIPT_ERROR');
+    if (converted.code !== 'SCRIPT_ERROR') return converted;
+    return new MessageFailure('SCRIPT_ERROR', `script ${scriptLocation(err, [path, url], shownName)} failed: ${converted.message}`);
+  };
+  const timedOut = () => new MessageFailure('SCRIPT_TIMEOUT', `script ${shownName} did not finish within ${timeoutMs} ms`);
+
+  // Not an async function: a synchronous script (most are) completes the step without a promise.
+  return (message, execution) => {
+    let result: unknown;
+    try {
+      result = processData(message, new Context(secureStore, parameters, execution));
+    } catch (err) {
+      throw failure(err);
+    }
+    // Only a script that returns a promise can outlive the step: a synchronous one needs no timer.
+    if (isThenable(result)) {
+      return withTimeout(Promise.resolve(result), timeoutMs, timedOut).then(
+        (value) => takeOver(message, value),
+        (err: unknown) => {
+          throw failure(err);
+        },
+      );
+    }
+    takeOver(message, result);
+  };
+}
+
+/** The script's context; a class, so each message gets it without a closure. */
+class Context implements ScriptContext {
+  constructor(
+    readonly secureStore: SecureStore,
+    readonly parameters: Readonly<Record<string, string>>,
+    private readonly execution: Execution,
+  ) {}
+
+  get log() {
+    return this.execution.log;
+  }
 }
