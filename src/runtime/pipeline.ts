@@ -3,6 +3,7 @@ import type { StepTiming } from '../store/types.ts';
 import { toMessageFailure, type MessageFailure } from './errors.ts';
 import type { Message } from './message.ts';
 import type { CompiledStep, Execution } from './steps/index.ts';
+import { isoTimestamp } from './timestamps.ts';
 
 /** Why a message failed, and in which step (none when it failed before the pipeline). */
 export type StepFailure = MessageFailure & { step?: string };
@@ -18,13 +19,7 @@ export interface PipelineResult {
  * and flow) is made only when a step asks for it.
  */
 export async function runPipeline(steps: readonly CompiledStep[], message: Message, baseLogger: Logger, flowId: string): Promise<PipelineResult> {
-  let log: Logger | undefined;
-  const execution: Execution = {
-    get log() {
-      log ??= baseLogger.child({ messageId: message.id, correlationId: message.correlationId, flow: flowId });
-      return log;
-    },
-  };
+  const execution = new MessageExecution(baseLogger, message, flowId);
   const timings: StepTiming[] = [];
   for (const step of steps) {
     const startedAt = Date.now();
@@ -39,10 +34,26 @@ export async function runPipeline(steps: readonly CompiledStep[], message: Messa
       failure.step = step.name;
     }
     const status = failure ? 'FAILED' : 'COMPLETED';
-    timings.push({ name: step.name, kind: step.kind, start: new Date(startedAt).toISOString(), durationMs: round(performance.now() - start), status });
+    timings.push({ name: step.name, kind: step.kind, start: isoTimestamp(startedAt), durationMs: round(performance.now() - start), status });
     if (failure) return { steps: timings, failure };
   }
   return { steps: timings };
+}
+
+/** What steps see of the run: the message's logger (bound to message, correlation and flow), made on first use. */
+class MessageExecution implements Execution {
+  private logger: Logger | undefined;
+
+  constructor(
+    private readonly baseLogger: Logger,
+    private readonly message: Message,
+    private readonly flowId: string,
+  ) {}
+
+  get log(): Logger {
+    this.logger ??= this.baseLogger.child({ messageId: this.message.id, correlationId: this.message.correlationId, flow: this.flowId });
+    return this.logger;
+  }
 }
 
 function round(ms: number): number {

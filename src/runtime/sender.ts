@@ -12,6 +12,7 @@ import type { MessageLogRecord, MessageStatus, StepTiming } from '../store/types
 import { MessageFailure } from './errors.ts';
 import { Message } from './message.ts';
 import { runPipeline, type StepFailure } from './pipeline.ts';
+import { isoTimestamp } from './timestamps.ts';
 
 const CORRELATION_ID = /^[\w.:@/+=-]{1,128}$/;
 /** Message headers never sent back to the caller: framing, and (with SENSITIVE_HEADER) anything like a credential. */
@@ -105,8 +106,8 @@ export async function senderRoutes(app: FastifyInstance, options: { registry: Fl
       IntegrationFlowName: flow.id,
       Status: status,
       CustomStatus: (message.getProperty<string>('SAP_MessageProcessingLogCustomStatus') ?? null) as string | null,
-      LogStart: new Date(startedAt).toISOString(),
-      LogEnd: new Date(startedAt + durationMs).toISOString(),
+      LogStart: isoTimestamp(startedAt),
+      LogEnd: isoTimestamp(startedAt + durationMs),
       Sender: message.getHeader('SAP_Sender') ?? user ?? null,
       Receiver: message.getHeader('SAP_Receiver') ?? flow.runtime?.receiver ?? null,
       DurationMs: durationMs,
