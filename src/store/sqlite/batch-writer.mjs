@@ -9,8 +9,12 @@ db.pragma('journal_mode = WAL');
 db.pragma('synchronous = NORMAL');
 db.pragma('busy_timeout = 5000');
 const insert = db.prepare(workerData.sql);
+const jsonColumns = workerData.jsonColumns ?? [];
 const insertAll = db.transaction((rows) => {
-  for (const row of rows) insert.run(row);
+  for (const row of rows) {
+    for (const column of jsonColumns) row[column] = row[column] === null || row[column] === undefined ? null : JSON.stringify(row[column]);
+    insert.run(row);
+  }
 });
 
 parentPort.on('message', ({ id, rows }) => {

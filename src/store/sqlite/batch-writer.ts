@@ -10,8 +10,9 @@ export class SqliteBatchWriter {
   private readonly waiting = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
   private nextId = 1;
 
-  constructor(file: string, sql: string) {
-    this.worker = new Worker(new URL('./batch-writer.mjs', import.meta.url), { workerData: { file, sql } });
+  /** `jsonColumns`: values of these row fields are stored as JSON text (null stays NULL), serialized in the thread. */
+  constructor(file: string, sql: string, jsonColumns: string[] = []) {
+    this.worker = new Worker(new URL('./batch-writer.mjs', import.meta.url), { workerData: { file, sql, jsonColumns } });
     this.worker.on('message', ({ id, error }: { id: number; error?: string }) => {
       const waiter = this.waiting.get(id);
       this.waiting.delete(id);

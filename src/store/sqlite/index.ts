@@ -78,9 +78,8 @@ class SqliteUsers implements UserRepository {
 }
 
 
-export function messageLogToRow(record: MessageLogRecord): Row {
-  return { ...record, Steps: JSON.stringify(record.Steps), Error: record.Error ? JSON.stringify(record.Error) : null };
-}
+/** message_logs columns stored as JSON text; the writer thread serializes them, not the event loop. */
+const MESSAGE_LOG_JSON_COLUMNS = ['Steps', 'Error'];
 
 const INSERT_MESSAGE_LOG = `INSERT OR REPLACE INTO message_logs ("MessageGuid", "CorrelationId", "ApplicationMessageId", "IntegrationFlowName", "Status", "CustomStatus", "LogStart", "LogEnd", "Sender", "Receiver", "DurationMs", "Steps", "Error")
   VALUES (@MessageGuid, @CorrelationId, @ApplicationMessageId, @IntegrationFlowName, @Status, @CustomStatus, @LogStart, @LogEnd, @Sender, @Receiver, @DurationMs, @Steps, @Error)`;
@@ -97,7 +96,7 @@ class SqliteMessageLogs implements MessageLogRepository {
 
   /** Written by the writer thread; resolves once the batch is committed (and readable here). */
   async insertMany(records: MessageLogRecord[]) {
-    if (records.length > 0) await this.writer.write(records.map(messageLogToRow));
+    if (records.length > 0) await this.writer.write(records as unknown as Row[]);
   }
   async get(guid: string) {
     const row = this.byGuid.get(guid) as Row | undefined;
@@ -192,7 +191,7 @@ export function openSqliteStore(dataDir: string): Store {
   db.pragma('synchronous = NORMAL');
   db.pragma('busy_timeout = 5000');
   migrate(db);
-  const writer = new SqliteBatchWriter(file, INSERT_MESSAGE_LOG);
+  const writer = new SqliteBatchWriter(file, INSERT_MESSAGE_LOG, MESSAGE_LOG_JSON_COLUMNS);
   return {
     kind: 'sqlite',
     users: new SqliteUsers(db),
