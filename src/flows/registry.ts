@@ -28,6 +28,8 @@ export interface FlowRuntime {
   bodyLimit: number;
   /** lower-case inbound header name → the name the message keeps */
   allowedHeaders: Map<string, string>;
+  /** The roles that may send to the flow (its sender role; admins always may). */
+  senderRoles: readonly string[];
   validateBody?: ValidateFunction;
   parameters: Readonly<Record<string, string>>;
   receiver?: string;
@@ -85,6 +87,7 @@ async function compileFlow(source: FlowSource, definition: FlowDefinition, servi
     steps,
     bodyLimit: sender.bodyLimit === undefined ? DEFAULT_BODY_LIMIT : parseSize(sender.bodyLimit),
     allowedHeaders: new Map((sender.allowedHeaders ?? []).map((name) => [name.toLowerCase(), name])),
+    senderRoles: [sender.role ?? DEFAULT_SENDER_ROLE],
     validateBody: sender.schema ? await compileSchema(ajv, source, sender.schema) : undefined,
     parameters,
     receiver: steps.findLast((s) => s.receiver)?.receiver,

@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { errorBody } from '../errors.ts';
 import { BUILT_FROM_SAFE_FIELDS } from '../logging.ts';
 import type { Flow, FlowRegistry, FlowRuntime } from '../flows/registry.ts';
-import { authorizeRequest } from '../security/index.ts';
+import { authorizeRequest, cachedAuthorization } from '../security/index.ts';
 import { SENSITIVE_HEADER } from '../security/redact.ts';
 import type { MessageLogRecord, MessageStatus, StepTiming } from '../store/types.ts';
 import { MessageFailure } from './errors.ts';
@@ -78,6 +78,14 @@ function violations(errors: ErrorObject[] | null | undefined) {
   return (errors ?? []).map((e) => ({ pointer: e.instancePath || '/', message: e.message ?? 'is invalid', ...(e.keyword === 'additionalProperties' ? { property: (e.params as { additionalProperty: string }).additionalProperty } : {}) }));
 }
 
+/** The last check before the body is read: a declared length over the flow's limit is a 413 at once. */
+function admit(request: FastifyRequest, reply: FastifyReply, flow: Flow, done: (err?: Error) => void): void {
+  const declared = Number(request.headers['content-length']);
+  if (declared > flow.runtime!.bodyLimit) return void reply.code(413).send(tooLarge(declared, flow.runtime!.bodyLimit));
+  request.flow = flow;
+  done();
+}
+
 /**
  * The HTTPS sender adapter: every flow endpoint under /http/, matched case-insensitively. Checks the
  * caller (Basic auth, the flow's role), lets in only the flow's allowed headers, validates the body,
@@ -139,17 +147,18 @@ export async function senderRoutes(app: FastifyInstance, options: { registry: Fl
     method: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'],
     url: '/http/*',
     bodyLimit: Math.max(maxLimit, 1),
-    onRequest: async (request, reply) => {
-      const path = request.url.split('?', 1)[0];
+    // Callback style, not async: a caller whose login is cached is let through without a promise.
+    onRequest: (request, reply, done) => {
+      const query = request.url.indexOf('?');
+      const path = query < 0 ? request.url : request.url.slice(0, query);
       const flow = registry.match(path);
-      if (!flow) return reply.code(404).send(errorBody('NOT_FOUND', `No deployed flow serves ${path}`));
+      if (!flow) return void reply.code(404).send(errorBody('NOT_FOUND', `No deployed flow serves ${path}`));
       if (flow.method !== request.method) {
-        return reply.code(405).header('Allow', flow.method).send(errorBody('METHOD_NOT_ALLOWED', `${path} accepts ${flow.method}`));
+        return void reply.code(405).header('Allow', flow.method).send(errorBody('METHOD_NOT_ALLOWED', `${path} accepts ${flow.method}`));
       }
-      await authorizeRequest(request, reply, [flow.role!], `flow ${flow.id}`);
-      const declared = Number(request.headers['content-length']);
-      if (declared > flow.runtime!.bodyLimit) return reply.code(413).send(tooLarge(declared, flow.runtime!.bodyLimit));
-      request.flow = flow;
+      const roles = flow.runtime!.senderRoles;
+      if (cachedAuthorization(request, roles)) return admit(request, reply, flow, done);
+      authorizeRequest(request, reply, roles, `flow ${flow.id}`).then(() => admit(request, reply, flow, done), done);
     },
     handler: async (request, reply) => {
       const startedAt = Date.now();
