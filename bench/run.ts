@@ -147,7 +147,8 @@ function exited(child: ChildProcess, ms: number): Promise<boolean> {
 async function stopChildren(): Promise<void> {
   await Promise.all(
     [...children].map(async (child) => {
-      if (child.connected) child.send({ id: 0, type: 'shutdown' });
+      // With a callback, a pipe already closed (the child died) is reported there, not thrown as an 'error' event.
+      if (child.connected) child.send({ id: 0, type: 'shutdown' }, () => {});
       else child.kill('SIGTERM');
       if (await exited(child, 10_000)) return;
       child.kill('SIGKILL');
