@@ -9,11 +9,16 @@ db.pragma('journal_mode = WAL');
 db.pragma('synchronous = NORMAL');
 db.pragma('busy_timeout = 5000');
 const insert = db.prepare(workerData.sql);
-const jsonColumns = workerData.jsonColumns ?? [];
+const columns = workerData.columns;
+const isJson = columns.map((column) => workerData.jsonColumns.includes(column));
+const values = new Array(columns.length);
 const insertAll = db.transaction((rows) => {
   for (const row of rows) {
-    for (const column of jsonColumns) row[column] = row[column] === null || row[column] === undefined ? null : JSON.stringify(row[column]);
-    insert.run(row);
+    for (let i = 0; i < columns.length; i++) {
+      const value = row[columns[i]];
+      values[i] = value === undefined || value === null ? null : isJson[i] ? JSON.stringify(value) : value;
+    }
+    insert.run(values);
   }
 });
 

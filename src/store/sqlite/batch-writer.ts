@@ -10,9 +10,12 @@ export class SqliteBatchWriter {
   private readonly waiting = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
   private nextId = 1;
 
-  /** `jsonColumns`: values of these row fields are stored as JSON text (null stays NULL), serialized in the thread. */
-  constructor(file: string, sql: string, jsonColumns: string[] = []) {
-    this.worker = new Worker(new URL('./batch-writer.mjs', import.meta.url), { workerData: { file, sql, jsonColumns } });
+  /**
+   * `sql` takes one positional parameter per entry of `columns`, the row fields bound in that order;
+   * the fields in `jsonColumns` are stored as JSON text (null stays NULL), serialized in the thread.
+   */
+  constructor(file: string, sql: string, layout: { columns: string[]; jsonColumns?: string[] }) {
+    this.worker = new Worker(new URL('./batch-writer.mjs', import.meta.url), { workerData: { file, sql, columns: layout.columns, jsonColumns: layout.jsonColumns ?? [] } });
     this.worker.on('message', ({ id, error }: { id: number; error?: string }) => {
       const waiter = this.waiting.get(id);
       this.waiting.delete(id);

@@ -78,11 +78,11 @@ class SqliteUsers implements UserRepository {
 }
 
 
-/** message_logs columns stored as JSON text; the writer thread serializes them, not the event loop. */
+/** The message_logs columns in insert order; Steps and Error are JSON text, serialized by the writer thread. */
+const MESSAGE_LOG_COLUMNS = ['MessageGuid', 'CorrelationId', 'ApplicationMessageId', 'IntegrationFlowName', 'Status', 'CustomStatus', 'LogStart', 'LogEnd', 'Sender', 'Receiver', 'DurationMs', 'Steps', 'Error'];
 const MESSAGE_LOG_JSON_COLUMNS = ['Steps', 'Error'];
-
-const INSERT_MESSAGE_LOG = `INSERT OR REPLACE INTO message_logs ("MessageGuid", "CorrelationId", "ApplicationMessageId", "IntegrationFlowName", "Status", "CustomStatus", "LogStart", "LogEnd", "Sender", "Receiver", "DurationMs", "Steps", "Error")
-  VALUES (@MessageGuid, @CorrelationId, @ApplicationMessageId, @IntegrationFlowName, @Status, @CustomStatus, @LogStart, @LogEnd, @Sender, @Receiver, @DurationMs, @Steps, @Error)`;
+// Positional parameters: binding 13 named ones looks each up on the row object, which doubled an insert's cost.
+const INSERT_MESSAGE_LOG = `INSERT OR REPLACE INTO message_logs (${MESSAGE_LOG_COLUMNS.map((c) => `"${c}"`).join(', ')}) VALUES (${MESSAGE_LOG_COLUMNS.map(() => '?').join(', ')})`;
 
 class SqliteMessageLogs implements MessageLogRepository {
   private readonly byGuid;
@@ -191,7 +191,7 @@ export function openSqliteStore(dataDir: string): Store {
   db.pragma('synchronous = NORMAL');
   db.pragma('busy_timeout = 5000');
   migrate(db);
-  const writer = new SqliteBatchWriter(file, INSERT_MESSAGE_LOG, MESSAGE_LOG_JSON_COLUMNS);
+  const writer = new SqliteBatchWriter(file, INSERT_MESSAGE_LOG, { columns: MESSAGE_LOG_COLUMNS, jsonColumns: MESSAGE_LOG_JSON_COLUMNS });
   return {
     kind: 'sqlite',
     users: new SqliteUsers(db),
