@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { validateHeaderName, validateHeaderValue } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ErrorObject } from 'ajv';
@@ -12,6 +11,7 @@ import type { MessageLogRecord, MessageStatus, StepTiming } from '../store/types
 import { MessageFailure } from './errors.ts';
 import { Message } from './message.ts';
 import { runPipeline, type StepFailure } from './pipeline.ts';
+import { timeOrderedUuid } from './ids.ts';
 import { isoTimestamp } from './timestamps.ts';
 
 const CORRELATION_ID = /^[\w.:@/+=-]{1,128}$/;
@@ -26,7 +26,7 @@ declare module 'fastify' {
 
 function correlationIdOf(request: FastifyRequest): string {
   const given = request.headers['x-correlation-id'] ?? request.headers['sap_mplcorrelationid'];
-  return typeof given === 'string' && CORRELATION_ID.test(given) ? given : randomUUID();
+  return typeof given === 'string' && CORRELATION_ID.test(given) ? given : timeOrderedUuid();
 }
 
 /** JSON.parse's own message quotes the body around the error: keep only the position. */
@@ -164,7 +164,7 @@ export async function senderRoutes(app: FastifyInstance, options: { registry: Fl
       const startedAt = Date.now();
       const flow = request.flow!;
       const runtime: FlowRuntime = flow.runtime!;
-      const message = new Message({ id: randomUUID(), correlationId: correlationIdOf(request) });
+      const message = new Message({ id: timeOrderedUuid(startedAt), correlationId: correlationIdOf(request) });
       const raw = Buffer.isBuffer(request.body) ? request.body : EMPTY;
       if (raw.length > runtime.bodyLimit) return reply.code(413).send(tooLarge(raw.length, runtime.bodyLimit));
       const contentType = request.headers['content-type'];
