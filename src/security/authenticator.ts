@@ -24,6 +24,11 @@ export function parseBasicAuth(header: string | undefined): { user: string; pass
  * scrypt is deliberately slow, so a verified header is remembered for a minute under its SHA-256
  * (never the header itself); any change to a user drops the cache.
  */
+/** A login's cache key: the SHA-256 of its Authorization header, never the header itself. */
+function cacheKey(authorization: string): string {
+  return hash('sha256', authorization, 'base64');
+}
+
 export class Authenticator {
   private readonly cache = new Map<string, { user: AuthenticatedUser; expiresAt: number }>();
   private dummyHash: Promise<string> | undefined;
@@ -38,16 +43,14 @@ export class Authenticator {
    * password). Undefined when the header is not cached: `authenticate` decides then.
    */
   cached(authorization: string | undefined): AuthenticatedUser | undefined {
-    if (!authorization) return undefined;
-    const cached = this.cache.get(hash('sha256', authorization, 'base64'));
-    return cached && cached.expiresAt > Date.now() ? cached.user : undefined;
+    return authorization ? this.cachedUnder(cacheKey(authorization)) : undefined;
   }
 
   async authenticate(authorization: string | undefined): Promise<AuthenticatedUser | undefined> {
     if (!authorization) return undefined;
-    const known = this.cached(authorization);
+    const key = cacheKey(authorization);
+    const known = this.cachedUnder(key);
     if (known) return known;
-    const key = hash('sha256', authorization, 'base64');
     const credentials = parseBasicAuth(authorization);
     if (!credentials) return undefined;
 
@@ -62,6 +65,11 @@ export class Authenticator {
       this.cache.set(key, { user, expiresAt: Date.now() + CACHE_TTL_MS });
     }
     return user;
+  }
+
+  private cachedUnder(key: string): AuthenticatedUser | undefined {
+    const cached = this.cache.get(key);
+    return cached && cached.expiresAt > Date.now() ? cached.user : undefined;
   }
 
   /** Forget every cached login: called whenever a user is changed or deleted. */
