@@ -78,11 +78,12 @@ class SqliteUsers implements UserRepository {
 }
 
 
-/** The message_logs columns in insert order; Steps and Error are JSON text, serialized by the writer thread. */
-const MESSAGE_LOG_COLUMNS = ['MessageGuid', 'CorrelationId', 'ApplicationMessageId', 'IntegrationFlowName', 'Status', 'CustomStatus', 'LogStart', 'LogEnd', 'Sender', 'Receiver', 'DurationMs', 'Steps', 'Error'];
-const MESSAGE_LOG_JSON_COLUMNS = ['Steps', 'Error'];
-// Positional parameters: binding 13 named ones looks each up on the row object, which doubled an insert's cost.
-const INSERT_MESSAGE_LOG = `INSERT OR REPLACE INTO message_logs (${MESSAGE_LOG_COLUMNS.map((c) => `"${c}"`).join(', ')}) VALUES (${MESSAGE_LOG_COLUMNS.map(() => '?').join(', ')})`;
+/** How the writer thread stores message logs: Steps and Error are JSON text, serialized there. */
+const MESSAGE_LOG_LAYOUT = {
+  table: 'message_logs',
+  columns: ['MessageGuid', 'CorrelationId', 'ApplicationMessageId', 'IntegrationFlowName', 'Status', 'CustomStatus', 'LogStart', 'LogEnd', 'Sender', 'Receiver', 'DurationMs', 'Steps', 'Error'],
+  jsonColumns: ['Steps', 'Error'],
+};
 
 class SqliteMessageLogs implements MessageLogRepository {
   private readonly byGuid;
@@ -191,7 +192,7 @@ export function openSqliteStore(dataDir: string): Store {
   db.pragma('synchronous = NORMAL');
   db.pragma('busy_timeout = 5000');
   migrate(db);
-  const writer = new SqliteBatchWriter(file, INSERT_MESSAGE_LOG, { columns: MESSAGE_LOG_COLUMNS, jsonColumns: MESSAGE_LOG_JSON_COLUMNS });
+  const writer = new SqliteBatchWriter(file, MESSAGE_LOG_LAYOUT);
   return {
     kind: 'sqlite',
     users: new SqliteUsers(db),
