@@ -1,7 +1,7 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { DestinationStream } from 'pino';
 import type { Config } from './config/index.ts';
-import { createLogger } from './logging.ts';
+import { createLogger } from './logging/index.ts';
 import { openStore, type Store } from './store/index.ts';
 import { HttpError, errorBody } from './errors.ts';
 import { securityPlugin } from './security/index.ts';

@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:net';
 import { startIflow, waitFor, type RunningIflow } from '../support/iflow.ts';
 import { writeFlows } from '../support/flows.ts';
 import { startReceiver } from '../support/receiver.ts';
-import { redactSecrets } from '../../src/logging.ts';
+import { redactSecrets } from '../../src/logging/index.ts';
 
 type ErrorReply = { error: { code: string; message: string; messageId?: string } };
 const SCRIPT_TOKEN = 'Bearer script-set-token-0123456789';

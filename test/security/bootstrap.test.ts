@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { loadConfig } from '../../src/config/index.ts';
 import { INITIAL_PASSWORD_FILE, ensureBootstrapAdmin } from '../../src/security/bootstrap.ts';
 import type { UserRecord, UserRepository } from '../../src/store/types.ts';
-import { createLogger } from '../../src/logging.ts';
+import { createLogger } from '../../src/logging/index.ts';
 import type { FastifyBaseLogger } from 'fastify';
 import { ADMIN_PASSWORD, ADMIN_USER, basicAuth, startIflow, type RunningIflow } from '../support/iflow.ts';
 
