@@ -19,18 +19,27 @@ export function parseBasicAuth(header: string | undefined): { user: string; pass
   return { user: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
 }
 
-/**
- * Checks HTTP Basic credentials against the users in the store.
- * scrypt is deliberately slow, so a verified header is remembered for a minute under its SHA-256
- * (never the header itself); any change to a user drops the cache.
- */
 /** A login's cache key: the SHA-256 of its Authorization header, never the header itself. */
 function cacheKey(authorization: string): string {
   return hash('sha256', authorization, 'base64');
 }
 
+interface CachedLogin {
+  user: AuthenticatedUser;
+  expiresAt: number;
+  generation: number;
+}
+
+/**
+ * Checks HTTP Basic credentials against the users in the store.
+ * scrypt is deliberately slow, so a verified header is remembered for a minute under its SHA-256
+ * (the shared cache never holds the header itself); any change to a user drops the cache. A keep-alive
+ * connection also remembers the exact header it last proved, for as long as it is open, so its next
+ * requests skip even the hash: that header is compared only with what the same connection sends.
+ */
 export class Authenticator {
-  private readonly cache = new Map<string, { user: AuthenticatedUser; expiresAt: number }>();
+  private readonly cache = new Map<string, CachedLogin>();
+  private readonly byConnection = new WeakMap<object, { authorization: string; login: CachedLogin }>();
   private dummyHash: Promise<string> | undefined;
   /** Bumped by invalidate(): a verification that read the store before a change must not be cached after it. */
   private generation = 0;
@@ -38,19 +47,26 @@ export class Authenticator {
   constructor(private readonly users: UserRepository) {}
 
   /**
-   * The hot path, synchronous: the user of a header verified in the last minute, found by its SHA-256
-   * alone (an equal digest is an equal header; comparing digests tells an attacker nothing about the
-   * password). Undefined when the header is not cached: `authenticate` decides then.
+   * The hot path, synchronous: the user of a header verified in the last minute, for a request arriving
+   * on `connection` (its socket). A repeat of the connection's last header costs a string compare; any
+   * other header is found by its SHA-256 alone (an equal digest is an equal header; comparing digests
+   * tells an attacker nothing about the password). Undefined when not cached: `authenticate` decides then.
    */
-  cached(authorization: string | undefined): AuthenticatedUser | undefined {
-    return authorization ? this.cachedUnder(cacheKey(authorization)) : undefined;
+  cachedOn(connection: object, authorization: string | undefined): AuthenticatedUser | undefined {
+    if (!authorization) return undefined;
+    const last = this.byConnection.get(connection);
+    if (last !== undefined && last.authorization === authorization && this.isValid(last.login)) return last.login.user;
+    const login = this.cachedUnder(cacheKey(authorization));
+    if (login === undefined) return undefined;
+    this.byConnection.set(connection, { authorization, login });
+    return login.user;
   }
 
   async authenticate(authorization: string | undefined): Promise<AuthenticatedUser | undefined> {
     if (!authorization) return undefined;
     const key = cacheKey(authorization);
     const known = this.cachedUnder(key);
-    if (known) return known;
+    if (known) return known.user;
     const credentials = parseBasicAuth(authorization);
     if (!credentials) return undefined;
 
@@ -62,14 +78,19 @@ export class Authenticator {
     const user = { name: record.name, roles: Object.freeze([...record.roles]) };
     if (generation === this.generation) {
       if (this.cache.size >= CACHE_MAX) this.cache.clear();
-      this.cache.set(key, { user, expiresAt: Date.now() + CACHE_TTL_MS });
+      this.cache.set(key, { user, expiresAt: Date.now() + CACHE_TTL_MS, generation });
     }
     return user;
   }
 
-  private cachedUnder(key: string): AuthenticatedUser | undefined {
+  private cachedUnder(key: string): CachedLogin | undefined {
     const cached = this.cache.get(key);
-    return cached && cached.expiresAt > Date.now() ? cached.user : undefined;
+    return cached !== undefined && this.isValid(cached) ? cached : undefined;
+  }
+
+  /** Not expired, and no user changed since it was verified (a connection may hold it past invalidate()). */
+  private isValid(login: CachedLogin): boolean {
+    return login.generation === this.generation && login.expiresAt > Date.now();
   }
 
   /** Forget every cached login: called whenever a user is changed or deleted. */

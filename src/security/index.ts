@@ -37,7 +37,7 @@ export async function authorizeRequest(request: FastifyRequest, reply: FastifyRe
  * the caller falls back to `authorizeRequest`, which decides (401, 403 or a verified login).
  */
 export function cachedAuthorization(request: FastifyRequest, roles: readonly string[]): AuthenticatedUser | undefined {
-  const user = request.server.authenticator.cached(request.headers.authorization);
+  const user = request.server.authenticator.cachedOn(request.raw.socket, request.headers.authorization);
   if (!user || !hasAnyRole(user, roles)) return undefined;
   request.user = user;
   return user;

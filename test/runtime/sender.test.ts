@@ -1,5 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { Client } from 'undici';
 import { basicAuth, startIflow, waitFor, type RunningIflow } from '../support/iflow.ts';
 import { writeFlows } from '../support/flows.ts';
 import { startReceiver } from '../support/receiver.ts';
@@ -296,6 +297,41 @@ steps:
     const text = iflow.logs.text;
     for (const secret of [SENDER_PASSWORD, OTHER_PASSWORD, 'eyJ-caller-token', Buffer.from(`sender:${SENDER_PASSWORD}`).toString('base64'), 'secret-cookie']) {
       assert.ok(!text.includes(secret), `log output must not contain ${secret.slice(0, 6)}…`);
+    }
+  });
+
+  test('a keep-alive connection that proved a login loses it as soon as the user changes', async () => {
+    const created = await fetch(`${iflow.url}/api/v1/users`, {
+      method: 'POST',
+      headers: { authorization: iflow.adminAuth, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'keeper', password: 'keeper-password-1', roles: ['ESBMessaging.send'] }),
+    });
+    assert.equal(created.status, 201);
+    const connection = new Client(iflow.url, { pipelining: 1 });
+    let connects = 0;
+    connection.on('connect', () => connects++);
+    const send = async (authorization: string) => {
+      const response = await connection.request({ path: '/http/schema', method: 'POST', headers: { authorization, 'content-type': 'application/json' }, body: '{"id":"a","qty":1}' });
+      await response.body.dump();
+      return response.statusCode;
+    };
+    try {
+      const keeper = basicAuth('keeper', 'keeper-password-1');
+      assert.deepEqual([await send(keeper), await send(keeper), await send(keeper)], [200, 200, 200]);
+      assert.equal(await send(basicAuth('keeper', 'wrong-password')), 401, 'another header on the same connection is checked on its own');
+      assert.equal(await send(keeper), 200);
+
+      const changed = await fetch(`${iflow.url}/api/v1/users/keeper`, {
+        method: 'PUT',
+        headers: { authorization: iflow.adminAuth, 'content-type': 'application/json' },
+        body: JSON.stringify({ password: 'keeper-password-2' }),
+      });
+      assert.equal(changed.status, 200);
+      assert.equal(await send(keeper), 401, 'the old password stops working on the connection that proved it');
+      assert.equal(await send(basicAuth('keeper', 'keeper-password-2')), 200);
+      assert.equal(connects, 1, 'every request went over one connection');
+    } finally {
+      await connection.close();
     }
   });
 });

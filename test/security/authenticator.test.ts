@@ -166,6 +166,29 @@ describe('Authenticator', () => {
     assert.equal(await auth.authenticate(basicAuth('alice', 'new-password')), undefined);
   });
 
+  test('cachedOn: a connection repeats its last proved login; other headers, changes and unverified logins are not let through', async () => {
+    const users = new MemoryUsers();
+    await users.create(await userRecord('alice', 'alice-password', ['monitor']));
+    await users.create(await userRecord('bob', 'bob-password', ['admin']));
+    const auth = new Authenticator(users);
+    const alice = basicAuth('alice', 'alice-password');
+    const bob = basicAuth('bob', 'bob-password');
+    const connection = {};
+
+    assert.equal(auth.cachedOn(connection, alice), undefined, 'nothing is known before authenticate() verified it');
+    assert.equal(auth.cachedOn(connection, undefined), undefined);
+    assert.ok(await auth.authenticate(alice));
+    assert.deepEqual(auth.cachedOn(connection, alice), { name: 'alice', roles: ['monitor'] });
+    assert.deepEqual(auth.cachedOn(connection, alice), { name: 'alice', roles: ['monitor'] }, 'the repeat on the same connection');
+    assert.equal(auth.cachedOn(connection, basicAuth('alice', 'wrong-password')), undefined);
+    assert.equal(auth.cachedOn(connection, bob), undefined, 'the connection never lends its login to another header');
+    assert.deepEqual(auth.cachedOn({}, alice), { name: 'alice', roles: ['monitor'] }, 'another connection finds the verified login by its hash');
+
+    auth.invalidate();
+    assert.equal(auth.cachedOn(connection, alice), undefined, 'a change to any user ends what the connection remembered');
+    assert.equal(users.reads, 1);
+  });
+
   test('changed roles take effect after invalidate()', async () => {
     const users = new MemoryUsers();
     const alice = await userRecord('alice', 'alice-password', ['admin']);
