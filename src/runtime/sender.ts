@@ -111,7 +111,11 @@ export async function senderRoutes(app: FastifyInstance, options: { registry: Fl
   app.removeAllContentTypeParsers();
   // Bodies are read as bytes up to the largest flow's limit (the route's bodyLimit); each flow's own
   // limit is checked on Content-Length before reading and on the bytes read for chunked bodies.
-  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+  // Registered for every type by a RegExp as well as '*' (requests without a type): Fastify caches the
+  // parser a RegExp matched per Content-Type, where '*' has it parse the header again on every request.
+  const asBytes = (_request: FastifyRequest, body: Buffer, done: (err: Error | null, body?: Buffer) => void) => done(null, body);
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, asBytes);
+  app.addContentTypeParser(/^/, { parseAs: 'buffer' }, asBytes);
 
   /** The message log record, metrics and log line of a finished message: FAILED when there is a failure. */
   function record(flow: Flow, message: Message, startedAt: number, steps: StepTiming[], failure: StepFailure | undefined, user: string | undefined) {
