@@ -134,6 +134,7 @@ export async function senderRoutes(app: FastifyInstance, options: { registry: Fl
       Receiver: message.getHeader('SAP_Receiver') ?? flow.runtime?.receiver ?? null,
       DurationMs: durationMs,
       Steps: steps,
+      StepsJson: stepsJson(steps),
       Error: failure ? { step: failure.step, code: failure.code, message: failure.message, ...failure.extra } : null,
     };
     app.messageLogs.add(entry);
@@ -143,7 +144,7 @@ export async function senderRoutes(app: FastifyInstance, options: { registry: Fl
       logger.warn({ messageId: message.id, correlationId: message.correlationId, flow: flow.id, status, durationMs, steps, error: entry.Error }, 'message failed');
     } else {
       // Every message writes this line: built by hand from ids, names, statuses and numbers only.
-      const fields = `"messageId":${JSON.stringify(message.id)},"correlationId":${JSON.stringify(message.correlationId)},"flow":${JSON.stringify(flow.id)},"status":"${status}","durationMs":${durationMs},"steps":${stepsJson(steps)}`;
+      const fields = `"messageId":${JSON.stringify(message.id)},"correlationId":${JSON.stringify(message.correlationId)},"flow":${JSON.stringify(flow.id)},"status":"${status}","durationMs":${durationMs},"steps":${entry.StepsJson}`;
       writePrebuiltLine(logger, 'info', fields, 'message completed');
     }
   }

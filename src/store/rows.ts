@@ -1,4 +1,4 @@
-import type { CredentialRecord, MessageLogRecord, OAuthStateRecord, UserRecord } from './types.ts';
+import { MESSAGE_LOG_FIELDS, type CredentialRecord, type MessageLogRecord, type OAuthStateRecord, type UserRecord } from './types.ts';
 
 /** A row as a SQL driver returns it. */
 export type Row = Record<string, unknown>;
@@ -60,4 +60,28 @@ export function messageLogFromRow(row: Row): MessageLogRecord {
     Steps: fromJson<MessageLogRecord['Steps']>(row.Steps),
     Error: row.Error ? fromJson<MessageLogRecord['Error']>(row.Error) : null,
   };
+}
+
+/** The message_logs columns in table order: CPI's fields, then Steps and Error (JSON). */
+export const MESSAGE_LOG_COLUMNS = [...MESSAGE_LOG_FIELDS, 'Steps', 'Error'] as const;
+/** Where the JSON columns start in MESSAGE_LOG_COLUMNS (and in messageLogValues). */
+export const MESSAGE_LOG_JSON_FROM = MESSAGE_LOG_FIELDS.length;
+
+/** A record → its message_logs values in MESSAGE_LOG_COLUMNS order (any SQL store), Steps and Error as JSON text. */
+export function messageLogValues(record: MessageLogRecord): unknown[] {
+  return [
+    record.MessageGuid,
+    record.CorrelationId,
+    record.ApplicationMessageId ?? null,
+    record.IntegrationFlowName,
+    record.Status,
+    record.CustomStatus ?? null,
+    record.LogStart,
+    record.LogEnd ?? null,
+    record.Sender ?? null,
+    record.Receiver ?? null,
+    record.DurationMs,
+    record.StepsJson ?? JSON.stringify(record.Steps),
+    record.Error === null ? null : JSON.stringify(record.Error),
+  ];
 }

@@ -56,6 +56,8 @@ export interface MessageLogRecord {
   Receiver: string | null;
   DurationMs: number;
   Steps: StepTiming[];
+  /** `JSON.stringify(Steps)`, when whoever built the record has it already: stores write it instead of serializing again. Never served. */
+  StepsJson?: string;
   Error: MessageError | null;
 }
 

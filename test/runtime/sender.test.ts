@@ -172,6 +172,9 @@ steps:
     assert.equal(line.status, 'COMPLETED');
     assert.equal(typeof line.durationMs, 'number');
     assert.equal((line.steps as unknown[]).length, 4);
+    assert.deepEqual(line.steps, record.Steps, 'the log line and the stored record carry the same step timings');
+    assert.equal(typeof record.Steps[0].durationMs, 'number');
+    assert.match(record.Steps[0].start, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
   });
 
   test('a new correlation id is made when the caller sends none; CPI\'s SAP_MplCorrelationId is honoured', async () => {

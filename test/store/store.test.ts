@@ -90,6 +90,17 @@ function contract(name: string, open: () => Promise<Store>) {
       assert.equal(await store.users.count(), initial + 2);
     });
 
+    test('message logs: a record that carries its Steps already serialized (StepsJson) is stored with that text', async () => {
+      const flow = unique('steps-json');
+      const steps = [{ name: 'Map "order"', kind: 'script', start: '2026-11-26T10:00:01.000Z', durationMs: 0.125, status: 'COMPLETED' as const }];
+      // Steps left empty on purpose: what is stored must be the text, not a second serialization of Steps.
+      const record = logRecord(flow, 1, { Steps: [], StepsJson: JSON.stringify(steps) });
+      await store.messageLogs.insertMany([record]);
+      const got = await store.messageLogs.get(record.MessageGuid);
+      assert.deepEqual(got?.Steps, steps);
+      assert.equal(got && 'StepsJson' in got, false, 'a record read back carries no StepsJson');
+    });
+
     test('message logs: insertMany and get round-trip records identically, upserting by MessageGuid', async () => {
       const flow = unique('roundtrip');
       const failed = logRecord(flow, 1, {

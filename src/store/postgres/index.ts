@@ -1,6 +1,6 @@
 import pg from 'pg';
 import type { PoolClient } from 'pg';
-import { credentialFromRow, messageLogFromRow, oauthStateFromRow, userFromRow, type Row } from '../rows.ts';
+import { MESSAGE_LOG_COLUMNS, MESSAGE_LOG_JSON_FROM, credentialFromRow, messageLogFromRow, messageLogValues, oauthStateFromRow, userFromRow, type Row } from '../rows.ts';
 import { compileFilter } from '../sql-filter.ts';
 import { KeyedMutex } from '../keyed-mutex.ts';
 import { POSTGRES_MIGRATIONS } from './migrations.ts';
@@ -16,7 +16,6 @@ import type {
   UserRecord,
   UserRepository,
 } from '../types.ts';
-import { MESSAGE_LOG_FIELDS } from '../types.ts';
 
 
 
@@ -40,8 +39,6 @@ const CREDENTIAL_LOCK_CLASS = 0x69666c77;
 /** Rows per INSERT of insertMany: 13 parameters a row stays far below PostgreSQL's 65535 per statement. */
 const INSERT_CHUNK = 1000;
 
-const MESSAGE_LOG_COLUMNS = [...MESSAGE_LOG_FIELDS, 'Steps', 'Error'] as const;
-const JSON_COLUMNS = new Set<string>(['Steps', 'Error']);
 const NULLABLE_FIELDS = new Set<MessageLogField>(['ApplicationMessageId', 'CustomStatus', 'LogEnd', 'Sender', 'Receiver']);
 
 const placeholder = (n: number) => `$${n}`;
@@ -215,14 +212,9 @@ class PostgresMessageLogs implements MessageLogRepository {
   private async insertChunk(db: pg.Pool | PoolClient, records: MessageLogRecord[]) {
     const params: unknown[] = [];
     const tuples = records.map((record) => {
-      const cells = MESSAGE_LOG_COLUMNS.map((column) => {
-        const value = record[column];
-        if (JSON_COLUMNS.has(column)) {
-          params.push(value === null || value === undefined ? null : JSON.stringify(value));
-          return `$${params.length}::json`;
-        }
-        params.push(typeof value === 'string' ? withoutNul(value) : (value ?? null));
-        return `$${params.length}`;
+      const cells = messageLogValues(record).map((value, column) => {
+        params.push(typeof value === 'string' && column < MESSAGE_LOG_JSON_FROM ? withoutNul(value) : value);
+        return column < MESSAGE_LOG_JSON_FROM ? `$${params.length}` : `$${params.length}::json`;
       });
       return `(${cells.join(', ')})`;
     });

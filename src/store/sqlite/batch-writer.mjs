@@ -9,17 +9,9 @@ db.pragma('journal_mode = WAL');
 db.pragma('synchronous = NORMAL');
 db.pragma('busy_timeout = 5000');
 const insert = db.prepare(workerData.sql);
-const columns = workerData.columns;
-const isJson = columns.map((column) => workerData.jsonColumns.includes(column));
-const values = new Array(columns.length);
+// Each row is an array of its values, in the statement's column order.
 const insertAll = db.transaction((rows) => {
-  for (const row of rows) {
-    for (let i = 0; i < columns.length; i++) {
-      const value = row[columns[i]];
-      values[i] = value === undefined || value === null ? null : isJson[i] ? JSON.stringify(value) : value;
-    }
-    insert.run(values);
-  }
+  for (const row of rows) insert.run(row);
 });
 
 parentPort.on('message', ({ id, rows }) => {

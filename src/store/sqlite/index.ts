@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { credentialFromRow, messageLogFromRow, oauthStateFromRow, userFromRow, type Row } from '../rows.ts';
+import { MESSAGE_LOG_COLUMNS, credentialFromRow, messageLogFromRow, messageLogValues, oauthStateFromRow, userFromRow, type Row } from '../rows.ts';
 import { compileFilter, compileOrderBy } from '../sql-filter.ts';
 import { KeyedMutex } from '../keyed-mutex.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
@@ -78,12 +78,6 @@ class SqliteUsers implements UserRepository {
 }
 
 
-/** How the writer thread stores message logs: Steps and Error are JSON text, serialized there. */
-const MESSAGE_LOG_LAYOUT = {
-  table: 'message_logs',
-  columns: ['MessageGuid', 'CorrelationId', 'ApplicationMessageId', 'IntegrationFlowName', 'Status', 'CustomStatus', 'LogStart', 'LogEnd', 'Sender', 'Receiver', 'DurationMs', 'Steps', 'Error'],
-  jsonColumns: ['Steps', 'Error'],
-};
 
 class SqliteMessageLogs implements MessageLogRepository {
   private readonly byGuid;
@@ -97,7 +91,7 @@ class SqliteMessageLogs implements MessageLogRepository {
 
   /** Written by the writer thread; resolves once the batch is committed (and readable here). */
   async insertMany(records: MessageLogRecord[]) {
-    if (records.length > 0) await this.writer.write(records as unknown as Row[]);
+    if (records.length > 0) await this.writer.write(records.map(messageLogValues));
   }
   async get(guid: string) {
     const row = this.byGuid.get(guid) as Row | undefined;
@@ -192,7 +186,7 @@ export function openSqliteStore(dataDir: string): Store {
   db.pragma('synchronous = NORMAL');
   db.pragma('busy_timeout = 5000');
   migrate(db);
-  const writer = new SqliteBatchWriter(file, MESSAGE_LOG_LAYOUT);
+  const writer = new SqliteBatchWriter(file, { table: 'message_logs', columns: MESSAGE_LOG_COLUMNS });
   return {
     kind: 'sqlite',
     users: new SqliteUsers(db),
