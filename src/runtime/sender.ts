@@ -13,6 +13,7 @@ import { Message } from './message.ts';
 import { runPipeline, type StepFailure } from './pipeline.ts';
 import { timeOrderedUuid } from './ids.ts';
 import { isoTimestamp } from './timestamps.ts';
+import { jsonName, stepTimingsJson } from './json-text.ts';
 
 const CORRELATION_ID = /^[\w.:@/+=-]{1,128}$/;
 /** Message headers never sent back to the caller: framing, and (with SENSITIVE_HEADER) anything like a credential. */
@@ -65,16 +66,6 @@ function replyOf(message: Message): { headers: [string, string][]; body: Buffer 
 }
 
 const EMPTY = Buffer.alloc(0);
-
-/** `JSON.stringify(steps)`, written out for the fields a step timing has. */
-function stepsJson(steps: readonly StepTiming[]): string {
-  let json = '[';
-  for (let i = 0; i < steps.length; i++) {
-    const { name, kind, start, durationMs, status } = steps[i];
-    json += `${i === 0 ? '' : ','}{"name":${JSON.stringify(name)},"kind":${JSON.stringify(kind)},"start":"${start}","durationMs":${durationMs},"status":"${status}"}`;
-  }
-  return `${json}]`;
-}
 
 function tooLarge(size: number, limit: number) {
   return errorBody('PAYLOAD_TOO_LARGE', `Body of ${size} bytes exceeds this endpoint's limit of ${limit} bytes`);
@@ -134,7 +125,7 @@ export async function senderRoutes(app: FastifyInstance, options: { registry: Fl
       Receiver: message.getHeader('SAP_Receiver') ?? flow.runtime?.receiver ?? null,
       DurationMs: durationMs,
       Steps: steps,
-      StepsJson: stepsJson(steps),
+      StepsJson: stepTimingsJson(steps),
       Error: failure ? { step: failure.step, code: failure.code, message: failure.message, ...failure.extra } : null,
     };
     app.messageLogs.add(entry);
@@ -144,7 +135,8 @@ export async function senderRoutes(app: FastifyInstance, options: { registry: Fl
       logger.warn({ messageId: message.id, correlationId: message.correlationId, flow: flow.id, status, durationMs, steps, error: entry.Error }, 'message failed');
     } else {
       // Every message writes this line: built by hand from ids, names, statuses and numbers only.
-      const fields = `"messageId":${JSON.stringify(message.id)},"correlationId":${JSON.stringify(message.correlationId)},"flow":${JSON.stringify(flow.id)},"status":"${status}","durationMs":${durationMs},"steps":${entry.StepsJson}`;
+      // The ids are iflow's own UUIDs or a caller's correlation id that passed CORRELATION_ID: nothing to escape.
+      const fields = `"messageId":"${message.id}","correlationId":"${message.correlationId}","flow":${jsonName(flow.id)},"status":"${status}","durationMs":${durationMs},"steps":${entry.StepsJson}`;
       writePrebuiltLine(logger, 'info', fields, 'message completed');
     }
   }

@@ -8,8 +8,22 @@ export interface Answer {
   body: Buffer;
 }
 
+/** Where a request goes, as undici dispatches it (URL getters build their strings on every call). */
+export interface ExchangeTarget {
+  origin: string;
+  /** Path and query. */
+  path: string;
+  /** host[:port], for messages. */
+  host: string;
+}
+
+/** The parts of `url` an exchange needs. */
+export function exchangeTarget(url: URL): ExchangeTarget {
+  return { origin: url.origin, path: url.pathname + url.search, host: url.host };
+}
+
 export interface ExchangeRequest {
-  target: URL;
+  target: ExchangeTarget;
   method: Dispatcher.HttpMethod;
   headers: Record<string, string>;
   body: Buffer | string | undefined;
@@ -104,7 +118,7 @@ export function exchange(dispatcher: Dispatcher, request: ExchangeRequest): Prom
     const collector = new ReplyCollector(request, resolve, reject);
     const { target, method, headers, body } = request;
     try {
-      dispatcher.dispatch({ origin: target.origin, path: target.pathname + target.search, method, headers, body }, collector);
+      dispatcher.dispatch({ origin: target.origin, path: target.path, method, headers, body }, collector);
     } catch (err) {
       collector.onResponseError(undefined as unknown as Dispatcher.DispatchController, err as Error);
     }

@@ -7,7 +7,7 @@ import { MessageFailure, toMessageFailure } from '../errors.ts';
 import { compileExpression, isConstant, type Expression } from '../expressions.ts';
 import type { Message } from '../message.ts';
 import { SENSITIVE_HEADER, redactValues, secretsOfHeaderValue } from '../../security/redact.ts';
-import { exchange, type Answer } from './exchange.ts';
+import { exchange, exchangeTarget, type Answer, type ExchangeTarget } from './exchange.ts';
 import type { StepEnvironment, StepRun } from './types.ts';
 
 const DEFAULT_TIMEOUT_MS = 60_000;
@@ -81,13 +81,13 @@ export function compileHttpStep(definition: HttpStepDefinition, env: StepEnviron
     throw new FlowError({ file: env.file, pointer: `${pointer}/address`, message: (err as Error).message });
   }
   let receiver: string | undefined;
-  let constantTarget: URL | undefined;
+  let constantTarget: ExchangeTarget | undefined;
   if (isConstant(definition.address)) {
     try {
       const url = new URL(definition.address);
       if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('not http');
       receiver = url.host;
-      constantTarget = url;
+      constantTarget = exchangeTarget(url);
     } catch {
       throw new FlowError({ file: env.file, pointer: `${pointer}/address`, message: `address must be an http(s) URL, got "${definition.address}"` });
     }
@@ -95,7 +95,8 @@ export function compileHttpStep(definition: HttpStepDefinition, env: StepEnviron
   const method = definition.method ?? 'POST';
   const timeoutMs = parseDuration(definition.timeout ?? DEFAULT_TIMEOUT_MS);
   const throwOnFailure = definition.throwOnFailure ?? true;
-  const requestHeaders = definition.requestHeaders ?? [];
+  /** [name as configured, lower case]: the lower-case key is made once, not per message. */
+  const requestHeaders = (definition.requestHeaders ?? []).map((name) => [name, name.toLowerCase()] as const);
   const responseHeaders = definition.responseHeaders ? new Set(definition.responseHeaders.map((h) => h.toLowerCase())) : undefined;
   const attempts = 1 + (definition.retry?.attempts ?? 0);
   const retryDelayMs = parseDuration(definition.retry?.delay ?? 1000);
@@ -104,12 +105,12 @@ export function compileHttpStep(definition: HttpStepDefinition, env: StepEnviron
   const sendsBody = method !== 'GET' && method !== 'DELETE';
 
   /** The receiver URL for this message: fixed at deploy, or built from its expressions. */
-  function targetOf(message: Message): URL {
+  function targetOf(message: Message): ExchangeTarget {
     if (constantTarget) return constantTarget;
     const url = address(message);
     try {
       const target = new URL(url);
-      if (target.protocol === 'http:' || target.protocol === 'https:') return target;
+      if (target.protocol === 'http:' || target.protocol === 'https:') return exchangeTarget(target);
     } catch {
       // reported below
     }
@@ -120,9 +121,9 @@ export function compileHttpStep(definition: HttpStepDefinition, env: StepEnviron
     const target = targetOf(message);
     // Keyed by lower-case name, so the computed Content-Type and Authorization replace copied ones.
     const headers: Record<string, string> = {};
-    for (const name of requestHeaders) {
+    for (const [name, lower] of requestHeaders) {
       const value = message.getHeader(name);
-      if (value !== undefined) headers[name.toLowerCase()] = value;
+      if (value !== undefined) headers[lower] = value;
     }
     const body = sendsBody ? message.getBodyForSending() : undefined;
     if (body !== undefined) {
@@ -175,7 +176,8 @@ export function compileHttpStep(definition: HttpStepDefinition, env: StepEnviron
       );
     }
     message.status = statusCode;
-    for (const [name, value] of Object.entries(received)) {
+    for (const name in received) {
+      const value = received[name];
       const lower = name.toLowerCase();
       if (value === undefined || NOT_COPIED.has(lower) || (responseHeaders && !responseHeaders.has(lower))) continue;
       message.setHeader(name, Array.isArray(value) ? value.join(', ') : value);

@@ -1,0 +1,28 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { jsonName, millisJson, stepTimingsJson } from '../../src/runtime/json-text.ts';
+import type { StepTiming } from '../../src/store/types.ts';
+
+test('millisJson writes the number JSON.stringify writes for a duration rounded to the microsecond', () => {
+  const durations = [0, 0.001, 0.01, 0.1, 0.5, 0.123, 1, 1.247, 2.1, 10, 12.5, 999.999, 1000, 1234.567, 3_600_000, 86_400_000.001];
+  for (let us = 0; us < 5000; us += 7) durations.push(Math.round(us * 1.37) / 1000);
+  for (const ms of durations) assert.equal(millisJson(ms), JSON.stringify(ms), `${ms}`);
+  assert.equal(millisJson(-0.5), '-0.5');
+  assert.equal(millisJson(Number.NaN), 'null');
+});
+
+test('jsonName is JSON.stringify, also for names that need escaping', () => {
+  for (const name of ['Map order', 'quote " and \\ backslash', 'line\nbreak', 'Ünïcødé ✓', '']) {
+    assert.equal(jsonName(name), JSON.stringify(name));
+    assert.equal(jsonName(name), JSON.stringify(name), 'cached');
+  }
+});
+
+test('stepTimingsJson is JSON.stringify(steps)', () => {
+  const steps: StepTiming[] = [
+    { name: 'Map "order"', kind: 'script', start: '2026-11-26T10:00:01.000Z', durationMs: 0.125, status: 'COMPLETED' },
+    { name: 'Send', kind: 'http', start: '2026-11-26T10:00:01.002Z', durationMs: 1234.5, status: 'FAILED' },
+  ];
+  assert.equal(stepTimingsJson(steps), JSON.stringify(steps));
+  assert.equal(stepTimingsJson([]), '[]');
+});
