@@ -2,6 +2,8 @@
 
 type Body = Buffer | string | unknown;
 
+const EMPTY_BODY = Buffer.alloc(0);
+
 /**
  * Headers are matched case-insensitively (they mostly come from and go to HTTP) but keep the
  * case they were set with. The body is kept in whatever form it was last set and converted on
@@ -13,7 +15,8 @@ export class Message {
   /** HTTP status of the reply to the sender; receivers' statuses land here. */
   status = 200;
   private readonly headerMap = new Map<string, { name: string; value: string }>();
-  private readonly propertyMap = new Map<string, unknown>();
+  /** Made on the first setProperty: most messages never have one. */
+  private propertyMap: Map<string, unknown> | undefined;
   private bodyBuffer: Buffer | undefined;
   private bodyString: string | undefined;
   private bodyJson: unknown;
@@ -24,7 +27,7 @@ export class Message {
   constructor(init: { id: string; correlationId: string; body?: Body; headers?: Record<string, string> }) {
     this.id = init.id;
     this.correlationId = init.correlationId;
-    this.setBody(init.body ?? Buffer.alloc(0));
+    this.setBody(init.body ?? EMPTY_BODY);
     if (init.headers) for (const [name, value] of Object.entries(init.headers)) this.setHeader(name, value);
   }
 
@@ -101,8 +104,7 @@ export class Message {
     this.status = other.status;
     this.headerMap.clear();
     for (const [key, entry] of other.headerMap) this.headerMap.set(key, { ...entry });
-    this.propertyMap.clear();
-    for (const [key, value] of other.propertyMap) this.propertyMap.set(key, value);
+    this.propertyMap = other.propertyMap && new Map(other.propertyMap);
     this.bodyBuffer = other.bodyBuffer;
     this.bodyString = other.bodyString;
     this.bodyJson = other.bodyJson;
@@ -127,15 +129,15 @@ export class Message {
   }
 
   getProperty<T = unknown>(name: string): T | undefined {
-    return this.propertyMap.get(name) as T | undefined;
+    return this.propertyMap?.get(name) as T | undefined;
   }
   setProperty(name: string, value: unknown): void {
-    this.propertyMap.set(name, value);
+    (this.propertyMap ??= new Map()).set(name, value);
   }
   removeProperty(name: string): void {
-    this.propertyMap.delete(name);
+    this.propertyMap?.delete(name);
   }
   getProperties(): Record<string, unknown> {
-    return Object.fromEntries(this.propertyMap);
+    return this.propertyMap ? Object.fromEntries(this.propertyMap) : {};
   }
 }

@@ -66,6 +66,8 @@ function replyOf(message: Message): { headers: [string, string][]; body: Buffer 
 }
 
 const EMPTY = Buffer.alloc(0);
+/** CPI's SAP_MessageProcessingLogID, in the lower case Fastify sends header names in (lower-casing it per reply cost a string). */
+const MPL_ID_HEADER = 'sap_messageprocessinglogid';
 
 function tooLarge(size: number, limit: number) {
   return errorBody('PAYLOAD_TOO_LARGE', `Body of ${size} bytes exceeds this endpoint's limit of ${limit} bytes`);
@@ -145,7 +147,7 @@ export async function senderRoutes(app: FastifyInstance, options: { registry: Fl
     record(flow, message, startedAt, steps, failure, user);
     return reply
       .code(failure.statusCode)
-      .header('SAP_MessageProcessingLogID', message.id)
+      .header(MPL_ID_HEADER, message.id)
       .send(errorBody(failure.code, failure.message, { messageId: message.id, ...(details === undefined ? {} : { details }) }));
   }
 
@@ -207,7 +209,7 @@ export async function senderRoutes(app: FastifyInstance, options: { registry: Fl
       record(flow, message, startedAt, result.steps, undefined, user);
       reply.code(message.status);
       for (const [name, value] of answer.headers) reply.header(name, value);
-      reply.header('SAP_MessageProcessingLogID', message.id);
+      reply.header(MPL_ID_HEADER, message.id);
       return reply.send(answer.body);
     },
   });
