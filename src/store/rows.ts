@@ -69,19 +69,7 @@ export const MESSAGE_LOG_JSON_FROM = MESSAGE_LOG_FIELDS.length;
 
 /** A record → its message_logs values in MESSAGE_LOG_COLUMNS order (any SQL store), Steps and Error as JSON text. */
 export function messageLogValues(record: MessageLogRecord): unknown[] {
-  return [
-    record.MessageGuid,
-    record.CorrelationId,
-    record.ApplicationMessageId ?? null,
-    record.IntegrationFlowName,
-    record.Status,
-    record.CustomStatus ?? null,
-    record.LogStart,
-    record.LogEnd ?? null,
-    record.Sender ?? null,
-    record.Receiver ?? null,
-    record.DurationMs,
-    record.StepsJson ?? JSON.stringify(record.Steps),
-    record.Error === null ? null : JSON.stringify(record.Error),
-  ];
+  const values: unknown[] = MESSAGE_LOG_FIELDS.map((field) => record[field] ?? null);
+  values.push(record.StepsJson ?? JSON.stringify(record.Steps), record.Error === null ? null : JSON.stringify(record.Error));
+  return values;
 }
