@@ -39,7 +39,7 @@ export class FdDestination {
   /** The fd refused a write for good (EPIPE, EBADF…): lines are dropped from then on. */
   private broken = false;
   private readonly timer: NodeJS.Timeout;
-  private flushWaiters: (() => void)[] = [];
+  private readonly flushWaiters: (() => void)[] = [];
   private readonly onWritten = (err: NodeJS.ErrnoException | null, written: number) => this.written(err, written);
   private readonly onExit = () => this.flushSync();
 
@@ -154,7 +154,13 @@ export class FdDestination {
       return;
     }
     this.writing = { buffer: chunk.buffer, offset: 0, length: chunk.length };
-    write(this.fd, chunk.buffer, 0, chunk.length, null, this.onWritten);
+    this.writeRest();
+  }
+
+  /** Starts writing what is left of the chunk being written. */
+  private writeRest(): void {
+    const current = this.writing!;
+    write(this.fd, current.buffer, current.offset, current.length - current.offset, null, this.onWritten);
   }
 
   private written(err: NodeJS.ErrnoException | null, written: number): void {
@@ -163,7 +169,7 @@ export class FdDestination {
       if (err.code === 'EAGAIN') {
         this.retry = setTimeout(() => {
           this.retry = undefined;
-          write(this.fd, current.buffer, current.offset, current.length - current.offset, null, this.onWritten);
+          this.writeRest();
         }, BUSY_RETRY_MS);
         return;
       }
@@ -178,14 +184,13 @@ export class FdDestination {
     current.offset += written;
     this.pendingBytes -= written;
     if (current.offset < current.length) {
-      write(this.fd, current.buffer, current.offset, current.length - current.offset, null, this.onWritten);
+      this.writeRest();
       return;
     }
     this.writing = undefined;
     this.spare ??= current.buffer;
     if (this.flushWaiters.length > 0) {
-      const waiters = this.flushWaiters;
-      this.flushWaiters = [];
+      const waiters = this.flushWaiters.splice(0);
       this.flushSync();
       for (const waiter of waiters) waiter();
     }
