@@ -40,6 +40,11 @@ interface CachedLogin {
 export class Authenticator {
   private readonly cache = new Map<string, CachedLogin>();
   private readonly byConnection = new WeakMap<object, { authorization: string; login: CachedLogin }>();
+  /**
+   * Verifications running now, by cache key: a burst of new connections sending the same header (a client
+   * opening its pool, or every connection at once when the cached login expires) waits for one scrypt, not one each.
+   */
+  private readonly verifying = new Map<string, Promise<AuthenticatedUser | undefined>>();
   private dummyHash: Promise<string> | undefined;
   /** Bumped by invalidate(): a verification that read the store before a change must not be cached after it. */
   private generation = 0;
@@ -67,6 +72,16 @@ export class Authenticator {
     const key = cacheKey(authorization);
     const known = this.cachedUnder(key);
     if (known) return known.user;
+    const running = this.verifying.get(key);
+    if (running) return running;
+    const verification = this.verify(authorization, key).finally(() => {
+      if (this.verifying.get(key) === verification) this.verifying.delete(key);
+    });
+    this.verifying.set(key, verification);
+    return verification;
+  }
+
+  private async verify(authorization: string, key: string): Promise<AuthenticatedUser | undefined> {
     const credentials = parseBasicAuth(authorization);
     if (!credentials) return undefined;
 
@@ -97,6 +112,8 @@ export class Authenticator {
   invalidate(): void {
     this.generation++;
     this.cache.clear();
+    // A verification that started before the change may still answer its own callers, but nobody joins it now.
+    this.verifying.clear();
   }
 
   private dummy(): Promise<string> {

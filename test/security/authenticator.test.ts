@@ -201,6 +201,47 @@ describe('Authenticator', () => {
     assert.deepEqual((await auth.authenticate(header))?.roles, ['monitor']);
   });
 
+  test('a burst of logins with the same header, before any is cached, costs one verification', async () => {
+    const users = new MemoryUsers();
+    await users.create(await userRecord('alice', 'alice-password', ['monitor']));
+    const auth = new Authenticator(users);
+    const header = basicAuth('alice', 'alice-password');
+
+    const burst = await Promise.all(Array.from({ length: 32 }, () => auth.authenticate(header)));
+    for (const user of burst) assert.deepEqual(user, { name: 'alice', roles: ['monitor'] });
+    assert.equal(users.reads, 1, 'one store read and one scrypt for the whole burst');
+
+    // A wrong password in a burst is checked once for the burst, and again on the next try: failures are not kept.
+    const wrong = basicAuth('alice', 'wrong-password');
+    const refused = await Promise.all(Array.from({ length: 8 }, () => auth.authenticate(wrong)));
+    assert.deepEqual(refused, new Array(8).fill(undefined));
+    assert.equal(users.reads, 2);
+    assert.equal(await auth.authenticate(wrong), undefined);
+    assert.equal(users.reads, 3);
+  });
+
+  test('a login arriving after a user change does not join a verification that started before it', async () => {
+    const users = new MemoryUsers();
+    const alice = await userRecord('alice', 'old-password', ['admin']);
+    await users.create(alice);
+    const auth = new Authenticator(users);
+    const oldHeader = basicAuth('alice', 'old-password');
+
+    let recordRead!: () => void;
+    const read = new Promise<void>((resolve) => (recordRead = resolve));
+    users.onGet = () => recordRead();
+    const before = auth.authenticate(oldHeader);
+    await read;
+    users.onGet = undefined;
+    await users.update({ ...alice, passwordHash: await hashPassword('new-password') });
+    auth.invalidate();
+    // Started after the change: verified against the new hash, not handed the answer of the one running.
+    const after = auth.authenticate(oldHeader);
+    await before;
+    assert.equal(await after, undefined);
+    assert.equal(users.reads, 2);
+  });
+
   test(
     'a login verified while the password changes is not cached past the change',
     async () => {
