@@ -20,6 +20,9 @@
  *   BENCH_RATE=<req/s>       offer a fixed load instead of as much as the server takes: compares the servers' CPU
  *                            per request with less sensitivity to other processes on the machine than req/s
  *   BENCH_LOG_LEVEL=info     iflow's LOG_LEVEL (info writes one JSON line per message, as in production)
+ *   BENCH_SIDE_RATE=1500     then load both servers at once, each at this many req/s, and compare the CPU time their
+ *                            main threads spend per request (Linux only; 0 skips it): both sides see the same machine at
+ *                            the same moment, so this ratio holds still where req/s swing with the machine's speed
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -54,6 +57,9 @@ const CONNECTIONS = (process.env.BENCH_CONNECTIONS || '1,16,64').split(',').map(
 });
 const SLICES = numberFromEnv('BENCH_SLICES', 4, 1, 20);
 const RATE = numberFromEnv('BENCH_RATE', 0, 0, 100_000);
+const SIDE_RATE = numberFromEnv('BENCH_SIDE_RATE', 1500, 0, 20_000);
+/** Connections per side in the side-by-side phase: enough for the fixed rate, few enough to leave the loop unsaturated. */
+const SIDE_CONNECTIONS = 16;
 const PROFILE_DIR = process.env.BENCH_PROFILE ? resolve(process.env.BENCH_PROFILE) : undefined;
 const profiles: string[] = [];
 
@@ -195,9 +201,9 @@ interface Target {
   problems: number;
 }
 
-/** One autocannon run against a target; `latencies` (ms) collects every response time when given. */
-async function drive(target: Target, connections: number, seconds: number, latencies?: number[]): Promise<autocannon.Result> {
-  const run = autocannon({ url: `${target.child.url}/http/bench`, method: 'POST', headers: HEADERS, body: PAYLOAD, connections, duration: seconds, timeout: 10, ...(RATE > 0 ? { overallRate: RATE } : {}) });
+/** One autocannon run against a target (at `rate` req/s when above 0); `latencies` (ms) collects every response time when given. */
+async function drive(target: Target, connections: number, seconds: number, latencies?: number[], rate = RATE): Promise<autocannon.Result> {
+  const run = autocannon({ url: `${target.child.url}/http/bench`, method: 'POST', headers: HEADERS, body: PAYLOAD, connections, duration: seconds, timeout: 10, ...(rate > 0 ? { overallRate: rate } : {}) });
   if (latencies) run.on('response', (_client, _status, _bytes, responseTime) => latencies.push(responseTime));
   const result = await run;
   target.total2xx += result['2xx'];
@@ -308,6 +314,62 @@ async function measurePair(first: Target, second: Target, connections: number, r
   return [summarize(first, connections, slices.get(first)!), summarize(second, connections, slices.get(second)!)];
 }
 
+/** CPU time a process's main thread has used so far (ns, Linux schedstat), or undefined where there is no /proc. */
+function mainThreadNs(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    return Number(readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').split(' ')[0]);
+  } catch {
+    return undefined;
+  }
+}
+
+interface SideBySide {
+  /** req/s offered to each side. */
+  rate: number;
+  seconds: number;
+  iflowMainUsPerRequest: number;
+  rawMainUsPerRequest: number;
+  /** raw / iflow main-thread time per request: the throughput ratio two saturated main threads would give. */
+  ratio: number;
+  roundRatios: number[];
+  iflowAnswered: number;
+  rawAnswered: number;
+}
+
+/**
+ * Both servers loaded at once, each at SIDE_RATE req/s, in SLICES rounds (which side's load starts first
+ * alternates): the CPU time of each main thread per answered request. A server's main thread is what limits its
+ * throughput (its writer thread and the kernel's loopback work run beside it), and measured at the same moments
+ * both see the same machine, where the throughput runs above see whatever speed the machine had in their slice.
+ */
+async function sideBySide(iflow: Target, raw: Target): Promise<SideBySide | undefined> {
+  const pids = [iflow.child.process.pid, raw.child.process.pid];
+  if (pids.some((pid) => mainThreadNs(pid) === undefined)) return undefined;
+  const seconds = SECONDS / SLICES;
+  await Promise.all([iflow, raw].map((target) => drive(target, SIDE_CONNECTIONS, Math.max(1, WARMUP), undefined, SIDE_RATE)));
+  const spentNs = [0, 0];
+  const answered = [0, 0];
+  const roundRatios: number[] = [];
+  for (let round = 0; round < SLICES; round++) {
+    const order = round % 2 === 0 ? [0, 1] : [1, 0];
+    const before = pids.map(mainThreadNs) as number[];
+    const runs = new Array<Promise<autocannon.Result>>(2);
+    for (const side of order) runs[side] = drive(side === 0 ? iflow : raw, SIDE_CONNECTIONS, seconds, undefined, SIDE_RATE);
+    const results = await Promise.all(runs);
+    const after = pids.map(mainThreadNs) as number[];
+    const perRequest = [0, 1].map((side) => (after[side] - before[side]) / Math.max(1, results[side]['2xx']));
+    for (const side of [0, 1]) {
+      spentNs[side] += after[side] - before[side];
+      answered[side] += results[side]['2xx'];
+    }
+    roundRatios.push(perRequest[1] / perRequest[0]);
+  }
+  const iflowUs = spentNs[0] / Math.max(1, answered[0]) / 1000;
+  const rawUs = spentNs[1] / Math.max(1, answered[1]) / 1000;
+  return { rate: SIDE_RATE, seconds: SECONDS, iflowMainUsPerRequest: iflowUs, rawMainUsPerRequest: rawUs, ratio: rawUs / iflowUs, roundRatios, iflowAnswered: answered[0], rawAnswered: answered[1] };
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Checks and output
 
@@ -396,6 +458,23 @@ async function main(): Promise<number> {
       console.log(`${line(pair[0])}\n                   ${line(pair[1])}`);
     }
 
+    let side: SideBySide | undefined;
+    if (SIDE_RATE > 0) {
+      process.stdout.write(`  side by side, ${SIDE_RATE} req/s each: `);
+      side = await sideBySide(iflow, raw);
+      if (!side) console.log('skipped (no /proc to read main-thread CPU time from)');
+      else {
+        console.log(
+          `main thread per request: iflow ${fixed(side.iflowMainUsPerRequest, 1)} µs, raw ${fixed(side.rawMainUsPerRequest, 1)} µs; ` +
+            `raw/iflow ${fixed(side.ratio, 2)} (rounds ${side.roundRatios.map((r) => fixed(r, 2)).join(' ')})`,
+        );
+        const offered = Math.round(SIDE_RATE * side.seconds);
+        if (side.iflowAnswered < offered * 0.95 || side.rawAnswered < offered * 0.95) {
+          notes.push(`side by side: the servers answered ${side.iflowAnswered} (iflow) and ${side.rawAnswered} (raw) of ~${offered} offered; the machine could not carry the rate, lower BENCH_SIDE_RATE`);
+        }
+      }
+    }
+
     // Message logs on: every 2xx iflow answered must have become a record in the store.
     for (let waited = 0; waited < 5000 && (await iflow.child.request<number>('pendingMessageLogs')) > 0; waited += 100) {
       await new Promise((r) => setTimeout(r, 100));
@@ -438,6 +517,7 @@ async function main(): Promise<number> {
     const top = Math.max(...CONNECTIONS);
     const topRatio = ratios[top];
     console.log(`iflow/raw at ${top} connections: ${fixed(topRatio, 2)} (target ≥ ${TARGET_RATIO}): ${topRatio >= TARGET_RATIO ? 'met' : 'NOT MET'}`);
+    if (side) console.log(`main-thread cost ratio side by side at ${side.rate} req/s each (raw µs/iflow µs per request): ${fixed(side.ratio, 2)}`);
     console.log(`iflow after the run: RSS ${mb(iflowStats.rss)}, heap ${mb(iflowStats.heapUsed)}; raw: RSS ${mb(rawStats.rss)}`);
     console.log(`iflow message processing logs stored: ${storedLogs} (requests sent ${iflow.totalSent}, 2xx counted ${iflow.total2xx}); JSON log so far (pino writes it asynchronously): ${logLines} lines, ${mb(logBytes)}`);
     const noisiest = Math.max(...measurements.map((m) => m.otherCoresMax ?? 0));
@@ -455,6 +535,7 @@ async function main(): Promise<number> {
       slices: SLICES,
       ratios,
       targetRatio: TARGET_RATIO,
+      sideBySide: side,
       iflowRssBytes: iflowStats.rss,
       iflowHeapUsedBytes: iflowStats.heapUsed,
       rawRssBytes: rawStats.rss,
