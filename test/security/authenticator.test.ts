@@ -100,6 +100,28 @@ async function userRecord(name: string, password: string, roles: string[]): Prom
   return { name, passwordHash: await hashPassword(password), roles, createdAt: now, updatedAt: now };
 }
 
+/**
+ * Starts alice's login with her old password and, once it has read her record (old hash) and is running scrypt,
+ * changes her password as the admin API does (update, then invalidate()); the login is still in flight.
+ */
+async function loginDuringPasswordChange() {
+  const users = new MemoryUsers();
+  const alice = await userRecord('alice', 'old-password', ['admin']);
+  await users.create(alice);
+  const newHash = await hashPassword('new-password');
+  const auth = new Authenticator(users);
+  const oldHeader = basicAuth('alice', 'old-password');
+  let recordRead!: () => void;
+  const read = new Promise<void>((resolve) => (recordRead = resolve));
+  users.onGet = () => recordRead();
+  const inFlight = auth.authenticate(oldHeader);
+  await read;
+  users.onGet = undefined;
+  await users.update({ ...alice, passwordHash: newHash });
+  auth.invalidate();
+  return { auth, users, oldHeader, inFlight };
+}
+
 describe('Authenticator', () => {
   test('accepts the right password, rejects a wrong one, an unknown user and a malformed header', async () => {
     const users = new MemoryUsers();
@@ -221,50 +243,19 @@ describe('Authenticator', () => {
   });
 
   test('a login arriving after a user change does not join a verification that started before it', async () => {
-    const users = new MemoryUsers();
-    const alice = await userRecord('alice', 'old-password', ['admin']);
-    await users.create(alice);
-    const auth = new Authenticator(users);
-    const oldHeader = basicAuth('alice', 'old-password');
-
-    let recordRead!: () => void;
-    const read = new Promise<void>((resolve) => (recordRead = resolve));
-    users.onGet = () => recordRead();
-    const before = auth.authenticate(oldHeader);
-    await read;
-    users.onGet = undefined;
-    await users.update({ ...alice, passwordHash: await hashPassword('new-password') });
-    auth.invalidate();
+    const { auth, users, oldHeader, inFlight } = await loginDuringPasswordChange();
     // Started after the change: verified against the new hash, not handed the answer of the one running.
     const after = auth.authenticate(oldHeader);
-    await before;
+    await inFlight;
     assert.equal(await after, undefined);
     assert.equal(users.reads, 2);
   });
 
-  test(
-    'a login verified while the password changes is not cached past the change',
-    async () => {
-      const users = new MemoryUsers();
-      const alice = await userRecord('alice', 'old-password', ['admin']);
-      await users.create(alice);
-      const newHash = await hashPassword('new-password');
-      const auth = new Authenticator(users);
-      const oldHeader = basicAuth('alice', 'old-password');
-
-      // The request reads alice's record (old hash) and starts scrypt; meanwhile the admin changes her password.
-      let recordRead!: () => void;
-      const read = new Promise<void>((resolve) => (recordRead = resolve));
-      users.onGet = () => recordRead();
-      const inFlight = auth.authenticate(oldHeader);
-      await read;
-      users.onGet = undefined;
-      await users.update({ ...alice, passwordHash: newHash });
-      auth.invalidate();
-      // The request that started before the change may still pass...
-      await inFlight;
-      // ...but the old password must not keep working from the cache afterwards.
-      assert.equal(await auth.authenticate(oldHeader), undefined);
-    },
-  );
+  test('a login verified while the password changes is not cached past the change', async () => {
+    const { auth, oldHeader, inFlight } = await loginDuringPasswordChange();
+    // The request that started before the change may still pass...
+    await inFlight;
+    // ...but the old password must not keep working from the cache afterwards.
+    assert.equal(await auth.authenticate(oldHeader), undefined);
+  });
 });
