@@ -22,7 +22,7 @@
  *   BENCH_LOG_LEVEL=info     iflow's LOG_LEVEL (info writes one JSON line per message, as in production)
  *   BENCH_SIDE_RATE=1500     then load both servers at once, each at this many req/s, and compare the CPU time their
  *                            main threads spend per request (Linux only; 0 skips it): both sides see the same machine at
- *                            the same moment, so this ratio holds still where req/s swing with the machine's speed
+ *                            the same moment, so this ratio swings far less than req/s do with the machine's speed
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
