@@ -8,7 +8,18 @@ export interface AuthenticatedUser {
 }
 
 const CACHE_TTL_MS = 60_000;
+/** A cached login used this close to its expiry is verified again in the background, so busy clients never wait for it. */
+const REFRESH_AHEAD_MS = 10_000;
 const CACHE_MAX = 10_000;
+
+export interface AuthenticatorOptions {
+  /** How long a verified header is trusted (ms). Default 60 s. */
+  ttlMs?: number;
+  /** A login used within this long of its expiry is re-verified in the background (ms). Default 10 s. */
+  refreshAheadMs?: number;
+  /** The clock (ms since the epoch); tests pass their own. */
+  now?: () => number;
+}
 
 /** Parses `Basic base64(user:password)`; undefined when the header is missing or malformed. */
 export function parseBasicAuth(header: string | undefined): { user: string; password: string } | undefined {
@@ -28,6 +39,8 @@ interface CachedLogin {
   user: AuthenticatedUser;
   expiresAt: number;
   generation: number;
+  /** Set once a background re-verification of this login has started. */
+  refreshing?: boolean;
 }
 
 /**
@@ -35,7 +48,9 @@ interface CachedLogin {
  * scrypt is deliberately slow, so a verified header is remembered for a minute under its SHA-256
  * (the shared cache never holds the header itself); any change to a user drops the cache. A keep-alive
  * connection also remembers the exact header it last proved, for as long as it is open, so its next
- * requests skip even the hash: that header is compared only with what the same connection sends.
+ * requests skip even the hash: that header is compared only with what the same connection sends. A login
+ * still in use in its last seconds is verified again in the background, so a busy client does not stall
+ * on scrypt every minute.
  */
 export class Authenticator {
   private readonly cache = new Map<string, CachedLogin>();
@@ -49,7 +64,18 @@ export class Authenticator {
   /** Bumped by invalidate(): a verification that read the store before a change must not be cached after it. */
   private generation = 0;
 
-  constructor(private readonly users: UserRepository) {}
+  private readonly ttlMs: number;
+  private readonly refreshAheadMs: number;
+  private readonly now: () => number;
+
+  constructor(
+    private readonly users: UserRepository,
+    options: AuthenticatorOptions = {},
+  ) {
+    this.ttlMs = options.ttlMs ?? CACHE_TTL_MS;
+    this.refreshAheadMs = options.refreshAheadMs ?? REFRESH_AHEAD_MS;
+    this.now = options.now ?? Date.now;
+  }
 
   /**
    * The hot path, synchronous: the user of a header verified in the last minute, for a request arriving
@@ -59,12 +85,32 @@ export class Authenticator {
    */
   cachedOn(connection: object, authorization: string | undefined): AuthenticatedUser | undefined {
     if (!authorization) return undefined;
+    const now = this.now();
     const last = this.byConnection.get(connection);
-    if (last !== undefined && last.authorization === authorization && this.isValid(last.login)) return last.login.user;
-    const login = this.cachedUnder(cacheKey(authorization));
+    if (last !== undefined && last.authorization === authorization && this.isValid(last.login, now)) return this.used(last.login, authorization, now).user;
+    const key = cacheKey(authorization);
+    const login = this.cachedUnder(key);
     if (login === undefined) return undefined;
     this.byConnection.set(connection, { authorization, login });
-    return login.user;
+    return this.used(login, authorization, now, key).user;
+  }
+
+  /**
+   * A valid login that is about to expire starts one re-verification in the background: its result replaces it in
+   * the cache, so when it does expire the client's connections find the new one instead of all waiting for scrypt.
+   */
+  private used(login: CachedLogin, authorization: string, now: number, key?: string): CachedLogin {
+    if (login.refreshing || login.expiresAt - now > this.refreshAheadMs) return login;
+    login.refreshing = true;
+    const keyOf = key ?? cacheKey(authorization);
+    // A refresh that fails (the store is down) leaves this login to expire; whoever joins it sees the failure.
+    if (!this.verifying.has(keyOf)) this.startVerification(authorization, keyOf).catch(() => {});
+    return login;
+  }
+
+  /** How many verifications (store read and scrypt) are running now, background refreshes included. */
+  get verificationsRunning(): number {
+    return this.verifying.size;
   }
 
   async authenticate(authorization: string | undefined): Promise<AuthenticatedUser | undefined> {
@@ -72,8 +118,10 @@ export class Authenticator {
     const key = cacheKey(authorization);
     const known = this.cachedUnder(key);
     if (known) return known.user;
-    const running = this.verifying.get(key);
-    if (running) return running;
+    return this.verifying.get(key) ?? this.startVerification(authorization, key);
+  }
+
+  private startVerification(authorization: string, key: string): Promise<AuthenticatedUser | undefined> {
     const verification = this.verify(authorization, key).finally(() => {
       if (this.verifying.get(key) === verification) this.verifying.delete(key);
     });
@@ -93,7 +141,7 @@ export class Authenticator {
     const user = { name: record.name, roles: Object.freeze([...record.roles]) };
     if (generation === this.generation) {
       if (this.cache.size >= CACHE_MAX) this.cache.clear();
-      this.cache.set(key, { user, expiresAt: Date.now() + CACHE_TTL_MS, generation });
+      this.cache.set(key, { user, expiresAt: this.now() + this.ttlMs, generation });
     }
     return user;
   }
@@ -104,8 +152,8 @@ export class Authenticator {
   }
 
   /** Not expired, and no user changed since it was verified (a connection may hold it past invalidate()). */
-  private isValid(login: CachedLogin): boolean {
-    return login.generation === this.generation && login.expiresAt > Date.now();
+  private isValid(login: CachedLogin, now = this.now()): boolean {
+    return login.generation === this.generation && login.expiresAt > now;
   }
 
   /** Forget every cached login: called whenever a user is changed or deleted. */

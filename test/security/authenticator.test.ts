@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { Authenticator, hasAnyRole, parseBasicAuth } from '../../src/security/authenticator.ts';
 import { hashPassword } from '../../src/security/passwords.ts';
 import type { UserRecord, UserRepository } from '../../src/store/types.ts';
-import { basicAuth } from '../support/iflow.ts';
+import { basicAuth, waitFor } from '../support/iflow.ts';
 
 const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');
 
@@ -240,6 +240,62 @@ describe('Authenticator', () => {
     assert.equal(users.reads, 2);
     assert.equal(await auth.authenticate(wrong), undefined);
     assert.equal(users.reads, 3);
+  });
+
+  test('a login in use near its expiry is verified again in the background, so the connection never waits for it', async () => {
+    const users = new MemoryUsers();
+    await users.create(await userRecord('alice', 'alice-password', ['monitor']));
+    let now = 1_000_000;
+    const auth = new Authenticator(users, { ttlMs: 60_000, refreshAheadMs: 10_000, now: () => now });
+    const header = basicAuth('alice', 'alice-password');
+    const connection = {};
+    assert.ok(await auth.authenticate(header));
+    assert.deepEqual(auth.cachedOn(connection, header), { name: 'alice', roles: ['monitor'] });
+    assert.equal(users.reads, 1);
+
+    now += 45_000; // not yet due
+    assert.ok(auth.cachedOn(connection, header));
+    assert.equal(users.reads, 1);
+
+    now += 10_000; // 5 s left: this request is served at once and starts one re-verification
+    let refreshRead!: () => void;
+    const refreshStarted = new Promise<void>((resolve) => (refreshRead = resolve));
+    users.onGet = () => refreshRead();
+    assert.deepEqual(auth.cachedOn(connection, header), { name: 'alice', roles: ['monitor'] });
+    assert.ok(auth.cachedOn(connection, header), 'requests meanwhile are served too, and start nothing more');
+    await refreshStarted;
+    users.onGet = undefined;
+    await waitFor(() => auth.verificationsRunning === 0, { what: 'the re-verification to finish' });
+    assert.equal(users.reads, 2, 'one re-verification for the whole window');
+
+    now += 6_000; // the first login has expired: the connection finds the renewed one, synchronously
+    assert.deepEqual(auth.cachedOn(connection, header), { name: 'alice', roles: ['monitor'] });
+    assert.deepEqual(auth.cachedOn({}, header), { name: 'alice', roles: ['monitor'] }, 'as does a new connection');
+    assert.equal(users.reads, 2);
+  });
+
+  test('a background re-verification that fails leaves the login to expire, and then it is checked again', async () => {
+    const users = new MemoryUsers();
+    const alice = await userRecord('alice', 'alice-password', ['monitor']);
+    await users.create(alice);
+    let now = 1_000_000;
+    const auth = new Authenticator(users, { ttlMs: 60_000, refreshAheadMs: 10_000, now: () => now });
+    const header = basicAuth('alice', 'alice-password');
+    const connection = {};
+    assert.ok(await auth.authenticate(header));
+    assert.ok(auth.cachedOn(connection, header));
+
+    // Another instance changed her password in the shared store (this one was not told): the refresh fails.
+    await users.update({ ...alice, passwordHash: await hashPassword('changed-elsewhere') });
+    now += 55_000;
+    assert.ok(auth.cachedOn(connection, header), 'still valid for its last seconds');
+    assert.equal(auth.verificationsRunning, 1);
+    await waitFor(() => auth.verificationsRunning === 0, { what: 'the re-verification to finish' });
+    assert.equal(users.reads, 2);
+    now += 6_000;
+    assert.equal(auth.cachedOn(connection, header), undefined, 'expired, and nothing renewed it');
+    assert.equal(await auth.authenticate(header), undefined);
+    assert.equal(users.reads, 3, 'checked again, and refused');
   });
 
   test('a login arriving after a user change does not join a verification that started before it', async () => {
