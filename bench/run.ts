@@ -20,6 +20,9 @@
  *   BENCH_RATE=<req/s>       offer a fixed load instead of as much as the server takes: compares the servers' CPU
  *                            per request with less sensitivity to other processes on the machine than req/s
  *   BENCH_LOG_LEVEL=info     iflow's LOG_LEVEL (info writes one JSON line per message, as in production)
+ *   BENCH_IFLOW_NODE_FLAGS="--trace-gc-nvp"  extra node flags for the iflow process only (diagnostics)
+ *   BENCH_IFLOW_LOG=<file>   keep iflow's stdout (its JSON log, and whatever those flags print) in this file; by default it
+ *                            goes to a temporary file that is removed at the end
  *   BENCH_SIDE_RATE=1500     then load both servers at once, each at this many req/s, and compare the CPU time their
  *                            main threads spend per request (Linux only; 0 skips it): both sides see the same machine at
  *                            the same moment, so this ratio swings far less than req/s do with the machine's speed
@@ -58,6 +61,9 @@ const CONNECTIONS = (process.env.BENCH_CONNECTIONS || '1,16,64').split(',').map(
 const SLICES = numberFromEnv('BENCH_SLICES', 4, 1, 20);
 const RATE = numberFromEnv('BENCH_RATE', 0, 0, 100_000);
 const SIDE_RATE = numberFromEnv('BENCH_SIDE_RATE', 1500, 0, 20_000);
+const IFLOW_NODE_FLAGS = (process.env.BENCH_IFLOW_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
+for (const flag of IFLOW_NODE_FLAGS) if (!flag.startsWith('--')) throw new Error(`BENCH_IFLOW_NODE_FLAGS: "${flag}" is not a node flag (--…)`);
+const KEPT_LOG = process.env.BENCH_IFLOW_LOG ? resolve(process.env.BENCH_IFLOW_LOG) : undefined;
 /** Connections per side in the side-by-side phase: enough for the fixed rate, few enough to leave the loop unsaturated. */
 const SIDE_CONNECTIONS = 16;
 const PROFILE_DIR = process.env.BENCH_PROFILE ? resolve(process.env.BENCH_PROFILE) : undefined;
@@ -409,8 +415,8 @@ async function main(): Promise<number> {
   if (PROFILE_DIR) mkdirSync(PROFILE_DIR, { recursive: true });
   const work = mkdtempSync(join(tmpdir(), 'iflow-bench-'));
   workDir = work;
-  const logFile = join(work, 'iflow.log');
-  const logFd = openSync(logFile, 'a');
+  const logFile = KEPT_LOG ?? join(work, 'iflow.log');
+  const logFd = openSync(logFile, 'w');
   const notes: string[] = [];
   try {
     console.log(
@@ -424,7 +430,7 @@ async function main(): Promise<number> {
         'iflow',
         'iflow-server.ts',
         { BENCH_DATA_DIR: join(work, 'data'), BENCH_USER: USER, BENCH_PASSWORD: PASSWORD, BENCH_RECEIVER_URL: receiverUrl, BENCH_PROFILE: PROFILE_DIR ?? '' },
-        { stdout: logFd },
+        { stdout: logFd, execArgv: IFLOW_NODE_FLAGS },
       ),
       startChild('raw', 'raw.ts', { BENCH_RECEIVER_URL: receiverUrl, BENCH_AUTHORIZATION: AUTHORIZATION, BENCH_PROFILE: PROFILE_DIR ?? '' }),
     ]);
@@ -485,7 +491,8 @@ async function main(): Promise<number> {
     if (!logsComplete) notes.push(`message processing logs stored: ${storedLogs}, but iflow answered ${iflow.total2xx} × 2xx of ${iflow.totalSent} requests sent`);
     const [iflowStats, rawStats] = await Promise.all([iflow.child.request<ChildStats>('stats'), raw.child.request<ChildStats>('stats')]);
     const logBytes = statSync(logFile).size;
-    const logLines = readFileSync(logFile, 'utf8').split('\n').filter(Boolean).length;
+    // JSON lines only: node flags (BENCH_IFLOW_NODE_FLAGS) may print their own lines into the same output.
+    const logLines = readFileSync(logFile, 'utf8').split('\n').filter((line) => line.startsWith('{')).length;
 
     const byKey = new Map(measurements.map((m) => [`${m.target}/${m.connections}`, m]));
     const rows = [['connections', 'iflow req/s', 'p50 ms', 'p99 ms', 'cpu µs/req', 'raw req/s', 'p50 ms', 'p99 ms', 'cpu µs/req', 'iflow/raw', 'slice range', 'non-2xx iflow/raw']];
@@ -550,6 +557,7 @@ async function main(): Promise<number> {
     closeSync(logFd);
     rmSync(work, { recursive: true, force: true });
     for (const file of profiles) console.log(`CPU profile: ${file}`);
+    if (KEPT_LOG) console.log(`iflow's output: ${KEPT_LOG}`);
   }
 }
 
