@@ -87,25 +87,28 @@ export class Authenticator {
     if (!authorization) return undefined;
     const now = this.now();
     const last = this.byConnection.get(connection);
-    if (last !== undefined && last.authorization === authorization && this.isValid(last.login, now)) return this.used(last.login, authorization, now).user;
+    if (last !== undefined && last.authorization === authorization && this.isValid(last.login, now)) {
+      this.refreshIfDue(last.login, authorization, now);
+      return last.login.user;
+    }
     const key = cacheKey(authorization);
     const login = this.cachedUnder(key);
     if (login === undefined) return undefined;
     this.byConnection.set(connection, { authorization, login });
-    return this.used(login, authorization, now, key).user;
+    this.refreshIfDue(login, authorization, now, key);
+    return login.user;
   }
 
   /**
    * A valid login that is about to expire starts one re-verification in the background: its result replaces it in
    * the cache, so when it does expire the client's connections find the new one instead of all waiting for scrypt.
+   * `key` is the header's cache key when the caller has it (the hash is made only when a refresh is due).
    */
-  private used(login: CachedLogin, authorization: string, now: number, key?: string): CachedLogin {
-    if (login.refreshing || login.expiresAt - now > this.refreshAheadMs) return login;
+  private refreshIfDue(login: CachedLogin, authorization: string, now: number, key?: string): void {
+    if (login.refreshing || login.expiresAt - now > this.refreshAheadMs) return;
     login.refreshing = true;
-    const keyOf = key ?? cacheKey(authorization);
     // A refresh that fails (the store is down) leaves this login to expire; whoever joins it sees the failure.
-    if (!this.verifying.has(keyOf)) this.startVerification(authorization, keyOf).catch(() => {});
-    return login;
+    this.verification(authorization, key ?? cacheKey(authorization)).catch(() => {});
   }
 
   /** How many verifications (store read and scrypt) are running now, background refreshes included. */
@@ -118,10 +121,13 @@ export class Authenticator {
     const key = cacheKey(authorization);
     const known = this.cachedUnder(key);
     if (known) return known.user;
-    return this.verifying.get(key) ?? this.startVerification(authorization, key);
+    return this.verification(authorization, key);
   }
 
-  private startVerification(authorization: string, key: string): Promise<AuthenticatedUser | undefined> {
+  /** The verification running for this header, joined, or a new one. */
+  private verification(authorization: string, key: string): Promise<AuthenticatedUser | undefined> {
+    const running = this.verifying.get(key);
+    if (running) return running;
     const verification = this.verify(authorization, key).finally(() => {
       if (this.verifying.get(key) === verification) this.verifying.delete(key);
     });
