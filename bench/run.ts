@@ -364,11 +364,11 @@ async function sideBySide(iflow: Target, raw: Target): Promise<SideBySide | unde
     for (const side of order) runs[side] = drive(side === 0 ? iflow : raw, SIDE_CONNECTIONS, seconds, undefined, SIDE_RATE);
     const results = await Promise.all(runs);
     const after = pids.map(mainThreadNs) as number[];
-    const perRequest = [0, 1].map((side) => (after[side] - before[side]) / Math.max(1, results[side]['2xx']));
-    for (const side of [0, 1]) {
+    const perRequest = [0, 1].map((side) => {
       spentNs[side] += after[side] - before[side];
       answered[side] += results[side]['2xx'];
-    }
+      return (after[side] - before[side]) / Math.max(1, results[side]['2xx']);
+    });
     roundRatios.push(perRequest[1] / perRequest[0]);
   }
   const iflowUs = spentNs[0] / Math.max(1, answered[0]) / 1000;
