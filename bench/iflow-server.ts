@@ -26,7 +26,10 @@ function required(name: string): string {
   return value;
 }
 
+// IFLOW_* settings given to the bench reach iflow (e.g. IFLOW_MPL_FLUSH=50ms), except those the bench sets itself.
+const iflowSettings = Object.fromEntries(Object.entries(process.env).filter(([name]) => name.startsWith('IFLOW_')));
 const config = loadConfig({
+  ...iflowSettings,
   PORT: '0',
   HOST: '127.0.0.1',
   IFLOW_FLOWS_DIR: join(here, 'flows'),
