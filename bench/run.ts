@@ -21,6 +21,7 @@
  *                            per request with less sensitivity to other processes on the machine than req/s
  *   BENCH_LOG_LEVEL=info     iflow's LOG_LEVEL (info writes one JSON line per message, as in production)
  *   BENCH_IFLOW_NODE_FLAGS="--trace-gc-nvp"  extra node flags for the iflow process only (diagnostics)
+ *   IFLOW_*=…                iflow's own settings (e.g. IFLOW_MPL_FLUSH=50ms) reach the iflow process, except those the bench sets
  *   BENCH_IFLOW_LOG=<file>   keep iflow's stdout (its JSON log, and whatever those flags print) in this file; by default it
  *                            goes to a temporary file that is removed at the end
  *   BENCH_SIDE_RATE=1500     then load both servers at once, each at this many req/s, and compare the CPU time their
@@ -195,6 +196,8 @@ interface Measurement {
   /** CPU cores that processes outside this benchmark used meanwhile (mean, and the worst slice); undefined off Linux. */
   otherCores?: number;
   otherCoresMax?: number;
+  /** CPU cores the other server (not driven in this run) used meanwhile: its background work, which this run pays for. */
+  idlePeerCores: number;
 }
 
 interface Target {
@@ -238,6 +241,7 @@ interface Slice {
   cpuUs: number;
   wallMs: number;
   otherCores?: number;
+  idlePeerCores: number;
 }
 
 /** One measured slice: the run, the target's CPU time, and how much CPU the rest of the machine took meanwhile. */
@@ -253,6 +257,8 @@ async function slice(target: Target, connections: number, seconds: number, every
   const machineAfter = machineCpu();
   const after = await Promise.all(everyone.map((child) => child.request<ChildStats>('stats')));
   const own = everyone.findIndex((child) => child === target.child);
+  // everyone is [first server, second server, receiver]: the peer is the server not being driven.
+  const peer = own === 0 ? 1 : 0;
   let otherCores: number | undefined;
   if (machineBefore && machineAfter && machineAfter.total > machineBefore.total) {
     // Machine-wide busy cores minus what the benchmark's own processes (this one included) used.
@@ -260,7 +266,7 @@ async function slice(target: Target, connections: number, seconds: number, every
     const ownUs = selfUs.user + selfUs.system + everyone.reduce((sum, _child, i) => sum + cpuUsUsed(before[i], after[i]), 0);
     otherCores = Math.max(0, machineCores - ownUs / 1000 / wallMs);
   }
-  return { result, latencies, cpuUs: cpuUsUsed(before[own], after[own]), wallMs, otherCores };
+  return { result, latencies, cpuUs: cpuUsUsed(before[own], after[own]), wallMs, otherCores, idlePeerCores: cpuUsUsed(before[peer], after[peer]) / 1000 / wallMs };
 }
 
 function percentile(sorted: Float64Array, p: number): number {
@@ -295,6 +301,7 @@ function summarize(target: Target, connections: number, slices: Slice[]): Measur
     cpuCores: cpuUs / 1000 / wallMs,
     otherCores: others.length ? others.reduce((a, b) => a + b, 0) / others.length : undefined,
     otherCoresMax: others.length ? Math.max(...others) : undefined,
+    idlePeerCores: slices.reduce((sum, s) => sum + s.idlePeerCores * s.wallMs, 0) / wallMs,
   };
 }
 
@@ -460,7 +467,7 @@ async function main(): Promise<number> {
       measurements.push(...pair);
       const line = (m: Measurement) =>
         `${m.target} ${fixed(m.reqPerSec, 0)} req/s (slices ${m.sliceReqPerSec.join(' ')}), p50 ${fixed(m.latencyP50Ms, 1)} ms, p99 ${fixed(m.latencyP99Ms, 1)} ms, ` +
-        `server ${fixed(m.cpuCores, 2)} cores${m.otherCores === undefined ? '' : `, others ${fixed(m.otherCores, 2)} cores`}${m.non2xx + m.errors + m.timeouts > 0 ? `  !! non-2xx ${m.non2xx}, errors ${m.errors}, timeouts ${m.timeouts}` : ''}`;
+        `server ${fixed(m.cpuCores, 2)} cores, idle peer ${fixed(m.idlePeerCores, 2)} cores${m.otherCores === undefined ? '' : `, others ${fixed(m.otherCores, 2)} cores`}${m.non2xx + m.errors + m.timeouts > 0 ? `  !! non-2xx ${m.non2xx}, errors ${m.errors}, timeouts ${m.timeouts}` : ''}`;
       console.log(`${line(pair[0])}\n                   ${line(pair[1])}`);
     }
 
