@@ -59,7 +59,7 @@ const CONNECTIONS = (process.env.BENCH_CONNECTIONS || '1,16,64').split(',').map(
   if (!Number.isInteger(n) || n < 1 || n > 1024) throw new Error(`BENCH_CONNECTIONS: "${c}" is not a connection count from 1 to 1024`);
   return n;
 });
-const SLICES = numberFromEnv('BENCH_SLICES', 4, 1, 20);
+const SLICES = numberFromEnv('BENCH_SLICES', 4, 1, 120);
 const RATE = numberFromEnv('BENCH_RATE', 0, 0, 100_000);
 const SIDE_RATE = numberFromEnv('BENCH_SIDE_RATE', 1500, 0, 20_000);
 const IFLOW_NODE_FLAGS = (process.env.BENCH_IFLOW_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
