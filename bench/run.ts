@@ -28,29 +28,17 @@
  *                            main threads spend per request (Linux only; 0 skips it): both sides see the same machine at
  *                            the same moment, so this ratio swings far less than req/s do with the machine's speed
  */
-import { fork, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { request } from 'undici';
 import type { ChildStats } from './ipc.ts';
-import { sampleOrder } from './mapping.ts';
+import { AUTHORIZATION, HEADERS, PASSWORD, PAYLOAD, USER, cpuUsUsed, mainThreadNs, numberFromEnv, startChild, stopChildren, stopChildrenOnSignals, type Child } from './harness.ts';
 
-const here = fileURLToPath(new URL('.', import.meta.url));
-const repoRoot = resolve(here, '..');
 const TARGET_RATIO = 0.85;
 /** Above this many cores used by unrelated processes during a measured run, the run is flagged as noisy. */
 const NOISE_CORES = 0.15;
-
-function numberFromEnv(name: string, fallback: number, min: number, max: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value < min || value > max) throw new Error(`${name} must be a number from ${min} to ${max}, got "${raw}"`);
-  return value;
-}
 
 const SECONDS = numberFromEnv('BENCH_SECONDS', 8, 1, 60);
 const WARMUP = numberFromEnv('BENCH_WARMUP', 2, 0, 30);
@@ -69,106 +57,6 @@ const KEPT_LOG = process.env.BENCH_IFLOW_LOG ? resolve(process.env.BENCH_IFLOW_L
 const SIDE_CONNECTIONS = 16;
 const PROFILE_DIR = process.env.BENCH_PROFILE ? resolve(process.env.BENCH_PROFILE) : undefined;
 const profiles: string[] = [];
-
-const USER = 'bench';
-const PASSWORD = 'bench-password-1';
-const AUTHORIZATION = `Basic ${Buffer.from(`${USER}:${PASSWORD}`).toString('base64')}`;
-const PAYLOAD = JSON.stringify(sampleOrder());
-const HEADERS = { 'content-type': 'application/json', authorization: AUTHORIZATION };
-
-// ---------------------------------------------------------------------------------------------------------------
-// Child processes
-
-interface Child {
-  name: string;
-  url: string;
-  process: ChildProcess;
-  request<T>(type: string, arg?: string): Promise<T>;
-}
-
-const children = new Set<ChildProcess>();
-
-function startChild(name: string, script: string, env: Record<string, string>, options: { execArgv?: string[]; stdout?: number } = {}): Promise<Child> {
-  const child = fork(join(here, script), [], {
-    cwd: repoRoot,
-    env: { ...process.env, ...env },
-    execArgv: ['--import', 'tsx', ...(options.execArgv ?? [])],
-    stdio: ['ignore', options.stdout ?? 'inherit', 'inherit', 'ipc'],
-  });
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  let nextId = 1;
-  const waiting = new Map<number, { resolve: (value: never) => void; reject: (err: Error) => void }>();
-  child.on('message', (message: { id?: number; value?: unknown; error?: string }) => {
-    const waiter = message.id === undefined ? undefined : waiting.get(message.id);
-    if (!waiter) return;
-    waiting.delete(message.id!);
-    if (message.error) waiter.reject(new Error(`${name}: ${message.error}`));
-    else waiter.resolve(message.value as never);
-  });
-  child.once('exit', () => {
-    for (const waiter of waiting.values()) waiter.reject(new Error(`${name} exited`));
-    waiting.clear();
-  });
-  const ask = <T>(type: string, arg?: string) =>
-    new Promise<T>((resolveRequest, rejectRequest) => {
-      const id = nextId++;
-      const timer = setTimeout(() => {
-        waiting.delete(id);
-        rejectRequest(new Error(`${name} did not answer "${type}" within 10 s`));
-      }, 10_000);
-      waiting.set(id, {
-        resolve: (value) => {
-          clearTimeout(timer);
-          resolveRequest(value);
-        },
-        reject: (err) => {
-          clearTimeout(timer);
-          rejectRequest(err);
-        },
-      });
-      child.send({ id, type, arg });
-    });
-  return new Promise<Child>((resolveStart, rejectStart) => {
-    const timer = setTimeout(() => rejectStart(new Error(`${name} did not start within 60 s`)), 60_000);
-    const onExit = (code: number | null, signal: string | null) => {
-      clearTimeout(timer);
-      rejectStart(new Error(`${name} exited during start (${signal ?? `code ${code}`})`));
-    };
-    child.once('exit', onExit);
-    child.on('message', (message: { type?: string; url?: string }) => {
-      if (message.type !== 'ready' || !message.url) return;
-      clearTimeout(timer);
-      child.off('exit', onExit);
-      resolveStart({ name, url: message.url, process: child, request: ask });
-    });
-  });
-}
-
-function exited(child: ChildProcess, ms: number): Promise<boolean> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
-  return new Promise((resolveExit) => {
-    const timer = setTimeout(() => resolveExit(false), ms);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolveExit(true);
-    });
-  });
-}
-
-/** Asks every child to shut down (iflow flushes its message logs, --cpu-prof writes), then kills what is left. */
-async function stopChildren(): Promise<void> {
-  await Promise.all(
-    [...children].map(async (child) => {
-      // With a callback, a pipe already closed (the child died) is reported there, not thrown as an 'error' event.
-      if (child.connected) child.send({ id: 0, type: 'shutdown' }, () => {});
-      else child.kill('SIGTERM');
-      if (await exited(child, 10_000)) return;
-      child.kill('SIGKILL');
-      await exited(child, 2000);
-    }),
-  );
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Measuring
@@ -232,8 +120,6 @@ function machineCpu(): { busy: number; total: number } | undefined {
     return undefined;
   }
 }
-
-const cpuUsUsed = (before: ChildStats, after: ChildStats) => after.cpuUserUs - before.cpuUserUs + (after.cpuSystemUs - before.cpuSystemUs);
 
 interface Slice {
   result: autocannon.Result;
@@ -325,16 +211,6 @@ async function measurePair(first: Target, second: Target, connections: number, r
     for (const target of [first, second]) profiles.push(await target.child.request<string>('profileStop', `${target.name}-${connections}c`));
   }
   return [summarize(first, connections, slices.get(first)!), summarize(second, connections, slices.get(second)!)];
-}
-
-/** CPU time a process's main thread has used so far (ns, Linux schedstat), or undefined where there is no /proc. */
-function mainThreadNs(pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined;
-  try {
-    return Number(readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').split(' ')[0]);
-  } catch {
-    return undefined;
-  }
 }
 
 interface SideBySide {
@@ -571,14 +447,9 @@ async function main(): Promise<number> {
 /** The run's temporary directory (iflow's data dir and log), removed at the end however the run ends. */
 let workDir: string | undefined;
 
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    void stopChildren().finally(() => {
-      if (workDir) rmSync(workDir, { recursive: true, force: true });
-      process.exit(130);
-    });
-  });
-}
+stopChildrenOnSignals(() => {
+  if (workDir) rmSync(workDir, { recursive: true, force: true });
+});
 
 main().then(
   (code) => {
