@@ -1,0 +1,164 @@
+/**
+ * `npm run bench:compare`: the CPU cost per message of two iflow builds, A and B, measured side by side.
+ *
+ * Throughput ratios on a shared 2-core machine swing by ±0.1 from run to run (see README, "Benchmark"). CPU time
+ * per request of two servers loaded at the same fixed rate, at the same moments, is steady to a few percent: an
+ * A/A run lands within ±2 %, so a change worth 5 % shows in one run. This starts the stand-in receiver and two iflow
+ * processes (bench/iflow-server.ts serving bench/flows/passthrough, message logs and JSON logs on), each from its
+ * own checkout or copy and with its own settings, warms both up, then loads both at BENCH_RATE req/s for
+ * BENCH_ROUNDS rounds (which side's load starts first alternates) and prints, per answered request, each process's
+ * CPU time (all threads), its main thread's share, and the rest (the message-log writer thread, V8's GC helpers,
+ * libuv's pool), for A and B, and B / A.
+ *
+ * Environment (all optional):
+ *   BENCH_A_ROOT, BENCH_B_ROOT=<dir>   the iflow each side runs (a checkout or copy holding src/app.ts); default: this one
+ *   BENCH_A_ENV, BENCH_B_ENV="NAME=value …"  environment of that side only: iflow settings (IFLOW_MPL_FLUSH=50ms) or
+ *                                      the switches of a prototype copy
+ *   BENCH_RATE=2500      req/s offered to each side, over 16 connections each
+ *   BENCH_SECONDS=10     seconds per round (1-120)
+ *   BENCH_ROUNDS=5       rounds (1-100)
+ *   BENCH_WARMUP=3       warm-up seconds (0-60)
+ */
+import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import autocannon from 'autocannon';
+import type { ChildStats } from './ipc.ts';
+import { HEADERS, PASSWORD, PAYLOAD, USER, cpuUsUsed, mainThreadNs, numberFromEnv, startChild, stopChildren, stopChildrenOnSignals, type Child } from './harness.ts';
+
+const RATE = numberFromEnv('BENCH_RATE', 2500, 1, 50_000);
+const SECONDS = numberFromEnv('BENCH_SECONDS', 10, 1, 120);
+const ROUNDS = numberFromEnv('BENCH_ROUNDS', 5, 1, 100);
+const WARMUP = numberFromEnv('BENCH_WARMUP', 3, 0, 60);
+const CONNECTIONS = 16;
+
+/** "NAME=value NAME2=value2" → an environment; anything else is refused with the variable's name. */
+function environment(variable: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const pair of (process.env[variable] ?? '').split(/\s+/).filter(Boolean)) {
+    const match = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(pair);
+    if (!match) throw new Error(`${variable}: "${pair}" is not NAME=value`);
+    env[match[1]] = match[2];
+  }
+  return env;
+}
+
+interface Side {
+  name: 'A' | 'B';
+  root: string;
+  env: Record<string, string>;
+  child: Child;
+  /** Non-2xx answers, errors and timeouts over all runs. */
+  problems: number;
+}
+
+/** CPU time spent by one side in one round, µs, and the requests it answered. */
+interface Spent {
+  processUs: number;
+  /** undefined where there is no /proc to read the main thread's time from. */
+  mainUs: number | undefined;
+  answered: number;
+}
+
+async function load(side: Side, seconds: number): Promise<number> {
+  const result = await autocannon({ url: `${side.child.url}/http/bench`, method: 'POST', headers: HEADERS, body: PAYLOAD, connections: CONNECTIONS, duration: seconds, timeout: 10, overallRate: RATE });
+  side.problems += result.non2xx + result.errors + result.timeouts;
+  return result['2xx'];
+}
+
+async function round(sides: Side[], index: number): Promise<Spent[]> {
+  const pids = sides.map((side) => side.child.process.pid);
+  const statsBefore = await Promise.all(sides.map((side) => side.child.request<ChildStats>('stats')));
+  const mainBefore = pids.map(mainThreadNs);
+  const order = index % 2 === 0 ? [0, 1] : [1, 0];
+  const runs: Promise<number>[] = [];
+  for (const i of order) runs[i] = load(sides[i], SECONDS);
+  const answered = await Promise.all(runs);
+  const mainAfter = pids.map(mainThreadNs);
+  const statsAfter = await Promise.all(sides.map((side) => side.child.request<ChildStats>('stats')));
+  return sides.map((_side, i) => {
+    const before = mainBefore[i];
+    const after = mainAfter[i];
+    return {
+      processUs: cpuUsUsed(statsBefore[i], statsAfter[i]),
+      mainUs: before === undefined || after === undefined ? undefined : (after - before) / 1000,
+      answered: answered[i],
+    };
+  });
+}
+
+function perRequest(spent: Spent[]): { total: number; main?: number; other?: number } {
+  const answered = Math.max(1, spent.reduce((sum, s) => sum + s.answered, 0));
+  const total = spent.reduce((sum, s) => sum + s.processUs, 0) / answered;
+  if (spent.some((s) => s.mainUs === undefined)) return { total };
+  const main = spent.reduce((sum, s) => sum + s.mainUs!, 0) / answered;
+  return { total, main, other: total - main };
+}
+
+const fixed = (value: number | undefined, digits: number) => (value === undefined ? '?' : value.toFixed(digits));
+const describe = (cost: ReturnType<typeof perRequest>) => `${fixed(cost.total, 1)} µs (main ${fixed(cost.main, 1)}, other threads ${fixed(cost.other, 1)})`;
+
+const work = mkdtempSync(join(tmpdir(), 'iflow-compare-'));
+stopChildrenOnSignals(() => rmSync(work, { recursive: true, force: true }));
+
+async function main(): Promise<number> {
+  const logFds: number[] = [];
+  try {
+    const receiver = await startChild('receiver', 'receiver.ts', {});
+    const sides = await Promise.all(
+      (['A', 'B'] as const).map(async (name): Promise<Side> => {
+        const root = resolve(process.env[`BENCH_${name}_ROOT`] || join(import.meta.dirname, '..'));
+        const env = environment(`BENCH_${name}_ENV`);
+        const logFd = openSync(join(work, `${name}.log`), 'w');
+        logFds.push(logFd);
+        const child = await startChild(
+          `iflow ${name}`,
+          'iflow-server.ts',
+          { ...env, BENCH_IFLOW_ROOT: root, BENCH_DATA_DIR: join(work, `data-${name}`), BENCH_USER: USER, BENCH_PASSWORD: PASSWORD, BENCH_RECEIVER_URL: `${receiver.url}/orders` },
+          { stdout: logFd },
+        );
+        return { name, root, env, child, problems: 0 };
+      }),
+    );
+    console.log(`iflow compare: node ${process.version}, ${cpus().length} CPU(s), each side at ${RATE} req/s over ${CONNECTIONS} connections, ${ROUNDS} rounds of ${SECONDS} s after ${WARMUP} s warm-up`);
+    for (const side of sides) console.log(`  ${side.name}: ${side.root}${Object.keys(side.env).length ? ` with ${Object.entries(side.env).map(([k, v]) => `${k}=${v}`).join(' ')}` : ''}`);
+    if (WARMUP > 0) await Promise.all(sides.map((side) => load(side, WARMUP)));
+    const spent: Spent[][] = [[], []];
+    const ratios: number[] = [];
+    for (let i = 0; i < ROUNDS; i++) {
+      const [a, b] = await round(sides, i);
+      spent[0].push(a);
+      spent[1].push(b);
+      const costA = perRequest([a]);
+      const costB = perRequest([b]);
+      ratios.push(costB.total / costA.total);
+      console.log(`  round ${i + 1}: A ${describe(costA)} · B ${describe(costB)} · B/A ${fixed(costB.total / costA.total, 3)}`);
+    }
+    const [costA, costB] = spent.map(perRequest);
+    const ratio = costB.total / costA.total;
+    console.log(`\nper answered request: A ${describe(costA)}\n                      B ${describe(costB)}`);
+    console.log(
+      `B/A ${fixed(ratio, 3)} (rounds ${fixed(Math.min(...ratios), 3)}–${fixed(Math.max(...ratios), 3)})` +
+        (costA.main !== undefined && costB.main !== undefined ? `; main thread B/A ${fixed(costB.main / costA.main, 3)}` : ''),
+    );
+    const problems = sides.map((side) => side.problems);
+    if (problems.some((n) => n > 0)) console.log(`!! non-2xx answers, errors or timeouts: A ${problems[0]}, B ${problems[1]} (warm-up included)`);
+    console.log(`\nresults ${JSON.stringify({ node: process.version, rate: RATE, seconds: SECONDS, rounds: ROUNDS, a: { root: sides[0].root, env: sides[0].env, ...costA }, b: { root: sides[1].root, env: sides[1].env, ...costB }, ratio, roundRatios: ratios, problems })}`);
+    return problems.some((n) => n > 0) ? 1 : 0;
+  } finally {
+    await stopChildren();
+    for (const fd of logFds) closeSync(fd);
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  async (err: Error) => {
+    console.error(`bench:compare failed: ${err.stack ?? err.message}`);
+    await stopChildren();
+    process.exitCode = 1;
+  },
+);
