@@ -2,22 +2,25 @@
  * `npm run bench:compare`: the CPU cost per message of two iflow builds, A and B, measured side by side.
  *
  * Throughput ratios on a shared 2-core machine swing by ±0.1 from run to run (see README, "Benchmark"). CPU time
- * per request of two servers loaded at the same fixed rate, at the same moments, is steady to a few percent: an
- * A/A run lands within ±2 %, so a change worth 5 % shows in one run. This starts the stand-in receiver and two iflow
- * processes (bench/iflow-server.ts serving bench/flows/passthrough, message logs and JSON logs on), each from its
- * own checkout or copy and with its own settings, warms both up, then loads both at BENCH_RATE req/s for
- * BENCH_ROUNDS rounds (which side's load starts first alternates) and prints, per answered request, each process's
- * CPU time (all threads), its main thread's share, and the rest (the message-log writer thread, V8's GC helpers,
- * libuv's pool), for A and B, and B / A.
+ * per request of two servers loaded at the same fixed rate, at the same moments, is far steadier, with one catch:
+ * a process keeps a bias of its own for its lifetime (where the scheduler, the allocator and the caches put it),
+ * so one pair of processes gave an A/A ratio (the same build on both sides) anywhere from 0.93 to 1.03 while its
+ * rounds agreed within a few percent. So this runs BENCH_PAIRS pairs of fresh processes and pools them: each pair
+ * is the stand-in receiver and two iflow processes (bench/iflow-server.ts serving bench/flows/passthrough, message
+ * logs and JSON logs on), A and B, each from its own checkout or copy and with its own settings, warmed up, then
+ * loaded at BENCH_RATE req/s each for BENCH_ROUNDS rounds (which side's load starts first alternates). It prints,
+ * per answered request, each side's CPU time (all threads), its main thread's share and the rest (the
+ * message-log writer thread, V8's GC helpers, libuv's pool), and B / A, per pair and pooled.
  *
  * Environment (all optional):
  *   BENCH_A_ROOT, BENCH_B_ROOT=<dir>   the iflow each side runs (a checkout or copy holding src/app.ts); default: this one
  *   BENCH_A_ENV, BENCH_B_ENV="NAME=value …"  environment of that side only: iflow settings (IFLOW_MPL_FLUSH=50ms) or
  *                                      the switches of a prototype copy
  *   BENCH_RATE=2500      req/s offered to each side, over 16 connections each
+ *   BENCH_PAIRS=4        pairs of fresh processes (1-50)
+ *   BENCH_ROUNDS=3       rounds per pair (1-100)
  *   BENCH_SECONDS=10     seconds per round (1-120)
- *   BENCH_ROUNDS=5       rounds (1-100)
- *   BENCH_WARMUP=3       warm-up seconds (0-60)
+ *   BENCH_WARMUP=3       warm-up seconds per pair (0-60)
  */
 import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -28,7 +31,8 @@ import { HEADERS, PASSWORD, PAYLOAD, USER, cpuUsUsed, mainThreadNs, numberFromEn
 
 const RATE = numberFromEnv('BENCH_RATE', 2500, 1, 50_000);
 const SECONDS = numberFromEnv('BENCH_SECONDS', 10, 1, 120);
-const ROUNDS = numberFromEnv('BENCH_ROUNDS', 5, 1, 100);
+const ROUNDS = numberFromEnv('BENCH_ROUNDS', 3, 1, 100);
+const PAIRS = numberFromEnv('BENCH_PAIRS', 4, 1, 50);
 const WARMUP = numberFromEnv('BENCH_WARMUP', 3, 0, 60);
 const CONNECTIONS = 16;
 
@@ -101,53 +105,79 @@ const describe = (cost: ReturnType<typeof perRequest>) => `${fixed(cost.total, 1
 const work = mkdtempSync(join(tmpdir(), 'iflow-compare-'));
 stopChildrenOnSignals(() => rmSync(work, { recursive: true, force: true }));
 
-async function main(): Promise<number> {
+const SETTINGS = (['A', 'B'] as const).map((name) => ({
+  name,
+  root: resolve(process.env[`BENCH_${name}_ROOT`] || join(import.meta.dirname, '..')),
+  env: environment(`BENCH_${name}_ENV`),
+}));
+
+/** Fresh processes (receiver, A, B), warmed up, then ROUNDS rounds; every child is stopped before it returns. */
+async function measurePair(pair: number): Promise<{ spent: Spent[][]; problems: number[] }> {
   const logFds: number[] = [];
   try {
     const receiver = await startChild('receiver', 'receiver.ts', {});
     const sides = await Promise.all(
-      (['A', 'B'] as const).map(async (name): Promise<Side> => {
-        const root = resolve(process.env[`BENCH_${name}_ROOT`] || join(import.meta.dirname, '..'));
-        const env = environment(`BENCH_${name}_ENV`);
-        const logFd = openSync(join(work, `${name}.log`), 'w');
+      SETTINGS.map(async ({ name, root, env }): Promise<Side> => {
+        const logFd = openSync(join(work, `${name}-${pair}.log`), 'w');
         logFds.push(logFd);
+        const dataDir = join(work, `data-${name}-${pair}`);
         const child = await startChild(
           `iflow ${name}`,
           'iflow-server.ts',
-          { ...env, BENCH_IFLOW_ROOT: root, BENCH_DATA_DIR: join(work, `data-${name}`), BENCH_USER: USER, BENCH_PASSWORD: PASSWORD, BENCH_RECEIVER_URL: `${receiver.url}/orders` },
+          { ...env, BENCH_IFLOW_ROOT: root, BENCH_DATA_DIR: dataDir, BENCH_USER: USER, BENCH_PASSWORD: PASSWORD, BENCH_RECEIVER_URL: `${receiver.url}/orders` },
           { stdout: logFd },
         );
         return { name, root, env, child, problems: 0 };
       }),
     );
-    console.log(`iflow compare: node ${process.version}, ${cpus().length} CPU(s), each side at ${RATE} req/s over ${CONNECTIONS} connections, ${ROUNDS} rounds of ${SECONDS} s after ${WARMUP} s warm-up`);
-    for (const side of sides) console.log(`  ${side.name}: ${side.root}${Object.keys(side.env).length ? ` with ${Object.entries(side.env).map(([k, v]) => `${k}=${v}`).join(' ')}` : ''}`);
     if (WARMUP > 0) await Promise.all(sides.map((side) => load(side, WARMUP)));
     const spent: Spent[][] = [[], []];
-    const ratios: number[] = [];
+    const ratios: string[] = [];
     for (let i = 0; i < ROUNDS; i++) {
       const [a, b] = await round(sides, i);
       spent[0].push(a);
       spent[1].push(b);
-      const costA = perRequest([a]);
-      const costB = perRequest([b]);
-      ratios.push(costB.total / costA.total);
-      console.log(`  round ${i + 1}: A ${describe(costA)} · B ${describe(costB)} · B/A ${fixed(costB.total / costA.total, 3)}`);
+      ratios.push(fixed(perRequest([b]).total / perRequest([a]).total, 3));
+    }
+    const [costA, costB] = spent.map(perRequest);
+    console.log(`  pair ${pair}: A ${describe(costA)} · B ${describe(costB)} · B/A ${fixed(costB.total / costA.total, 3)} (rounds ${ratios.join(' ')})`);
+    return { spent, problems: sides.map((side) => side.problems) };
+  } finally {
+    await stopChildren();
+    for (const fd of logFds) closeSync(fd);
+  }
+}
+
+async function main(): Promise<number> {
+  try {
+    console.log(
+      `iflow compare: node ${process.version}, ${cpus().length} CPU(s), each side at ${RATE} req/s over ${CONNECTIONS} connections; ` +
+        `${PAIRS} pairs of fresh processes, each ${WARMUP} s warm-up + ${ROUNDS} rounds of ${SECONDS} s`,
+    );
+    for (const side of SETTINGS) console.log(`  ${side.name}: ${side.root}${Object.keys(side.env).length ? ` with ${Object.entries(side.env).map(([k, v]) => `${k}=${v}`).join(' ')}` : ''}`);
+    const spent: Spent[][] = [[], []];
+    const pairRatios: number[] = [];
+    const problems = [0, 0];
+    for (let pair = 1; pair <= PAIRS; pair++) {
+      const result = await measurePair(pair);
+      for (const side of [0, 1]) {
+        spent[side].push(...result.spent[side]);
+        problems[side] += result.problems[side];
+      }
+      pairRatios.push(perRequest(result.spent[1]).total / perRequest(result.spent[0]).total);
     }
     const [costA, costB] = spent.map(perRequest);
     const ratio = costB.total / costA.total;
     console.log(`\nper answered request: A ${describe(costA)}\n                      B ${describe(costB)}`);
     console.log(
-      `B/A ${fixed(ratio, 3)} (rounds ${fixed(Math.min(...ratios), 3)}–${fixed(Math.max(...ratios), 3)})` +
+      `B/A ${fixed(ratio, 3)} (pairs ${fixed(Math.min(...pairRatios), 3)}–${fixed(Math.max(...pairRatios), 3)})` +
         (costA.main !== undefined && costB.main !== undefined ? `; main thread B/A ${fixed(costB.main / costA.main, 3)}` : ''),
     );
-    const problems = sides.map((side) => side.problems);
-    if (problems.some((n) => n > 0)) console.log(`!! non-2xx answers, errors or timeouts: A ${problems[0]}, B ${problems[1]} (warm-up included)`);
-    console.log(`\nresults ${JSON.stringify({ node: process.version, rate: RATE, seconds: SECONDS, rounds: ROUNDS, a: { root: sides[0].root, env: sides[0].env, ...costA }, b: { root: sides[1].root, env: sides[1].env, ...costB }, ratio, roundRatios: ratios, problems })}`);
+    if (problems.some((n) => n > 0)) console.log(`!! non-2xx answers, errors or timeouts: A ${problems[0]}, B ${problems[1]} (warm-ups included)`);
+    const [a, b] = SETTINGS.map((side, i) => ({ root: side.root, env: side.env, ...(i === 0 ? costA : costB) }));
+    console.log(`\nresults ${JSON.stringify({ node: process.version, rate: RATE, seconds: SECONDS, rounds: ROUNDS, pairs: PAIRS, a, b, ratio, pairRatios, problems })}`);
     return problems.some((n) => n > 0) ? 1 : 0;
   } finally {
-    await stopChildren();
-    for (const fd of logFds) closeSync(fd);
     rmSync(work, { recursive: true, force: true });
   }
 }
