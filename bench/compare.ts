@@ -102,14 +102,15 @@ function perRequest(spent: Spent[]): { total: number; main?: number; other?: num
 const fixed = (value: number | undefined, digits: number) => (value === undefined ? '?' : value.toFixed(digits));
 const describe = (cost: ReturnType<typeof perRequest>) => `${fixed(cost.total, 1)} µs (main ${fixed(cost.main, 1)}, other threads ${fixed(cost.other, 1)})`;
 
-const work = mkdtempSync(join(tmpdir(), 'iflow-compare-'));
-stopChildrenOnSignals(() => rmSync(work, { recursive: true, force: true }));
-
 const SETTINGS = (['A', 'B'] as const).map((name) => ({
   name,
   root: resolve(process.env[`BENCH_${name}_ROOT`] || join(import.meta.dirname, '..')),
   env: environment(`BENCH_${name}_ENV`),
 }));
+
+// Created once the settings are read, so a bad setting leaves nothing behind.
+const work = mkdtempSync(join(tmpdir(), 'iflow-compare-'));
+stopChildrenOnSignals(() => rmSync(work, { recursive: true, force: true }));
 
 /** Fresh processes (receiver, A, B), warmed up, then ROUNDS rounds; every child is stopped before it returns. */
 async function measurePair(pair: number): Promise<{ spent: Spent[][]; problems: number[] }> {
