@@ -2,10 +2,11 @@
  * `npm run bench:compare`: the CPU cost per message of two iflow builds, A and B, measured side by side.
  *
  * Throughput ratios on a shared 2-core machine swing by ±0.1 from run to run (see README, "Benchmark"). CPU time
- * per request of two servers loaded at the same fixed rate, at the same moments, is far steadier, with one catch:
- * a process keeps a bias of its own for its lifetime (where the scheduler, the allocator and the caches put it),
- * so one pair of processes gave an A/A ratio (the same build on both sides) anywhere from 0.93 to 1.03 while its
- * rounds agreed within a few percent. So this runs BENCH_PAIRS pairs of fresh processes and pools them: each pair
+ * per request of two servers loaded at the same fixed rate, at the same moments, is steadier, with one catch: a
+ * process keeps a bias of its own for its lifetime (where the scheduler, the allocator and the caches put it), so
+ * one pair of processes gave an A/A ratio (the same build on both sides) anywhere from 0.93 to 1.03 while its
+ * rounds agreed within a few percent. So this runs BENCH_PAIRS pairs of fresh processes and pools them (pooled
+ * A/A runs: 1.008, 1.047, 0.957, 0.980, so one run shows a change of ~8 % or more; repeat for less): each pair
  * is the stand-in receiver and two iflow processes (bench/iflow-server.ts serving bench/flows/passthrough, message
  * logs and JSON logs on), A and B, each from its own checkout or copy and with its own settings, warmed up, then
  * loaded at BENCH_RATE req/s each for BENCH_ROUNDS rounds (which side's load starts first alternates). It prints,
@@ -117,20 +118,21 @@ async function measurePair(pair: number): Promise<{ spent: Spent[][]; problems: 
   const logFds: number[] = [];
   try {
     const receiver = await startChild('receiver', 'receiver.ts', {});
-    const sides = await Promise.all(
-      SETTINGS.map(async ({ name, root, env }): Promise<Side> => {
-        const logFd = openSync(join(work, `${name}-${pair}.log`), 'w');
-        logFds.push(logFd);
-        const dataDir = join(work, `data-${name}-${pair}`);
-        const child = await startChild(
-          `iflow ${name}`,
-          'iflow-server.ts',
-          { ...env, BENCH_IFLOW_ROOT: root, BENCH_DATA_DIR: dataDir, BENCH_USER: USER, BENCH_PASSWORD: PASSWORD, BENCH_RECEIVER_URL: `${receiver.url}/orders` },
-          { stdout: logFd },
-        );
-        return { name, root, env, child, problems: 0 };
-      }),
-    );
+    // Started one after the other, A first in odd pairs and B first in even ones, so whatever the start order does
+    // to where a process lands is shared by both sides.
+    const sides: Side[] = [];
+    for (const i of pair % 2 === 1 ? [0, 1] : [1, 0]) {
+      const { name, root, env } = SETTINGS[i];
+      const logFd = openSync(join(work, `${name}-${pair}.log`), 'w');
+      logFds.push(logFd);
+      const child = await startChild(
+        `iflow ${name}`,
+        'iflow-server.ts',
+        { ...env, BENCH_IFLOW_ROOT: root, BENCH_DATA_DIR: join(work, `data-${name}-${pair}`), BENCH_USER: USER, BENCH_PASSWORD: PASSWORD, BENCH_RECEIVER_URL: `${receiver.url}/orders` },
+        { stdout: logFd },
+      );
+      sides[i] = { name, root, env, child, problems: 0 };
+    }
     if (WARMUP > 0) await Promise.all(sides.map((side) => load(side, WARMUP)));
     const spent: Spent[][] = [[], []];
     const ratios: string[] = [];
