@@ -27,8 +27,7 @@ import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import autocannon from 'autocannon';
-import type { ChildStats } from './ipc.ts';
-import { HEADERS, PASSWORD, PAYLOAD, USER, cpuUsUsed, mainThreadNs, numberFromEnv, startChild, stopChildren, stopChildrenOnSignals, type Child } from './harness.ts';
+import { HEADERS, PASSWORD, PAYLOAD, USER, loadTogether, numberFromEnv, startChild, stopChildren, stopChildrenOnSignals, type Child, type Spent } from './harness.ts';
 
 const RATE = numberFromEnv('BENCH_RATE', 2500, 1, 50_000);
 const SECONDS = numberFromEnv('BENCH_SECONDS', 10, 1, 120);
@@ -49,47 +48,15 @@ function environment(variable: string): Record<string, string> {
 }
 
 interface Side {
-  name: 'A' | 'B';
-  root: string;
-  env: Record<string, string>;
   child: Child;
   /** Non-2xx answers, errors and timeouts over all runs. */
   problems: number;
-}
-
-/** CPU time spent by one side in one round, µs, and the requests it answered. */
-interface Spent {
-  processUs: number;
-  /** undefined where there is no /proc to read the main thread's time from. */
-  mainUs: number | undefined;
-  answered: number;
 }
 
 async function load(side: Side, seconds: number): Promise<number> {
   const result = await autocannon({ url: `${side.child.url}/http/bench`, method: 'POST', headers: HEADERS, body: PAYLOAD, connections: CONNECTIONS, duration: seconds, timeout: 10, overallRate: RATE });
   side.problems += result.non2xx + result.errors + result.timeouts;
   return result['2xx'];
-}
-
-async function round(sides: Side[], index: number): Promise<Spent[]> {
-  const pids = sides.map((side) => side.child.process.pid);
-  const statsBefore = await Promise.all(sides.map((side) => side.child.request<ChildStats>('stats')));
-  const mainBefore = pids.map(mainThreadNs);
-  const order = index % 2 === 0 ? [0, 1] : [1, 0];
-  const runs: Promise<number>[] = [];
-  for (const i of order) runs[i] = load(sides[i], SECONDS);
-  const answered = await Promise.all(runs);
-  const mainAfter = pids.map(mainThreadNs);
-  const statsAfter = await Promise.all(sides.map((side) => side.child.request<ChildStats>('stats')));
-  return sides.map((_side, i) => {
-    const before = mainBefore[i];
-    const after = mainAfter[i];
-    return {
-      processUs: cpuUsUsed(statsBefore[i], statsAfter[i]),
-      mainUs: before === undefined || after === undefined ? undefined : (after - before) / 1000,
-      answered: answered[i],
-    };
-  });
 }
 
 function perRequest(spent: Spent[]): { total: number; main?: number; other?: number } {
@@ -131,13 +98,17 @@ async function measurePair(pair: number): Promise<{ spent: Spent[][]; problems: 
         { ...env, BENCH_IFLOW_ROOT: root, BENCH_DATA_DIR: join(work, `data-${name}-${pair}`), BENCH_USER: USER, BENCH_PASSWORD: PASSWORD, BENCH_RECEIVER_URL: `${receiver.url}/orders` },
         { stdout: logFd },
       );
-      sides[i] = { name, root, env, child, problems: 0 };
+      sides[i] = { child, problems: 0 };
     }
     if (WARMUP > 0) await Promise.all(sides.map((side) => load(side, WARMUP)));
     const spent: Spent[][] = [[], []];
     const ratios: string[] = [];
     for (let i = 0; i < ROUNDS; i++) {
-      const [a, b] = await round(sides, i);
+      const [a, b] = await loadTogether(
+        sides.map((side) => side.child),
+        i,
+        (side) => load(sides[side], SECONDS),
+      );
       spent[0].push(a);
       spent[1].push(b);
       ratios.push(fixed(perRequest([b]).total / perRequest([a]).total, 3));

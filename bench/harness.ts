@@ -130,6 +130,42 @@ export function mainThreadNs(pid: number | undefined): number | undefined {
 
 export const cpuUsUsed = (before: ChildStats, after: ChildStats) => after.cpuUserUs - before.cpuUserUs + (after.cpuSystemUs - before.cpuSystemUs);
 
+/** What one server spent while loaded together with others: CPU time (µs) and the requests it answered. */
+export interface Spent {
+  /** All the process's threads. */
+  processUs: number;
+  /** Its main thread alone; undefined where there is no /proc to read it from. */
+  mainUs: number | undefined;
+  answered: number;
+}
+
+/**
+ * Loads the servers at the same time, `load(i)` driving servers[i] and resolving to its 2xx answers; which load
+ * starts first rotates with `round`, so no side always gets the head start. Returns what each spent meanwhile.
+ */
+export async function loadTogether(servers: Child[], round: number, load: (i: number) => Promise<number>): Promise<Spent[]> {
+  const pids = servers.map((server) => server.process.pid);
+  const statsBefore = await Promise.all(servers.map((server) => server.request<ChildStats>('stats')));
+  const mainBefore = pids.map(mainThreadNs);
+  const runs: Promise<number>[] = [];
+  for (let k = 0; k < servers.length; k++) {
+    const i = (k + round) % servers.length;
+    runs[i] = load(i);
+  }
+  const answered = await Promise.all(runs);
+  const mainAfter = pids.map(mainThreadNs);
+  const statsAfter = await Promise.all(servers.map((server) => server.request<ChildStats>('stats')));
+  return servers.map((_server, i) => {
+    const before = mainBefore[i];
+    const after = mainAfter[i];
+    return {
+      processUs: cpuUsUsed(statsBefore[i], statsAfter[i]),
+      mainUs: before === undefined || after === undefined ? undefined : (after - before) / 1000,
+      answered: answered[i],
+    };
+  });
+}
+
 /** On Ctrl-C or SIGTERM: stop every child, run `cleanup` (temporary files), exit 130. */
 export function stopChildrenOnSignals(cleanup: () => void): void {
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {

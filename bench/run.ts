@@ -34,7 +34,7 @@ import { join, resolve } from 'node:path';
 import autocannon from 'autocannon';
 import { request } from 'undici';
 import type { ChildStats } from './ipc.ts';
-import { AUTHORIZATION, HEADERS, PASSWORD, PAYLOAD, USER, cpuUsUsed, mainThreadNs, numberFromEnv, startChild, stopChildren, stopChildrenOnSignals, type Child } from './harness.ts';
+import { AUTHORIZATION, HEADERS, PASSWORD, PAYLOAD, USER, cpuUsUsed, loadTogether, mainThreadNs, numberFromEnv, startChild, stopChildren, stopChildrenOnSignals, type Child } from './harness.ts';
 
 const TARGET_RATIO = 0.85;
 /** Above this many cores used by unrelated processes during a measured run, the run is flagged as noisy. */
@@ -237,25 +237,25 @@ async function sideBySide(iflow: Target, raw: Target): Promise<SideBySide | unde
   if (pids.some((pid) => mainThreadNs(pid) === undefined)) return undefined;
   const seconds = SECONDS / SLICES;
   await Promise.all([iflow, raw].map((target) => drive(target, SIDE_CONNECTIONS, Math.max(1, WARMUP), undefined, SIDE_RATE)));
-  const spentNs = [0, 0];
+  const spentUs = [0, 0];
   const answered = [0, 0];
   const roundRatios: number[] = [];
+  const targets = [iflow, raw];
   for (let round = 0; round < SLICES; round++) {
-    const order = round % 2 === 0 ? [0, 1] : [1, 0];
-    const before = pids.map(mainThreadNs) as number[];
-    const runs = new Array<Promise<autocannon.Result>>(2);
-    for (const side of order) runs[side] = drive(side === 0 ? iflow : raw, SIDE_CONNECTIONS, seconds, undefined, SIDE_RATE);
-    const results = await Promise.all(runs);
-    const after = pids.map(mainThreadNs) as number[];
-    const perRequest = [0, 1].map((side) => {
-      spentNs[side] += after[side] - before[side];
-      answered[side] += results[side]['2xx'];
-      return (after[side] - before[side]) / Math.max(1, results[side]['2xx']);
+    const spent = await loadTogether(
+      targets.map((target) => target.child),
+      round,
+      async (side) => (await drive(targets[side], SIDE_CONNECTIONS, seconds, undefined, SIDE_RATE))['2xx'],
+    );
+    const perRequest = spent.map((s, side) => {
+      spentUs[side] += s.mainUs!;
+      answered[side] += s.answered;
+      return s.mainUs! / Math.max(1, s.answered);
     });
     roundRatios.push(perRequest[1] / perRequest[0]);
   }
-  const iflowUs = spentNs[0] / Math.max(1, answered[0]) / 1000;
-  const rawUs = spentNs[1] / Math.max(1, answered[1]) / 1000;
+  const iflowUs = spentUs[0] / Math.max(1, answered[0]);
+  const rawUs = spentUs[1] / Math.max(1, answered[1]);
   return { rate: SIDE_RATE, seconds: SECONDS, iflowMainUsPerRequest: iflowUs, rawMainUsPerRequest: rawUs, ratio: rawUs / iflowUs, roundRatios, iflowAnswered: answered[0], rawAnswered: answered[1] };
 }
 
