@@ -1,7 +1,8 @@
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { DestinationStream } from 'pino';
 import type { Config } from './config/index.ts';
 import { createLogger } from './logging/index.ts';
+import { logRequests, RequestLogController } from './logging/request-log.ts';
 import { openStore, type Store } from './store/index.ts';
 import { HttpError, errorBody } from './errors.ts';
 import { securityPlugin } from './security/index.ts';
@@ -57,10 +58,10 @@ function errorHandler(this: FastifyInstance, err: FastifyError, request: Fastify
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const { config } = options;
   const logger = createLogger(config.logLevel, options.logStream);
+  // No logger of Fastify's own: logRequests gives routes iflow's, and logs admin requests only (flow
+  // endpoints log one line per finished message themselves; probes are noise).
   const app = Fastify({
-    loggerInstance: logger as FastifyBaseLogger,
-    // Flow endpoints log one line per finished message themselves; probes are noise.
-    logController: new LogController({ disableRequestLogging: (request) => !isAdminPath(request.url) }),
+    logController: new RequestLogController(),
     trustProxy: true,
     bodyLimit: 10 * 1024 * 1024,
     return503OnClosing: true,
@@ -86,6 +87,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     // Unknown properties are rejected, not silently dropped: a typo in a request must not pass as valid.
     ajv: { customOptions: { removeAdditional: false, allErrors: true, coerceTypes: false, useDefaults: true } },
   });
+  logRequests(app, logger, isAdminPath);
   const store = await openStore(config);
   app.decorate('config', config);
   app.decorate('store', store);

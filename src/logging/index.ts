@@ -94,7 +94,12 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
       level,
       redact: { paths: REDACT_PATHS, censor: '[Redacted]' },
       formatters: { log: (object) => redactSecrets(object) as Record<string, unknown> },
+      // Fastify's request, reply and error shapes (it runs without a logger of its own: request-log.ts).
       serializers: {
+        err: pino.stdSerializers.err,
+        res(reply: { statusCode: number }) {
+          return { statusCode: reply.statusCode };
+        },
         req(request: { method: string; url: string; hostname?: string; ip?: string }) {
           return { method: request.method, url: redactUrl(request.url), hostname: request.hostname, remoteAddress: request.ip };
         },

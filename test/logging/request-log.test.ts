@@ -1,0 +1,86 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { LogCapture, startIflow, waitFor } from '../support/iflow.ts';
+import { writeFlows } from '../support/flows.ts';
+import Fastify from 'fastify';
+import { createLogger } from '../../src/logging/index.ts';
+import { logRequests, RequestLogController } from '../../src/logging/request-log.ts';
+
+test('admin requests are logged (incoming and completed, one request id); flow and probe requests only by their message line', async (t) => {
+  const flows = writeFlows({ hello: { 'flow.yaml': 'id: hello\nsender: { path: /http/hello, method: POST, role: admin }\nsteps:\n  - set: { body: "hi" }\n' } });
+  const iflow = await startIflow({ flowsDir: flows.dir });
+  t.after(async () => {
+    await iflow.close();
+    flows.remove();
+  });
+
+  const listed = await fetch(`${iflow.url}/api/v1/users?password=hunter2-in-a-query`, { headers: { authorization: iflow.adminAuth } });
+  assert.equal(listed.status, 200);
+  const denied = await fetch(`${iflow.url}/api/v1/users`);
+  assert.equal(denied.status, 401);
+  const sent = await fetch(`${iflow.url}/http/hello`, { method: 'POST', headers: { authorization: iflow.adminAuth }, body: 'x' });
+  assert.equal(sent.status, 200);
+  assert.equal((await fetch(`${iflow.url}/health`)).status, 200);
+
+  const records = await waitFor(
+    () => {
+      const all = iflow.logs.records();
+      return all.filter((r) => r.msg === 'request completed').length >= 2 && all.some((r) => r.msg === 'message completed') ? all : undefined;
+    },
+    { what: 'request and message lines' },
+  );
+  const incoming = records.filter((r) => r.msg === 'incoming request');
+  const completed = records.filter((r) => r.msg === 'request completed');
+  assert.deepEqual(
+    incoming.map((r) => (r.req as { method: string; url: string }).url),
+    ['/api/v1/users?password=[Redacted]', '/api/v1/users'],
+    'only admin requests, their secrets redacted',
+  );
+  assert.deepEqual(
+    completed.map((r) => (r.res as { statusCode: number }).statusCode),
+    [200, 401],
+  );
+  assert.notEqual(incoming[0].reqId, incoming[1].reqId);
+  assert.deepEqual(
+    completed.map((r) => r.reqId),
+    incoming.map((r) => r.reqId),
+    'each completed line carries its request id',
+  );
+  assert.equal(typeof completed[0].responseTime, 'number');
+  assert.deepEqual(Object.keys(completed[0].res as object), ['statusCode'], 'the reply is logged as its status only');
+  assert.equal(records.filter((r) => r.msg === 'message completed' && r.flow === 'hello').length, 1);
+  assert.ok(!iflow.logs.text.includes('hunter2-in-a-query'));
+});
+
+test('logRequests: every route logs through the given logger; only the selected ones write request lines', async (t) => {
+  const capture = new LogCapture();
+  const logger = createLogger('info', capture);
+  const app = Fastify({ logController: new RequestLogController() });
+  logRequests(app, logger, (url) => url.startsWith('/api/'));
+  app.get('/plain', async (request) => {
+    request.log.warn({ route: 'plain' }, 'from a plain route');
+    return { ok: true };
+  });
+  app.get('/api/thing', async (request) => {
+    request.log.warn({ route: 'api' }, 'from an admin route');
+    return { ok: true };
+  });
+  const url = await app.listen({ port: 0, host: '127.0.0.1' });
+  t.after(() => app.close());
+  assert.equal(app.log, logger);
+
+  assert.equal((await fetch(`${url}/plain`)).status, 200);
+  assert.equal((await fetch(`${url}/api/thing`)).status, 200);
+  const records = await waitFor(() => (capture.records().some((r) => r.msg === 'request completed') ? capture.records() : undefined), { what: 'request lines' });
+  const reqId = records.find((r) => r.msg === 'incoming request')?.reqId;
+  assert.equal(typeof reqId, 'string');
+  assert.deepEqual(
+    records.filter((r) => !String(r.msg).startsWith('Server listening')).map((r) => [r.msg, r.route ?? null, r.reqId ?? null]),
+    [
+      ['from a plain route', 'plain', null],
+      ['incoming request', null, reqId],
+      ['from an admin route', 'api', reqId],
+      ['request completed', null, reqId],
+    ],
+  );
+});
