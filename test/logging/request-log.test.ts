@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { LogCapture, startIflow, waitFor } from '../support/iflow.ts';
 import { writeFlows } from '../support/flows.ts';
 import Fastify from 'fastify';
+import { connect } from 'node:net';
 import { createLogger } from '../../src/logging/index.ts';
 import { logRequests, RequestLogController } from '../../src/logging/request-log.ts';
 
@@ -18,6 +19,8 @@ test('admin requests are logged (incoming and completed, one request id); flow a
   assert.equal(listed.status, 200);
   const denied = await fetch(`${iflow.url}/api/v1/users`);
   assert.equal(denied.status, 401);
+  const missing = await fetch(`${iflow.url}/api/v1/nothing-here`, { headers: { authorization: iflow.adminAuth } });
+  assert.equal(missing.status, 404);
   const sent = await fetch(`${iflow.url}/http/hello`, { method: 'POST', headers: { authorization: iflow.adminAuth }, body: 'x' });
   assert.equal(sent.status, 200);
   assert.equal((await fetch(`${iflow.url}/health`)).status, 200);
@@ -25,7 +28,7 @@ test('admin requests are logged (incoming and completed, one request id); flow a
   const records = await waitFor(
     () => {
       const all = iflow.logs.records();
-      return all.filter((r) => r.msg === 'request completed').length >= 2 && all.some((r) => r.msg === 'message completed') ? all : undefined;
+      return all.filter((r) => r.msg === 'request completed').length >= 3 && all.some((r) => r.msg === 'message completed') ? all : undefined;
     },
     { what: 'request and message lines' },
   );
@@ -33,12 +36,12 @@ test('admin requests are logged (incoming and completed, one request id); flow a
   const completed = records.filter((r) => r.msg === 'request completed');
   assert.deepEqual(
     incoming.map((r) => (r.req as { method: string; url: string }).url),
-    ['/api/v1/users?password=[Redacted]', '/api/v1/users'],
+    ['/api/v1/users?password=[Redacted]', '/api/v1/users', '/api/v1/nothing-here'],
     'only admin requests, their secrets redacted',
   );
   assert.deepEqual(
     completed.map((r) => (r.res as { statusCode: number }).statusCode),
-    [200, 401],
+    [200, 401, 404],
   );
   assert.notEqual(incoming[0].reqId, incoming[1].reqId);
   assert.deepEqual(
@@ -50,6 +53,23 @@ test('admin requests are logged (incoming and completed, one request id); flow a
   assert.deepEqual(Object.keys(completed[0].res as object), ['statusCode'], 'the reply is logged as its status only');
   assert.equal(records.filter((r) => r.msg === 'message completed' && r.flow === 'hello').length, 1);
   assert.ok(!iflow.logs.text.includes('hunter2-in-a-query'));
+});
+
+test('an admin request whose connection drops before the reply is logged as such', async (t) => {
+  const iflow = await startIflow();
+  t.after(() => iflow.close());
+  const { port } = new URL(iflow.url);
+  const socket = connect(Number(port), '127.0.0.1');
+  await new Promise<void>((resolve) => socket.once('connect', resolve));
+  // A body announced as 100 bytes, 10 sent: the request waits for the rest, then the client goes away.
+  socket.write(`POST /api/v1/users HTTP/1.1\r\nHost: x\r\nAuthorization: ${iflow.adminAuth}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"name":"a`);
+  await waitFor(() => iflow.logs.records().some((r) => r.msg === 'incoming request'), { what: 'the incoming line' });
+  socket.destroy();
+  const closed = await waitFor(() => iflow.logs.records().find((r) => r.msg === 'connection closed before the reply was sent'), { what: 'the closed line' });
+  const incoming = iflow.logs.records().find((r) => r.msg === 'incoming request')!;
+  assert.equal(closed.reqId, incoming.reqId);
+  assert.equal(closed.level, 40);
+  assert.ok(!iflow.logs.records().some((r) => r.msg === 'request completed'));
 });
 
 test('logRequests: every route logs through the given logger; only the selected ones write request lines', async (t) => {
