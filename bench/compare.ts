@@ -53,6 +53,11 @@ interface Side {
   problems: number;
 }
 
+/** A round in which a side answered less than this share of the offered load measured an overloaded machine. */
+const CARRIED_SHARE = 0.95;
+/** The lowest share of the offered load a side answered in any measured round, per side. */
+const carried = [1, 1];
+
 async function load(side: Side, seconds: number): Promise<number> {
   const result = await autocannon({ url: `${side.child.url}/http/bench`, method: 'POST', headers: HEADERS, body: PAYLOAD, connections: CONNECTIONS, duration: seconds, timeout: 10, overallRate: RATE });
   side.problems += result.non2xx + result.errors + result.timeouts;
@@ -111,6 +116,7 @@ async function measurePair(pair: number): Promise<{ spent: Spent[][]; problems: 
       );
       spent[0].push(a);
       spent[1].push(b);
+      [a, b].forEach((side, s) => (carried[s] = Math.min(carried[s], side.answered / (RATE * SECONDS))));
       ratios.push(fixed(perRequest([b]).total / perRequest([a]).total, 3));
     }
     const [costA, costB] = spent.map(perRequest);
@@ -147,9 +153,15 @@ async function main(): Promise<number> {
       `B/A ${fixed(ratio, 3)} (pairs ${fixed(Math.min(...pairRatios), 3)}–${fixed(Math.max(...pairRatios), 3)})` +
         (costA.main !== undefined && costB.main !== undefined ? `; main thread B/A ${fixed(costB.main / costA.main, 3)}` : ''),
     );
+    if (carried.some((share) => share < CARRIED_SHARE)) {
+      console.log(
+        `!! the machine did not carry ${RATE} req/s a side: in some rounds A answered only ${Math.round(carried[0] * 100)} %, B ${Math.round(carried[1] * 100)} % ` +
+          'of the offered load, so these figures measure an overloaded machine; run again with a lower BENCH_RATE',
+      );
+    }
     if (problems.some((n) => n > 0)) console.log(`!! non-2xx answers, errors or timeouts: A ${problems[0]}, B ${problems[1]} (warm-ups included)`);
     const [a, b] = SETTINGS.map((side, i) => ({ root: side.root, env: side.env, ...(i === 0 ? costA : costB) }));
-    console.log(`\nresults ${JSON.stringify({ node: process.version, rate: RATE, seconds: SECONDS, rounds: ROUNDS, pairs: PAIRS, a, b, ratio, pairRatios, problems })}`);
+    console.log(`\nresults ${JSON.stringify({ node: process.version, rate: RATE, seconds: SECONDS, rounds: ROUNDS, pairs: PAIRS, a, b, ratio, pairRatios, problems, carried })}`);
     return problems.some((n) => n > 0) ? 1 : 0;
   } finally {
     rmSync(work, { recursive: true, force: true });
