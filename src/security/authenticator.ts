@@ -11,12 +11,18 @@ const CACHE_TTL_MS = 60_000;
 /** A cached login used this close to its expiry is verified again in the background, so busy clients never wait for it. */
 const REFRESH_AHEAD_MS = 10_000;
 const CACHE_MAX = 10_000;
+/** A refused header is refused again from memory for this long: a client retrying a wrong password costs no scrypt. */
+const REFUSED_TTL_MS = 10_000;
+/** At most this many refused headers are remembered (kept apart, so a flood of wrong ones never evicts good logins). */
+const REFUSED_MAX = 10_000;
 
 export interface AuthenticatorOptions {
   /** How long a verified header is trusted (ms). Default 60 s. */
   ttlMs?: number;
   /** A login used within this long of its expiry is re-verified in the background (ms). Default 10 s. */
   refreshAheadMs?: number;
+  /** How long a refused header is refused without another verification (ms). Default 10 s. */
+  refusedTtlMs?: number;
   /** The clock (ms since the epoch); tests pass their own. */
   now?: () => number;
 }
@@ -50,10 +56,14 @@ interface CachedLogin {
  * connection also remembers the exact header it last proved, for as long as it is open, so its next
  * requests skip even the hash: that header is compared only with what the same connection sends. A login
  * still in use in its last seconds is verified again in the background, so a busy client does not stall
- * on scrypt every minute.
+ * on scrypt every minute. A refused header is refused again from memory for a few seconds (also until
+ * any user changes), so a client retrying with a wrong password costs one scrypt per period, not one
+ * per request; the answer is the same 401 either way.
  */
 export class Authenticator {
   private readonly cache = new Map<string, CachedLogin>();
+  /** Refused headers by cache key: when that stops holding, and the generation it was refused in. */
+  private readonly refused = new Map<string, { until: number; generation: number }>();
   private readonly byConnection = new WeakMap<object, { authorization: string; login: CachedLogin }>();
   /**
    * Verifications running now, by cache key: a burst of new connections sending the same header (a client
@@ -66,6 +76,7 @@ export class Authenticator {
 
   private readonly ttlMs: number;
   private readonly refreshAheadMs: number;
+  private readonly refusedTtlMs: number;
   private readonly now: () => number;
 
   constructor(
@@ -74,6 +85,7 @@ export class Authenticator {
   ) {
     this.ttlMs = options.ttlMs ?? CACHE_TTL_MS;
     this.refreshAheadMs = options.refreshAheadMs ?? REFRESH_AHEAD_MS;
+    this.refusedTtlMs = options.refusedTtlMs ?? REFUSED_TTL_MS;
     this.now = options.now ?? Date.now;
   }
 
@@ -121,7 +133,16 @@ export class Authenticator {
     const key = cacheKey(authorization);
     const known = this.cachedUnder(key);
     if (known) return known.user;
-    return this.verification(authorization, key);
+    const refused = this.refused.get(key);
+    const generation = this.generation;
+    if (refused !== undefined && refused.generation === generation && refused.until > this.now()) return undefined;
+    const user = await this.verification(authorization, key);
+    // Remembered only if no user changed meanwhile (that change may be what makes this header valid).
+    if (user === undefined && generation === this.generation) {
+      if (this.refused.size >= REFUSED_MAX) this.refused.clear();
+      this.refused.set(key, { until: this.now() + this.refusedTtlMs, generation });
+    }
+    return user;
   }
 
   /** The verification running for this header, joined, or a new one. */
@@ -166,6 +187,7 @@ export class Authenticator {
   invalidate(): void {
     this.generation++;
     this.cache.clear();
+    this.refused.clear();
     // A verification that started before the change may still answer its own callers, but nobody joins it now.
     this.verifying.clear();
   }

@@ -153,7 +153,7 @@ describe('Authenticator', () => {
     assert.deepEqual(again?.roles, ['monitor']);
   });
 
-  test('a verified login is served from the cache; failures are not cached', async () => {
+  test('a verified login is served from the cache', async () => {
     const users = new MemoryUsers();
     await users.create(await userRecord('alice', 'alice-password', ['monitor']));
     const auth = new Authenticator(users);
@@ -167,7 +167,9 @@ describe('Authenticator', () => {
 
     assert.equal(await auth.authenticate(basicAuth('alice', 'wrong-password')), undefined);
     assert.equal(await auth.authenticate(basicAuth('alice', 'wrong-password')), undefined);
-    assert.equal(users.reads, 3, 'every failed attempt is checked again');
+    assert.equal(users.reads, 2, 'a wrong password is checked once, then refused from memory (next test)');
+    assert.equal(await auth.authenticate(basicAuth('alice', 'other-wrong-password')), undefined);
+    assert.equal(users.reads, 3, 'every other wrong password is checked');
   });
 
   test('invalidate() drops cached logins: a changed password or a deleted user stops working at once', async () => {
@@ -233,13 +235,62 @@ describe('Authenticator', () => {
     for (const user of burst) assert.deepEqual(user, { name: 'alice', roles: ['monitor'] });
     assert.equal(users.reads, 1, 'one store read and one scrypt for the whole burst');
 
-    // A wrong password in a burst is checked once for the burst, and again on the next try: failures are not kept.
+    // A wrong password in a burst is checked once for the burst too.
     const wrong = basicAuth('alice', 'wrong-password');
     const refused = await Promise.all(Array.from({ length: 8 }, () => auth.authenticate(wrong)));
     assert.deepEqual(refused, new Array(8).fill(undefined));
     assert.equal(users.reads, 2);
-    assert.equal(await auth.authenticate(wrong), undefined);
+  });
+
+  test('a refused header is refused from memory for a while, then checked again; any user change ends that at once', async () => {
+    const users = new MemoryUsers();
+    const alice = await userRecord('alice', 'alice-password', ['monitor']);
+    await users.create(alice);
+    let now = 1_000_000;
+    const auth = new Authenticator(users, { refusedTtlMs: 10_000, now: () => now });
+    const wrong = basicAuth('alice', 'typo-password');
+    const unknown = basicAuth('mallory', 'alice-password');
+
+    // A client retrying with a wrong password, or as a user that does not exist, costs one scrypt per period.
+    for (let i = 0; i < 5; i++) {
+      assert.equal(await auth.authenticate(wrong), undefined);
+      assert.equal(await auth.authenticate(unknown), undefined);
+    }
+    assert.equal(users.reads, 2);
+    assert.deepEqual(await auth.authenticate(basicAuth('alice', 'alice-password')), { name: 'alice', roles: ['monitor'] }, 'the right password is not held up');
     assert.equal(users.reads, 3);
+
+    now += 10_001;
+    assert.equal(await auth.authenticate(wrong), undefined);
+    assert.equal(users.reads, 4, 'checked again once the period is over');
+    assert.equal(await auth.authenticate(wrong), undefined);
+    assert.equal(users.reads, 4);
+
+    // The admin sets her password to what the client sends: the refusal is forgotten with the change.
+    await users.update({ ...alice, passwordHash: await hashPassword('typo-password') });
+    auth.invalidate();
+    assert.deepEqual(await auth.authenticate(wrong), { name: 'alice', roles: ['monitor'] });
+    assert.equal(users.reads, 5);
+  });
+
+  test('a refusal decided while a user changes is not remembered (the change may make that header right)', async () => {
+    const users = new MemoryUsers();
+    const alice = await userRecord('alice', 'old-password', ['monitor']);
+    await users.create(alice);
+    const auth = new Authenticator(users);
+    const header = basicAuth('alice', 'new-password');
+    let recordRead!: () => void;
+    const read = new Promise<void>((resolve) => (recordRead = resolve));
+    users.onGet = () => recordRead();
+    // Checked against the old hash, so refused; meanwhile the admin sets exactly this password.
+    const inFlight = auth.authenticate(header);
+    await read;
+    users.onGet = undefined;
+    await users.update({ ...alice, passwordHash: await hashPassword('new-password') });
+    auth.invalidate();
+    assert.equal(await inFlight, undefined);
+    assert.deepEqual(await auth.authenticate(header), { name: 'alice', roles: ['monitor'] }, 'checked again, not refused from memory');
+    assert.equal(users.reads, 2);
   });
 
   test('a login in use near its expiry is verified again in the background, so the connection never waits for it', async () => {
