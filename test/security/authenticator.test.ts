@@ -101,16 +101,17 @@ async function userRecord(name: string, password: string, roles: string[]): Prom
 }
 
 /**
- * Starts alice's login with her old password and, once it has read her record (old hash) and is running scrypt,
- * changes her password as the admin API does (update, then invalidate()); the login is still in flight.
+ * Starts alice's login with `sent` (by default her old password) and, once it has read her record (old hash) and is
+ * running scrypt, changes her password to "new-password" as the admin API does (update, then invalidate()); the
+ * login is still in flight. `oldHeader` is the header that login sent.
  */
-async function loginDuringPasswordChange() {
+async function loginDuringPasswordChange(sent = 'old-password') {
   const users = new MemoryUsers();
   const alice = await userRecord('alice', 'old-password', ['admin']);
   await users.create(alice);
   const newHash = await hashPassword('new-password');
   const auth = new Authenticator(users);
-  const oldHeader = basicAuth('alice', 'old-password');
+  const oldHeader = basicAuth('alice', sent);
   let recordRead!: () => void;
   const read = new Promise<void>((resolve) => (recordRead = resolve));
   users.onGet = () => recordRead();
@@ -274,22 +275,10 @@ describe('Authenticator', () => {
   });
 
   test('a refusal decided while a user changes is not remembered (the change may make that header right)', async () => {
-    const users = new MemoryUsers();
-    const alice = await userRecord('alice', 'old-password', ['monitor']);
-    await users.create(alice);
-    const auth = new Authenticator(users);
-    const header = basicAuth('alice', 'new-password');
-    let recordRead!: () => void;
-    const read = new Promise<void>((resolve) => (recordRead = resolve));
-    users.onGet = () => recordRead();
-    // Checked against the old hash, so refused; meanwhile the admin sets exactly this password.
-    const inFlight = auth.authenticate(header);
-    await read;
-    users.onGet = undefined;
-    await users.update({ ...alice, passwordHash: await hashPassword('new-password') });
-    auth.invalidate();
+    // Checked against the old hash, so refused; meanwhile the admin sets exactly the password it sent.
+    const { auth, users, oldHeader: header, inFlight } = await loginDuringPasswordChange('new-password');
     assert.equal(await inFlight, undefined);
-    assert.deepEqual(await auth.authenticate(header), { name: 'alice', roles: ['monitor'] }, 'checked again, not refused from memory');
+    assert.deepEqual(await auth.authenticate(header), { name: 'alice', roles: ['admin'] }, 'checked again, not refused from memory');
     assert.equal(users.reads, 2);
   });
 
