@@ -41,10 +41,20 @@ function cacheKey(authorization: string): string {
   return hash('sha256', authorization, 'base64');
 }
 
-interface CachedLogin {
-  user: AuthenticatedUser;
+/** Something the authenticator remembers: until when, and in which generation of the users it was decided. */
+interface Remembered {
   expiresAt: number;
   generation: number;
+}
+
+/** Stores `entry` under `key` in a map that is emptied, rather than grown, once it holds `max` entries. */
+function remember<T>(map: Map<string, T>, key: string, entry: T, max: number): void {
+  if (map.size >= max) map.clear();
+  map.set(key, entry);
+}
+
+interface CachedLogin extends Remembered {
+  user: AuthenticatedUser;
   /** Set once a background re-verification of this login has started. */
   refreshing?: boolean;
 }
@@ -62,8 +72,8 @@ interface CachedLogin {
  */
 export class Authenticator {
   private readonly cache = new Map<string, CachedLogin>();
-  /** Refused headers by cache key: when that stops holding, and the generation it was refused in. */
-  private readonly refused = new Map<string, { until: number; generation: number }>();
+  /** Refused headers, by cache key. */
+  private readonly refused = new Map<string, Remembered>();
   private readonly byConnection = new WeakMap<object, { authorization: string; login: CachedLogin }>();
   /**
    * Verifications running now, by cache key: a burst of new connections sending the same header (a client
@@ -134,13 +144,12 @@ export class Authenticator {
     const known = this.cachedUnder(key);
     if (known) return known.user;
     const refused = this.refused.get(key);
+    if (refused !== undefined && this.isValid(refused)) return undefined;
     const generation = this.generation;
-    if (refused !== undefined && refused.generation === generation && refused.until > this.now()) return undefined;
     const user = await this.verification(authorization, key);
     // Remembered only if no user changed meanwhile (that change may be what makes this header valid).
     if (user === undefined && generation === this.generation) {
-      if (this.refused.size >= REFUSED_MAX) this.refused.clear();
-      this.refused.set(key, { until: this.now() + this.refusedTtlMs, generation });
+      remember(this.refused, key, { expiresAt: this.now() + this.refusedTtlMs, generation }, REFUSED_MAX);
     }
     return user;
   }
@@ -167,8 +176,7 @@ export class Authenticator {
     if (!record || !ok) return undefined;
     const user = { name: record.name, roles: Object.freeze([...record.roles]) };
     if (generation === this.generation) {
-      if (this.cache.size >= CACHE_MAX) this.cache.clear();
-      this.cache.set(key, { user, expiresAt: this.now() + this.ttlMs, generation });
+      remember(this.cache, key, { user, expiresAt: this.now() + this.ttlMs, generation }, CACHE_MAX);
     }
     return user;
   }
@@ -178,9 +186,9 @@ export class Authenticator {
     return cached !== undefined && this.isValid(cached) ? cached : undefined;
   }
 
-  /** Not expired, and no user changed since it was verified (a connection may hold it past invalidate()). */
-  private isValid(login: CachedLogin, now = this.now()): boolean {
-    return login.generation === this.generation && login.expiresAt > now;
+  /** Not expired, and no user changed since it was decided (a connection may hold a login past invalidate()). */
+  private isValid(entry: Remembered, now = this.now()): boolean {
+    return entry.generation === this.generation && entry.expiresAt > now;
   }
 
   /** Forget every cached login: called whenever a user is changed or deleted. */
