@@ -1,0 +1,91 @@
+/**
+ * Smoke tests of the benchmark tools (`npm run bench`, `npm run bench:compare`): a run of a second or
+ * two each, so a change that breaks them (a child that no longer starts, a results line that no longer
+ * parses, message logs that stop being stored) fails here rather than on the next person who measures.
+ * They check what the tools report, never how fast anything was.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { test } from 'node:test';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+
+/** Runs a bench script as `npm run` would (node --import tsx), with `env` added; resolves with its exit code and output. */
+function runScript(script: string, env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', script],
+      { cwd: root, env: { ...process.env, ...env }, timeout: 90_000, maxBuffer: 16 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+/** The JSON a bench script prints on its last `results` line. */
+function resultsOf(stdout: string): Record<string, unknown> {
+  const line = /^results (.*)$/m.exec(stdout);
+  assert.ok(line, `no results line in:\n${stdout}`);
+  return JSON.parse(line[1]) as Record<string, unknown>;
+}
+
+/** Notes about the machine being busy (other tests run beside these) say nothing about the tool. */
+const MACHINE_NOTES = /other processes used|could not carry the rate/;
+
+test('npm run bench: measures iflow and raw, and finds every message iflow answered in its message processing logs', async () => {
+  const { code, stdout, stderr } = await runScript('bench/run.ts', {
+    BENCH_CONNECTIONS: '4',
+    BENCH_SECONDS: '1',
+    BENCH_WARMUP: '0',
+    BENCH_SLICES: '1',
+    BENCH_SIDE_RATE: '200',
+  });
+  assert.equal(code, 0, `${stdout}\n${stderr}`);
+  const results = resultsOf(stdout) as {
+    ratios: Record<string, number>;
+    measurements: { target: string; requests: number; non2xx: number; errors: number; statusCodes: Record<string, number> }[];
+    messageLogsStored: number;
+    sideBySide?: { iflowMainUsPerRequest: number; rawMainUsPerRequest: number };
+    notes: string[];
+  };
+  assert.ok(results.ratios['4'] > 0, JSON.stringify(results.ratios));
+  assert.deepEqual(results.measurements.map((m) => m.target).sort(), ['iflow', 'raw']);
+  for (const m of results.measurements) {
+    assert.ok(m.requests > 0, `${m.target} answered nothing`);
+    assert.deepEqual(Object.keys(m.statusCodes), ['202'], `${m.target} answered ${JSON.stringify(m.statusCodes)}`);
+    assert.equal(m.errors, 0);
+  }
+  const iflow = results.measurements.find((m) => m.target === 'iflow')!;
+  assert.ok(results.messageLogsStored >= iflow.requests, `${results.messageLogsStored} message logs for ${iflow.requests} measured requests`);
+  assert.ok(results.sideBySide && results.sideBySide.iflowMainUsPerRequest > 0 && results.sideBySide.rawMainUsPerRequest > 0, JSON.stringify(results.sideBySide));
+  assert.deepEqual(results.notes.filter((note) => !MACHINE_NOTES.test(note)), []);
+  assert.match(stdout, /iflow\/raw at 4 connections: \d+\.\d\d \(target ≥ 0\.85\)/);
+});
+
+test('npm run bench:compare: prints both sides CPU time per request and their ratio', async () => {
+  const { code, stdout, stderr } = await runScript('bench/compare.ts', {
+    BENCH_PAIRS: '1',
+    BENCH_ROUNDS: '1',
+    BENCH_SECONDS: '1',
+    BENCH_WARMUP: '0',
+    BENCH_RATE: '200',
+    BENCH_B_ENV: 'IFLOW_MPL_FLUSH=50ms',
+  });
+  assert.equal(code, 0, `${stdout}\n${stderr}`);
+  const results = resultsOf(stdout) as {
+    a: { total: number; env: Record<string, string> };
+    b: { total: number; env: Record<string, string> };
+    ratio: number;
+    problems: number[];
+  };
+  assert.ok(results.a.total > 0 && results.b.total > 0, JSON.stringify(results));
+  assert.ok(Math.abs(results.ratio - results.b.total / results.a.total) < 1e-9);
+  assert.deepEqual(results.a.env, {});
+  assert.deepEqual(results.b.env, { IFLOW_MPL_FLUSH: '50ms' });
+  assert.deepEqual(results.problems, [0, 0]);
+  assert.match(stdout, /^B\/A \d+\.\d{3} /m);
+});
