@@ -81,6 +81,11 @@ interface Measurement {
   cpuPerRequestUs: number;
   /** Server process CPU time / wall time (1 = one core busy). */
   cpuCores: number;
+  /**
+   * The server's main thread alone (Linux /proc schedstat; undefined elsewhere): at saturation a server is bound by
+   * its main thread, so what it gets of a core, next to cpuCores, shows what its other threads take beside it.
+   */
+  mainCores?: number;
   /** CPU cores that processes outside this benchmark used meanwhile (mean, and the worst slice); undefined off Linux. */
   otherCores?: number;
   otherCoresMax?: number;
@@ -125,6 +130,8 @@ interface Slice {
   result: autocannon.Result;
   latencies: number[];
   cpuUs: number;
+  /** The target's main thread's time on a CPU (ns); undefined without /proc. */
+  mainNs?: number;
   wallMs: number;
   otherCores?: number;
   idlePeerCores: number;
@@ -135,11 +142,13 @@ async function slice(target: Target, connections: number, seconds: number, every
   const latencies: number[] = [];
   const before = await Promise.all(everyone.map((child) => child.request<ChildStats>('stats')));
   const machineBefore = machineCpu();
+  const mainBefore = mainThreadNs(target.child.process.pid);
   const selfBefore = process.cpuUsage();
   const started = performance.now();
   const result = await drive(target, connections, seconds, latencies);
   const wallMs = performance.now() - started;
   const selfUs = process.cpuUsage(selfBefore);
+  const mainAfter = mainThreadNs(target.child.process.pid);
   const machineAfter = machineCpu();
   const after = await Promise.all(everyone.map((child) => child.request<ChildStats>('stats')));
   const own = everyone.findIndex((child) => child === target.child);
@@ -152,7 +161,8 @@ async function slice(target: Target, connections: number, seconds: number, every
     const ownUs = selfUs.user + selfUs.system + everyone.reduce((sum, _child, i) => sum + cpuUsUsed(before[i], after[i]), 0);
     otherCores = Math.max(0, machineCores - ownUs / 1000 / wallMs);
   }
-  return { result, latencies, cpuUs: cpuUsUsed(before[own], after[own]), wallMs, otherCores, idlePeerCores: cpuUsUsed(before[peer], after[peer]) / 1000 / wallMs };
+  const mainNs = mainBefore !== undefined && mainAfter !== undefined ? mainAfter - mainBefore : undefined;
+  return { result, latencies, cpuUs: cpuUsUsed(before[own], after[own]), mainNs, wallMs, otherCores, idlePeerCores: cpuUsUsed(before[peer], after[peer]) / 1000 / wallMs };
 }
 
 function percentile(sorted: Float64Array, p: number): number {
@@ -169,6 +179,7 @@ function summarize(target: Target, connections: number, slices: Slice[]): Measur
   const statusCodes: Record<string, number> = {};
   for (const s of slices) for (const [code, { count }] of Object.entries(s.result.statusCodeStats)) statusCodes[code] = (statusCodes[code] ?? 0) + count;
   const others = slices.map((s) => s.otherCores).filter((v): v is number => v !== undefined);
+  const mainNs = slices.every((s) => s.mainNs !== undefined) ? slices.reduce((sum, s) => sum + s.mainNs!, 0) : undefined;
   return {
     target: target.name,
     connections,
@@ -185,6 +196,7 @@ function summarize(target: Target, connections: number, slices: Slice[]): Measur
     statusCodes,
     cpuPerRequestUs: requests > 0 ? cpuUs / requests : 0,
     cpuCores: cpuUs / 1000 / wallMs,
+    mainCores: mainNs === undefined ? undefined : mainNs / 1e6 / wallMs,
     otherCores: others.length ? others.reduce((a, b) => a + b, 0) / others.length : undefined,
     otherCoresMax: others.length ? Math.max(...others) : undefined,
     idlePeerCores: slices.reduce((sum, s) => sum + s.idlePeerCores * s.wallMs, 0) / wallMs,
@@ -343,7 +355,7 @@ async function main(): Promise<number> {
       measurements.push(...pair);
       const line = (m: Measurement) =>
         `${m.target} ${fixed(m.reqPerSec, 0)} req/s (slices ${m.sliceReqPerSec.join(' ')}), p50 ${fixed(m.latencyP50Ms, 1)} ms, p99 ${fixed(m.latencyP99Ms, 1)} ms, ` +
-        `server ${fixed(m.cpuCores, 2)} cores, idle peer ${fixed(m.idlePeerCores, 2)} cores${m.otherCores === undefined ? '' : `, others ${fixed(m.otherCores, 2)} cores`}${m.non2xx + m.errors + m.timeouts > 0 ? `  !! non-2xx ${m.non2xx}, errors ${m.errors}, timeouts ${m.timeouts}` : ''}`;
+        `server ${fixed(m.cpuCores, 2)} cores${m.mainCores === undefined ? '' : ` (main thread ${fixed(m.mainCores, 2)})`}, idle peer ${fixed(m.idlePeerCores, 2)} cores${m.otherCores === undefined ? '' : `, others ${fixed(m.otherCores, 2)} cores`}${m.non2xx + m.errors + m.timeouts > 0 ? `  !! non-2xx ${m.non2xx}, errors ${m.errors}, timeouts ${m.timeouts}` : ''}`;
       console.log(`${line(pair[0])}\n                   ${line(pair[1])}`);
     }
 

@@ -47,7 +47,7 @@ test('npm run bench: measures iflow and raw, and finds every message iflow answe
   assert.equal(code, 0, `${stdout}\n${stderr}`);
   const results = resultsOf(stdout) as {
     ratios: Record<string, number>;
-    measurements: { target: string; requests: number; non2xx: number; errors: number; statusCodes: Record<string, number> }[];
+    measurements: { target: string; requests: number; non2xx: number; errors: number; statusCodes: Record<string, number>; cpuCores: number; mainCores?: number }[];
     messageLogsStored: number;
     sideBySide?: { iflowMainUsPerRequest: number; rawMainUsPerRequest: number };
     notes: string[];
@@ -58,6 +58,10 @@ test('npm run bench: measures iflow and raw, and finds every message iflow answe
     assert.ok(m.requests > 0, `${m.target} answered nothing`);
     assert.deepEqual(Object.keys(m.statusCodes), ['202'], `${m.target} answered ${JSON.stringify(m.statusCodes)}`);
     assert.equal(m.errors, 0);
+    if (process.platform === 'linux') {
+      // The main thread is one of the server's threads: its share of a core is there, and within the process's.
+      assert.ok(m.mainCores !== undefined && m.mainCores > 0 && m.mainCores <= m.cpuCores + 0.05, `${m.target}: main ${m.mainCores}, process ${m.cpuCores}`);
+    }
   }
   const iflow = results.measurements.find((m) => m.target === 'iflow')!;
   assert.ok(results.messageLogsStored >= iflow.requests, `${results.messageLogsStored} message logs for ${iflow.requests} measured requests`);
