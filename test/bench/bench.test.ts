@@ -65,7 +65,10 @@ test('npm run bench: measures iflow and raw, and finds every message iflow answe
   }
   const iflow = results.measurements.find((m) => m.target === 'iflow')!;
   assert.ok(results.messageLogsStored >= iflow.requests, `${results.messageLogsStored} message logs for ${iflow.requests} measured requests`);
-  assert.ok(results.sideBySide && results.sideBySide.iflowMainUsPerRequest > 0 && results.sideBySide.rawMainUsPerRequest > 0, JSON.stringify(results.sideBySide));
+  if (process.platform === 'linux') {
+    // Side by side reads each main thread's CPU time from /proc: skipped (undefined) elsewhere.
+    assert.ok(results.sideBySide && results.sideBySide.iflowMainUsPerRequest > 0 && results.sideBySide.rawMainUsPerRequest > 0, JSON.stringify(results.sideBySide));
+  }
   assert.deepEqual(results.notes.filter((note) => !MACHINE_NOTES.test(note)), []);
   assert.match(stdout, /iflow\/raw at 4 connections: \d+\.\d\d \(target ≥ 0\.85\)/);
 });
