@@ -11,13 +11,16 @@ import { test } from 'node:test';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
-/** Runs a bench script as `npm run` would (node --import tsx), with `env` added; resolves with its exit code and output. */
+/** The caller's environment without bench and iflow settings: a shell's BENCH_IFLOW_ROOT must not change what is tested. */
+const baseEnv = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('BENCH_') && !name.startsWith('IFLOW_')));
+
+/** Runs a bench script as `npm run` would (node --import tsx) with only `env` as its settings; resolves with its exit code and output. */
 function runScript(script: string, env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
       ['--import', 'tsx', script],
-      { cwd: root, env: { ...process.env, ...env }, timeout: 90_000, maxBuffer: 16 * 1024 * 1024 },
+      { cwd: root, env: { ...baseEnv, ...env }, timeout: 90_000, maxBuffer: 16 * 1024 * 1024 },
       (err, stdout, stderr) => {
         const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
         resolve({ code, stdout, stderr });
