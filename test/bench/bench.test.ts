@@ -14,41 +14,42 @@ const root = fileURLToPath(new URL('../..', import.meta.url));
 /** The caller's environment without bench and iflow settings: a shell's BENCH_IFLOW_ROOT must not change what is tested. */
 const baseEnv = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('BENCH_') && !name.startsWith('IFLOW_')));
 
-/** Runs a bench script as `npm run` would (node --import tsx) with only `env` as its settings; resolves with its exit code and output. */
-function runScript(script: string, env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
+/**
+ * Runs a bench script as `npm run` would (node --import tsx) with only `env` as its settings, expects it to
+ * exit 0, and returns its output and the JSON of its last `results` line.
+ */
+function benchResults(script: string, env: Record<string, string>): Promise<{ stdout: string; results: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
     execFile(
       process.execPath,
       ['--import', 'tsx', script],
       { cwd: root, env: { ...baseEnv, ...env }, timeout: 90_000, maxBuffer: 16 * 1024 * 1024 },
       (err, stdout, stderr) => {
-        const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-        resolve({ code, stdout, stderr });
+        try {
+          assert.equal(err ? (typeof err.code === 'number' ? err.code : 1) : 0, 0, `${stdout}\n${stderr}`);
+          const line = /^results (.*)$/m.exec(stdout);
+          assert.ok(line, `no results line in:\n${stdout}`);
+          resolve({ stdout, results: JSON.parse(line[1]) as Record<string, unknown> });
+        } catch (failure) {
+          reject(failure as Error);
+        }
       },
     );
   });
-}
-
-/** The JSON a bench script prints on its last `results` line. */
-function resultsOf(stdout: string): Record<string, unknown> {
-  const line = /^results (.*)$/m.exec(stdout);
-  assert.ok(line, `no results line in:\n${stdout}`);
-  return JSON.parse(line[1]) as Record<string, unknown>;
 }
 
 /** Notes about the machine being busy (other tests run beside these) say nothing about the tool. */
 const MACHINE_NOTES = /other processes used|could not carry the rate/;
 
 test('npm run bench: measures iflow and raw, and finds every message iflow answered in its message processing logs', async () => {
-  const { code, stdout, stderr } = await runScript('bench/run.ts', {
+  const { stdout, results: reported } = await benchResults('bench/run.ts', {
     BENCH_CONNECTIONS: '4',
     BENCH_SECONDS: '1',
     BENCH_WARMUP: '0',
     BENCH_SLICES: '1',
     BENCH_SIDE_RATE: '200',
   });
-  assert.equal(code, 0, `${stdout}\n${stderr}`);
-  const results = resultsOf(stdout) as {
+  const results = reported as {
     ratios: Record<string, number>;
     measurements: { target: string; requests: number; non2xx: number; errors: number; statusCodes: Record<string, number>; cpuCores: number; mainCores?: number }[];
     messageLogsStored: number;
@@ -77,7 +78,7 @@ test('npm run bench: measures iflow and raw, and finds every message iflow answe
 });
 
 test('npm run bench:compare: prints both sides CPU time per request and their ratio', async () => {
-  const { code, stdout, stderr } = await runScript('bench/compare.ts', {
+  const { stdout, results: reported } = await benchResults('bench/compare.ts', {
     BENCH_PAIRS: '1',
     BENCH_ROUNDS: '1',
     BENCH_SECONDS: '1',
@@ -85,8 +86,7 @@ test('npm run bench:compare: prints both sides CPU time per request and their ra
     BENCH_RATE: '200',
     BENCH_B_ENV: 'IFLOW_MPL_FLUSH=50ms',
   });
-  assert.equal(code, 0, `${stdout}\n${stderr}`);
-  const results = resultsOf(stdout) as {
+  const results = reported as {
     a: { total: number; env: Record<string, string> };
     b: { total: number; env: Record<string, string> };
     ratio: number;
