@@ -62,7 +62,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   // endpoints log one line per finished message themselves; probes are noise).
   const app = Fastify({
     logController: new RequestLogController(),
-    trustProxy: true,
+    // Forwarded headers only from the proxies the operator names: else any caller could set the logged address.
+    trustProxy: config.trustProxy,
     bodyLimit: 10 * 1024 * 1024,
     return503OnClosing: true,
     // Flow endpoints match case-insensitively (as CPI's do): fold the /http/ prefix so the route matches,

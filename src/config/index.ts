@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { parseDuration } from './duration.ts';
 
@@ -21,6 +22,12 @@ export interface Config {
   tokenKeepAliveMs: number;
   /** How often buffered message processing logs are written (ms). */
   messageLogFlushMs: number;
+  /**
+   * Which proxies' X-Forwarded-For/-Host/-Proto are believed (Fastify's trustProxy): false (the default: the log
+   * shows the peer that connected), true (any), or addresses and CIDR ranges. No hop count: Fastify 5 ignores
+   * one, as it cannot tell whether the peer that connected is a proxy at all.
+   */
+  trustProxy: boolean | string[];
 }
 
 export class ConfigError extends Error {
@@ -40,6 +47,28 @@ function duration(name: string, value: string | undefined, fallback: string): nu
   } catch (err) {
     throw new ConfigError(`${name}: ${(err as Error).message}`);
   }
+}
+
+/** A bare address or a CIDR range (10.0.0.0/8, fd00::/8). */
+function isAddressOrRange(entry: string): boolean {
+  const [address, bits, extra] = entry.split('/');
+  if (extra !== undefined || !isIP(address)) return false;
+  if (bits === undefined) return true;
+  const n = Number(bits);
+  return /^\d{1,3}$/.test(bits) && n <= (isIP(address) === 4 ? 32 : 128);
+}
+
+/** IFLOW_TRUST_PROXY: unset or "false", "true", or a comma-separated list of addresses and ranges. */
+function trustProxy(value: string | undefined): Config['trustProxy'] {
+  const text = (value ?? '').trim();
+  if (text === '' || text === 'false') return false;
+  if (text === 'true') return true;
+  const entries = text.split(',').map((entry) => entry.trim());
+  const wrong = entries.find((entry) => !isAddressOrRange(entry));
+  if (wrong !== undefined) {
+    throw new ConfigError(`IFLOW_TRUST_PROXY: "${wrong}" is not an IP address or CIDR range (use true, false, or addresses and ranges separated by commas)`);
+  }
+  return entries;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -68,5 +97,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: env.LOG_LEVEL || 'info',
     tokenKeepAliveMs: duration('IFLOW_TOKEN_KEEPALIVE', env.IFLOW_TOKEN_KEEPALIVE, '24h'),
     messageLogFlushMs: duration('IFLOW_MPL_FLUSH', env.IFLOW_MPL_FLUSH, '200ms'),
+    trustProxy: trustProxy(env.IFLOW_TRUST_PROXY),
   };
 }

@@ -107,3 +107,17 @@ test('logRequests: every route logs through the given logger; only the selected 
   assert.deepEqual(records.find((r) => r.route === 'plain')?.res, { statusCode: 200 });
   assert.ok(!capture.text.includes('plain-route-token'));
 });
+
+test('the logged client address is the peer unless IFLOW_TRUST_PROXY names it as a proxy', async (t) => {
+  const loggedAddress = async (env: Record<string, string>) => {
+    const iflow = await startIflow({ env });
+    t.after(() => iflow.close());
+    const listed = await fetch(`${iflow.url}/api/v1/users`, { headers: { authorization: iflow.adminAuth, 'x-forwarded-for': '203.0.113.9' } });
+    assert.equal(listed.status, 200);
+    const line = await waitFor(() => iflow.logs.records().find((r) => r.msg === 'incoming request'), { what: 'the request line' });
+    return (line.req as { remoteAddress: string }).remoteAddress;
+  };
+  assert.equal(await loggedAddress({}), '127.0.0.1', 'by default a caller cannot choose the logged address');
+  assert.equal(await loggedAddress({ IFLOW_TRUST_PROXY: '10.0.0.0/8' }), '127.0.0.1', 'a peer outside the trusted ranges is not believed');
+  assert.equal(await loggedAddress({ IFLOW_TRUST_PROXY: '127.0.0.1' }), '203.0.113.9', 'a trusted proxy forwards the client address');
+});
