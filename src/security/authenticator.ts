@@ -15,6 +15,19 @@ const CACHE_MAX = 10_000;
 const REFUSED_TTL_MS = 10_000;
 /** At most this many refused headers are remembered (kept apart, so a flood of wrong ones never evicts good logins). */
 const REFUSED_MAX = 10_000;
+/**
+ * At most this many different headers are verified at once. Each costs a ~50 ms scrypt on libuv's pool of four
+ * threads, which also writes the log: beyond this a login waits longer than a retry would, so it is refused at once.
+ */
+const MAX_VERIFICATIONS = 16;
+
+/** No verification could start: MAX_VERIFICATIONS different headers are being verified already. */
+export class VerificationsBusyError extends Error {
+  override name = 'VerificationsBusyError';
+  constructor(readonly running: number) {
+    super(`${running} logins are being verified already`);
+  }
+}
 
 export interface AuthenticatorOptions {
   /** How long a verified header is trusted (ms). Default 60 s. */
@@ -23,6 +36,10 @@ export interface AuthenticatorOptions {
   refreshAheadMs?: number;
   /** How long a refused header is refused without another verification (ms). Default 10 s. */
   refusedTtlMs?: number;
+  /** At most this many different headers are verified at once; another is refused (VerificationsBusyError). Default 16. */
+  maxVerifications?: number;
+  /** Told of every login refused as busy, with how many verifications are running (for a warning). */
+  onBusy?: (running: number) => void;
   /** The clock (ms since the epoch); tests pass their own. */
   now?: () => number;
 }
@@ -68,7 +85,9 @@ interface CachedLogin extends Remembered {
  * still in use in its last seconds is verified again in the background, so a busy client does not stall
  * on scrypt every minute. A refused header is refused again from memory for a few seconds (also until
  * any user changes), so a client retrying with a wrong password costs one scrypt per period, not one
- * per request; the answer is the same 401 either way.
+ * per request; the answer is the same 401 either way. A flood of different headers (guessed passwords)
+ * meets a bound on verifications running at once: beyond it a login is refused as busy (the caller
+ * answers 503), while cached logins go on as before.
  */
 export class Authenticator {
   private readonly cache = new Map<string, CachedLogin>();
@@ -80,6 +99,8 @@ export class Authenticator {
    * opening its pool, or every connection at once when the cached login expires) waits for one scrypt, not one each.
    */
   private readonly verifying = new Map<string, Promise<AuthenticatedUser | undefined>>();
+  /** Verifications in flight, including those invalidate() stopped others from joining: what the bound counts. */
+  private inFlight = 0;
   private dummyHash: Promise<string> | undefined;
   /** Bumped by invalidate(): a verification that read the store before a change must not be cached after it. */
   private generation = 0;
@@ -87,6 +108,8 @@ export class Authenticator {
   private readonly ttlMs: number;
   private readonly refreshAheadMs: number;
   private readonly refusedTtlMs: number;
+  private readonly maxVerifications: number;
+  private readonly onBusy: ((running: number) => void) | undefined;
   private readonly now: () => number;
 
   constructor(
@@ -96,6 +119,8 @@ export class Authenticator {
     this.ttlMs = options.ttlMs ?? CACHE_TTL_MS;
     this.refreshAheadMs = options.refreshAheadMs ?? REFRESH_AHEAD_MS;
     this.refusedTtlMs = options.refusedTtlMs ?? REFUSED_TTL_MS;
+    this.maxVerifications = options.maxVerifications ?? MAX_VERIFICATIONS;
+    this.onBusy = options.onBusy;
     this.now = options.now ?? Date.now;
   }
 
@@ -128,6 +153,8 @@ export class Authenticator {
    */
   private refreshIfDue(login: CachedLogin, authorization: string, now: number, key?: string): void {
     if (login.refreshing || login.expiresAt - now > this.refreshAheadMs) return;
+    // At capacity the refresh waits for a later request (the login is still valid): it never takes a foreground slot.
+    if (this.inFlight >= this.maxVerifications) return;
     login.refreshing = true;
     // A refresh that fails (the store is down) leaves this login to expire; whoever joins it sees the failure.
     this.verification(authorization, key ?? cacheKey(authorization)).catch(() => {});
@@ -135,7 +162,7 @@ export class Authenticator {
 
   /** How many verifications (store read and scrypt) are running now, background refreshes included. */
   get verificationsRunning(): number {
-    return this.verifying.size;
+    return this.inFlight;
   }
 
   async authenticate(authorization: string | undefined): Promise<AuthenticatedUser | undefined> {
@@ -154,11 +181,17 @@ export class Authenticator {
     return user;
   }
 
-  /** The verification running for this header, joined, or a new one. */
+  /** The verification running for this header, joined, or a new one; rejects with VerificationsBusyError at capacity. */
   private verification(authorization: string, key: string): Promise<AuthenticatedUser | undefined> {
     const running = this.verifying.get(key);
     if (running) return running;
+    if (this.inFlight >= this.maxVerifications) {
+      this.onBusy?.(this.inFlight);
+      return Promise.reject(new VerificationsBusyError(this.inFlight));
+    }
+    this.inFlight++;
     const verification = this.verify(authorization, key).finally(() => {
+      this.inFlight--;
       if (this.verifying.get(key) === verification) this.verifying.delete(key);
     });
     this.verifying.set(key, verification);

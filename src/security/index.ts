@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin';
 import type { FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from 'fastify';
 import { HttpError } from '../errors.ts';
-import { Authenticator, hasAnyRole, type AuthenticatedUser } from './authenticator.ts';
+import { Authenticator, VerificationsBusyError, hasAnyRole, type AuthenticatedUser } from './authenticator.ts';
 import { ensureBootstrapAdmin } from './bootstrap.ts';
 
 export { hasAnyRole, type AuthenticatedUser } from './authenticator.ts';
@@ -15,13 +15,27 @@ declare module 'fastify' {
   }
 }
 
+/** Logged at most this often while logins are refused as busy (a flood of guesses must not flood the log too). */
+const BUSY_WARNING_INTERVAL_MS = 10_000;
+
+/** The request's verified user, if any; a 503 HttpError (Retry-After 1 s) when too many logins are being verified. */
+async function authenticate(request: FastifyRequest, reply: FastifyReply): Promise<AuthenticatedUser | undefined> {
+  try {
+    return await request.server.authenticator.authenticate(request.headers.authorization);
+  } catch (err) {
+    if (!(err instanceof VerificationsBusyError)) throw err;
+    reply.header('Retry-After', '1');
+    throw new HttpError(503, 'AUTHENTICATION_BUSY', 'Too many logins are being verified right now: retry in a second');
+  }
+}
+
 /**
  * Lets a request through when its Basic credentials belong to a user holding one of `roles` (admin
  * always passes) and sets `request.user`: else a 401 (with the Basic challenge) or a 403 HttpError.
  * `what` names what needs the role, for the 403 message.
  */
 export async function authorizeRequest(request: FastifyRequest, reply: FastifyReply, roles: readonly string[], what = 'this'): Promise<AuthenticatedUser> {
-  const user = await request.server.authenticator.authenticate(request.headers.authorization);
+  const user = await authenticate(request, reply);
   if (!user) {
     reply.header('WWW-Authenticate', 'Basic realm="iflow", charset="UTF-8"');
     throw new HttpError(401, 'UNAUTHORIZED', 'Authentication required: send HTTP Basic credentials of an iflow user');
@@ -56,7 +70,17 @@ export function requireRole(...roles: string[]): onRequestAsyncHookHandler {
 /** Users, passwords and Basic authentication: decorates `authenticator` and `request.user`. */
 export const securityPlugin = fp(
   async (app) => {
-    app.decorate('authenticator', new Authenticator(app.store.users));
+    let warnedAt = -Infinity;
+    let refused = 0;
+    const onBusy = (running: number) => {
+      refused++;
+      const now = Date.now();
+      if (now - warnedAt < BUSY_WARNING_INTERVAL_MS) return;
+      app.log.warn({ refused, running }, 'too many logins being verified at once: new ones refused with 503');
+      warnedAt = now;
+      refused = 0;
+    };
+    app.decorate('authenticator', new Authenticator(app.store.users, { onBusy }));
     app.decorateRequest('user', null);
     await ensureBootstrapAdmin(app.config, app.store.users, app.log);
   },

@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Authenticator, hasAnyRole, parseBasicAuth } from '../../src/security/authenticator.ts';
+import { Authenticator, VerificationsBusyError, hasAnyRole, parseBasicAuth } from '../../src/security/authenticator.ts';
 import { hashPassword } from '../../src/security/passwords.ts';
 import type { UserRecord, UserRepository } from '../../src/store/types.ts';
 import { basicAuth, waitFor } from '../support/iflow.ts';
@@ -62,13 +62,16 @@ describe('hasAnyRole', () => {
   });
 });
 
-/** An in-memory user repository that counts reads and can tell when a read happened. */
+/** An in-memory user repository that counts reads, can tell when a read happened and can hold reads back. */
 class MemoryUsers implements UserRepository {
   readonly records = new Map<string, UserRecord>();
   reads = 0;
   onGet: ((name: string) => void) | undefined;
+  /** While set, every read waits for it (verifications stay in flight). */
+  gate: Promise<void> | undefined;
 
   async get(name: string) {
+    if (this.gate) await this.gate;
     this.reads++;
     const record = this.records.get(name);
     this.onGet?.(name);
@@ -353,5 +356,57 @@ describe('Authenticator', () => {
     await inFlight;
     // ...but the old password must not keep working from the cache afterwards.
     assert.equal(await auth.authenticate(oldHeader), undefined);
+  });
+
+  test('at most maxVerifications different logins are verified at once: another is refused as busy, cached logins are not', async () => {
+    const users = new MemoryUsers();
+    await users.create(await userRecord('alice', 'alice-password', ['monitor']));
+    const busy: number[] = [];
+    const auth = new Authenticator(users, { maxVerifications: 2, onBusy: (running) => busy.push(running) });
+    const alice = basicAuth('alice', 'alice-password');
+    assert.ok(await auth.authenticate(alice));
+
+    let open!: () => void;
+    users.gate = new Promise<void>((resolve) => (open = resolve));
+    const guesses = [basicAuth('alice', 'guess-1'), basicAuth('alice', 'guess-2')].map((header) => auth.authenticate(header));
+    assert.equal(auth.verificationsRunning, 2);
+    await assert.rejects(auth.authenticate(basicAuth('alice', 'guess-3')), (err: Error) => err instanceof VerificationsBusyError && err.running === 2);
+    assert.deepEqual(busy, [2], 'told once per refused login');
+    const joined = auth.authenticate(basicAuth('alice', 'guess-1'));
+    assert.deepEqual(await auth.authenticate(alice), { name: 'alice', roles: ['monitor'] }, 'a cached login needs no verification');
+    assert.deepEqual(auth.cachedOn({}, alice), { name: 'alice', roles: ['monitor'] });
+
+    open();
+    users.gate = undefined;
+    assert.deepEqual(await Promise.all([...guesses, joined]), [undefined, undefined, undefined], 'a header being verified is joined, not refused');
+    assert.equal(auth.verificationsRunning, 0);
+    assert.equal(await auth.authenticate(basicAuth('alice', 'guess-3')), undefined, 'once they finished, the refused login is verified (and refused as wrong)');
+    assert.deepEqual(busy, [2]);
+  });
+
+  test('at capacity a login due for renewal is not verified in the background: a later request starts it', async () => {
+    const users = new MemoryUsers();
+    await users.create(await userRecord('alice', 'alice-password', ['monitor']));
+    let now = 1_000_000;
+    const auth = new Authenticator(users, { ttlMs: 60_000, refreshAheadMs: 10_000, maxVerifications: 1, now: () => now });
+    const alice = basicAuth('alice', 'alice-password');
+    const connection = {};
+    assert.ok(await auth.authenticate(alice));
+    assert.ok(auth.cachedOn(connection, alice));
+
+    let open!: () => void;
+    users.gate = new Promise<void>((resolve) => (open = resolve));
+    const guess = auth.authenticate(basicAuth('alice', 'guess'));
+    now += 55_000;
+    assert.ok(auth.cachedOn(connection, alice), 'still valid, served');
+    assert.equal(auth.verificationsRunning, 1, 'only the guess: the renewal did not start');
+    open();
+    users.gate = undefined;
+    assert.equal(await guess, undefined);
+    const reads = users.reads;
+    assert.ok(auth.cachedOn(connection, alice));
+    await waitFor(() => auth.verificationsRunning === 0 && users.reads === reads + 1, { what: 'the renewal to run' });
+    now += 6_000;
+    assert.deepEqual(auth.cachedOn(connection, alice), { name: 'alice', roles: ['monitor'] }, 'renewed before it expired');
   });
 });
