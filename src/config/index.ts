@@ -22,6 +22,8 @@ export interface Config {
   tokenKeepAliveMs: number;
   /** How often buffered message processing logs are written (ms). */
   messageLogFlushMs: number;
+  /** Message processing logs older than this (ms, by LogStart) are deleted; 0 keeps them forever. */
+  messageLogRetentionMs: number;
   /**
    * Which proxies' X-Forwarded-For/-Host/-Proto are believed (Fastify's trustProxy): false (the default: the log
    * shows the peer that connected), true (any), or addresses and CIDR ranges. No hop count: Fastify 5 ignores
@@ -97,6 +99,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: env.LOG_LEVEL || 'info',
     tokenKeepAliveMs: duration('IFLOW_TOKEN_KEEPALIVE', env.IFLOW_TOKEN_KEEPALIVE, '24h'),
     messageLogFlushMs: duration('IFLOW_MPL_FLUSH', env.IFLOW_MPL_FLUSH, '200ms'),
+    messageLogRetentionMs: duration('IFLOW_MPL_RETENTION', env.IFLOW_MPL_RETENTION, '30d'),
     trustProxy: trustProxy(env.IFLOW_TRUST_PROXY),
   };
 }

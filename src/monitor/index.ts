@@ -1,5 +1,5 @@
 /**
- * The monitor: message processing logs (buffered writer + the CPI-shaped OData V2 API) and Prometheus metrics.
+ * The monitor: message processing logs (buffered writer, retention + the CPI-shaped OData V2 API) and Prometheus metrics.
  * It listens to the runtime and never steers it: the pipeline calls `app.messageLogs.add(record)` and
  * `app.metrics.observeMessage(flow, status, durationMs)` when a message finishes.
  */
@@ -11,9 +11,11 @@ import type { MessageLogRecord } from '../store/types.ts';
 import { MAX_TOP, invalidQuery, parseMessageLogListQuery, parseSelect } from './odata.ts';
 import { IflowMetrics } from './metrics.ts';
 import { MessageLogWriter } from './writer.ts';
+import { MessageLogRetention } from './retention.ts';
 
 export { IflowMetrics } from './metrics.ts';
 export { MessageLogWriter, type MessageLogWriterOptions } from './writer.ts';
+export { MessageLogRetention, purgeIntervalMs, type MessageLogRetentionOptions } from './retention.ts';
 export { parseFilter, parseOrderBy, parseMessageLogListQuery, DEFAULT_TOP, MAX_TOP } from './odata.ts';
 
 declare module 'fastify' {
@@ -104,9 +106,15 @@ async function monitor(app: FastifyInstance) {
   const metrics = new IflowMetrics();
   app.decorate('messageLogs', writer);
   app.decorate('metrics', metrics);
+  const retention = new MessageLogRetention(app.store.messageLogs, {
+    retentionMs: app.config.messageLogRetentionMs,
+    log: app.log.child({ component: 'message-log-retention' }),
+  });
+  app.addHook('onReady', async () => retention.start());
   // onClose hooks run in reverse order of registration (avvio unshifts them): app.ts adds the store's close hook
   // before it registers this plugin, so this flush runs first, while the store is still open.
   app.addHook('onClose', async () => {
+    await retention.close();
     await writer.close();
   });
 

@@ -96,6 +96,8 @@ export interface MessageLogRepository {
   insertMany(records: MessageLogRecord[]): Promise<void>;
   get(guid: string): Promise<MessageLogRecord | undefined>;
   query(query: MessageLogQuery): Promise<{ results: MessageLogRecord[]; count?: number }>;
+  /** Deletes up to `limit` of the oldest records whose LogStart is before `before` (ISO); resolves to how many it deleted. */
+  deleteOlderThan(before: string, limit: number): Promise<number>;
 }
 
 /** A stored credential. Secrets travel only inside `secrets`, encrypted by src/security/crypto.ts. */

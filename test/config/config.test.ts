@@ -27,3 +27,10 @@ test('IFLOW_TRUST_PROXY: anything else is a configuration error naming the entry
     );
   }
 });
+
+test('IFLOW_MPL_RETENTION: 30 days by default, a duration, 0 keeps message logs forever', () => {
+  assert.equal(loadConfig({}).messageLogRetentionMs, 30 * 86_400_000);
+  assert.equal(loadConfig({ IFLOW_MPL_RETENTION: '7d' }).messageLogRetentionMs, 7 * 86_400_000);
+  assert.equal(loadConfig({ IFLOW_MPL_RETENTION: '0' }).messageLogRetentionMs, 0);
+  assert.throws(() => loadConfig({ IFLOW_MPL_RETENTION: 'a month' }), (err: Error) => err instanceof ConfigError && err.message.startsWith('IFLOW_MPL_RETENTION: invalid duration "a month"'));
+});

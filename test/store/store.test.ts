@@ -155,6 +155,21 @@ function contract(name: string, open: () => Promise<Store>) {
       assert.deepEqual(await store.messageLogs.get(records[2499].MessageGuid), records[2499]);
     });
 
+    test('message logs: deleteOlderThan deletes the oldest records before the instant, at most `limit` at a time', async () => {
+      // Dated long before every other test's records, which share this store and must survive.
+      const flow = unique('expired');
+      const at = (second: number) => new Date(Date.UTC(2001, 0, 1, 0, 0, second)).toISOString();
+      const records = [5, 1, 4, 2, 3, 6].map((second) => logRecord(flow, second, { LogStart: at(second) }));
+      await store.messageLogs.insertMany(records);
+      const left = async () => (await store.messageLogs.query(query(`IntegrationFlowName eq '${flow}'`, { orderBy: [{ field: 'LogStart', direction: 'asc' }] }))).results.map((r) => r.LogStart);
+      assert.equal(await store.messageLogs.deleteOlderThan(at(5), 2), 2);
+      assert.deepEqual(await left(), [at(3), at(4), at(5), at(6)], 'the two oldest went first');
+      assert.equal(await store.messageLogs.deleteOlderThan(at(5), 1000), 2);
+      assert.deepEqual(await left(), [at(5), at(6)], 'a record at the instant itself is kept');
+      assert.equal(await store.messageLogs.deleteOlderThan(at(5), 1000), 0);
+      assert.ok((await store.messageLogs.query(query(`IntegrationFlowName ne '${flow}'`, { count: true }))).count! > 0, "other tests' records are untouched");
+    });
+
     test('message logs: $filter eq / ne with null, gt / lt / ge / le on LogStart, and / or', async () => {
       const flow = unique('filter');
       const records = [

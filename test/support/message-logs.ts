@@ -26,7 +26,10 @@ export function logRecord(overrides: Partial<MessageLogRecord> = {}): MessageLog
 
 /** A logger that keeps what it is given. */
 export class RecordingLogger {
-  readonly entries: { level: 'warn' | 'error'; obj: object; msg: string }[] = [];
+  readonly entries: { level: 'info' | 'warn' | 'error'; obj: object; msg: string }[] = [];
+  info(obj: object, msg: string) {
+    this.entries.push({ level: 'info', obj, msg });
+  }
   warn(obj: object, msg: string) {
     this.entries.push({ level: 'warn', obj, msg });
   }

@@ -225,6 +225,14 @@ class PostgresMessageLogs implements MessageLogRepository {
     await db.query(`INSERT INTO message_logs (${columns}) VALUES ${tuples.join(', ')} ON CONFLICT ("MessageGuid") DO UPDATE SET ${updates}`, params);
   }
 
+  async deleteOlderThan(before: string, limit: number) {
+    const { rowCount } = await this.pool.query(
+      'DELETE FROM message_logs WHERE "MessageGuid" IN (SELECT "MessageGuid" FROM message_logs WHERE "LogStart" < $1 ORDER BY "LogStart" LIMIT $2)',
+      [before, limit],
+    );
+    return rowCount ?? 0;
+  }
+
   async get(guid: string) {
     const { rows } = await this.pool.query('SELECT * FROM message_logs WHERE "MessageGuid" = $1', [guid]);
     return rows[0] && messageLogFromRow(rows[0]);

@@ -1,5 +1,5 @@
-// Runs in a worker thread: writes batches of rows with a SQLite connection of its own, so the
-// synchronous inserts (and their index updates) never stall the event loop that serves messages.
+// Runs in a worker thread: writes batches of rows (and deletes old ones) with a SQLite connection of its
+// own, so the synchronous writes (and their index updates) never stall the event loop that serves messages.
 // Plain JavaScript, so it loads in a worker whether or not the main thread runs through tsx.
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
@@ -14,10 +14,19 @@ const insertAll = db.transaction((rows) => {
   for (const row of rows) insert.run(row);
 });
 
-parentPort.on('message', ({ id, rows }) => {
+const statements = new Map();
+
+// { id, rows }: insert the rows. { id, sql, params }: run one other write (prepared once) and answer its change count.
+parentPort.on('message', ({ id, rows, sql, params }) => {
   try {
-    insertAll(rows);
-    parentPort.postMessage({ id });
+    if (sql === undefined) {
+      insertAll(rows);
+      parentPort.postMessage({ id });
+      return;
+    }
+    let statement = statements.get(sql);
+    if (!statement) statements.set(sql, (statement = db.prepare(sql)));
+    parentPort.postMessage({ id, changes: statement.run(...params).changes });
   } catch (err) {
     parentPort.postMessage({ id, error: err instanceof Error ? err.message : String(err) });
   }

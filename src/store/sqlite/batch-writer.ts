@@ -3,10 +3,11 @@ import { Worker } from 'node:worker_threads';
 /**
  * Inserts batches of rows into the SQLite file from a worker thread (batch-writer.mjs) with its own
  * connection: the message-log hot path then costs the main thread a postMessage, not the inserts.
+ * Other bulk writes (deleting old message logs) run there too, in order with the batches.
  */
 export class SqliteBatchWriter {
   private readonly worker: Worker;
-  private readonly waiting = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
+  private readonly waiting = new Map<number, { resolve: (changes: number) => void; reject: (err: Error) => void }>();
   private nextId = 1;
 
   /**
@@ -18,12 +19,12 @@ export class SqliteBatchWriter {
     const { table, columns } = layout;
     const sql = `INSERT OR REPLACE INTO ${table} (${columns.map((c) => `"${c}"`).join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`;
     this.worker = new Worker(new URL('./batch-writer.mjs', import.meta.url), { workerData: { file, sql } });
-    this.worker.on('message', ({ id, error }: { id: number; error?: string }) => {
+    this.worker.on('message', ({ id, error, changes }: { id: number; error?: string; changes?: number }) => {
       const waiter = this.waiting.get(id);
       this.waiting.delete(id);
       if (this.waiting.size === 0) this.worker.unref();
       if (error) waiter?.reject(new Error(error));
-      else waiter?.resolve();
+      else waiter?.resolve(changes ?? 0);
     });
     this.worker.on('error', (err) => this.failAll(err));
     this.worker.on('exit', (code) => this.failAll(new Error(`the SQLite writer thread stopped (exit code ${code})`)));
@@ -32,12 +33,21 @@ export class SqliteBatchWriter {
     this.worker.unref();
   }
 
-  write(rows: unknown[][]): Promise<void> {
+  async write(rows: unknown[][]): Promise<void> {
+    await this.send({ rows });
+  }
+
+  /** Runs one other write statement on the thread's connection (after the batches sent before it); resolves to its change count. */
+  run(sql: string, params: unknown[]): Promise<number> {
+    return this.send({ sql, params });
+  }
+
+  private send(work: { rows: unknown[][] } | { sql: string; params: unknown[] }): Promise<number> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       if (this.waiting.size === 0) this.worker.ref();
       this.waiting.set(id, { resolve, reject });
-      this.worker.postMessage({ id, rows });
+      this.worker.postMessage({ id, ...work });
     });
   }
 

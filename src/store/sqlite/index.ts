@@ -79,6 +79,9 @@ class SqliteUsers implements UserRepository {
 
 
 
+/** The oldest rows first, found through the LogStart index. */
+const DELETE_OLDEST = 'DELETE FROM message_logs WHERE rowid IN (SELECT rowid FROM message_logs WHERE "LogStart" < ? ORDER BY "LogStart" LIMIT ?)';
+
 class SqliteMessageLogs implements MessageLogRepository {
   private readonly byGuid;
 
@@ -92,6 +95,10 @@ class SqliteMessageLogs implements MessageLogRepository {
   /** Written by the writer thread; resolves once the batch is committed (and readable here). */
   async insertMany(records: MessageLogRecord[]) {
     if (records.length > 0) await this.writer.write(records.map(messageLogValues));
+  }
+  /** On the writer thread: a delete of thousands of rows and their index entries would stall the event loop here. */
+  async deleteOlderThan(before: string, limit: number) {
+    return this.writer.run(DELETE_OLDEST, [before, limit]);
   }
   async get(guid: string) {
     const row = this.byGuid.get(guid) as Row | undefined;
