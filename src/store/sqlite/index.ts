@@ -190,7 +190,11 @@ export function openSqliteStore(dataDir: string): Store {
   const file = join(dataDir, 'iflow.db');
   const db = new Database(file);
   db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = NORMAL');
+  // This connection writes users, credentials and OAuth states: rare, and each must survive a power cut
+  // (where the server rotates refresh tokens, losing the new one can end the grant), so every commit is
+  // synced. Message logs are written by the writer thread's own connection at NORMAL: batched, many, and
+  // only the last moments' can be lost.
+  db.pragma('synchronous = FULL');
   db.pragma('busy_timeout = 5000');
   migrate(db);
   const writer = new SqliteBatchWriter(file, { table: 'message_logs', columns: MESSAGE_LOG_COLUMNS });
