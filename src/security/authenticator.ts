@@ -113,7 +113,7 @@ export class Authenticator {
   private readonly now: () => number;
 
   constructor(
-    private readonly users: UserRepository,
+    private readonly users: Pick<UserRepository, 'get'>,
     options: AuthenticatorOptions = {},
   ) {
     this.ttlMs = options.ttlMs ?? CACHE_TTL_MS;

@@ -81,6 +81,13 @@ export const securityPlugin = fp(
       refused = 0;
     };
     app.decorate('authenticator', new Authenticator(app.store.users, { onBusy }));
+    // Another instance sharing the store (PostgreSQL) changed a user: its cached logins must go here too, at once.
+    const stopWatching = app.store.users.watch({
+      changed: () => app.authenticator.invalidate(),
+      trouble: (err) =>
+        app.log.warn({ reason: err.message }, 'cannot hear of user changes made by other instances: retrying (every cached login is dropped once heard again)'),
+    });
+    app.addHook('onClose', async () => stopWatching());
     app.decorateRequest('user', null);
     await ensureBootstrapAdmin(app.config, app.store.users, app.log);
   },

@@ -21,6 +21,18 @@ export interface UserRepository {
   update(user: UserRecord): Promise<boolean>;
   delete(name: string): Promise<boolean>;
   count(): Promise<number>;
+  /**
+   * Tells `watcher` when users may have been changed by another process sharing the store (PostgreSQL), so cached
+   * logins can be dropped there too; returns the unsubscribe. A store one process owns (SQLite) never calls it.
+   */
+  watch(watcher: ChangeWatcher): () => void;
+}
+
+export interface ChangeWatcher {
+  /** Something changed (or may have: also called when a lost connection to the announcements is back). */
+  changed(): void;
+  /** The announcements cannot be heard for now; they are retried. */
+  trouble?(err: Error): void;
 }
 
 export type MessageStatus = 'PROCESSING' | 'COMPLETED' | 'RETRY' | 'FAILED' | 'ESCALATED' | 'CANCELLED';

@@ -8,7 +8,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import { startFakeEntra, type FakeEntra } from '../support/fake-entra.ts';
 import { startIflow, waitFor, type RunningIflow } from '../support/iflow.ts';
 import { api, authorizeInBrowser, createAndAuthorize, wire, startWired, tempDirs } from './helpers.ts';
@@ -17,6 +16,7 @@ import { CredentialVault } from '../../src/credentials/vault.ts';
 import { loadMasterKey } from '../../src/security/crypto.ts';
 import { openPostgresStore } from '../../src/store/postgres/index.ts';
 import { openSqliteStore } from '../../src/store/sqlite/index.ts';
+import { SKIP_POSTGRES_OPTION, TestSchemas } from '../support/postgres.ts';
 import type { CredentialRepository, Store } from '../../src/store/types.ts';
 
 const vaultOf = (iflow: RunningIflow, repository: CredentialRepository = iflow.app.store.credentials) =>
@@ -329,24 +329,17 @@ describe('expired OAuth states are purged', () => {
     }
   });
 
-  const url = process.env.IFLOW_TEST_DATABASE_URL || 'postgres://root@127.0.0.1:5432/test';
-  test('PostgreSQL', { skip: process.env.IFLOW_TEST_SKIP_POSTGRES === '1' ? 'IFLOW_TEST_SKIP_POSTGRES=1' : false }, async () => {
-    const admin = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 });
-    await admin.connect();
-    const schema = `iflow_test_${randomBytes(6).toString('hex')}`;
-    await admin.query(`CREATE SCHEMA ${schema}`);
+  test('PostgreSQL', SKIP_POSTGRES_OPTION, async () => {
+    const schemas = await TestSchemas.connect();
     try {
-      const inSchema = new URL(url);
-      inSchema.searchParams.set('options', `-c search_path=${schema}`);
-      const store = await openPostgresStore(inSchema.toString(), { connectionTimeoutMillis: 5000 });
+      const store = await openPostgresStore((await schemas.create()).url, { connectionTimeoutMillis: 5000 });
       try {
         await assertExpiredStatesPurged(store);
       } finally {
         await store.close();
       }
     } finally {
-      await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-      await admin.end();
+      await schemas.close();
     }
   });
 });

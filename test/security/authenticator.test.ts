@@ -96,6 +96,9 @@ class MemoryUsers implements UserRepository {
   async count() {
     return this.records.size;
   }
+  watch() {
+    return () => {};
+  }
 }
 
 async function userRecord(name: string, password: string, roles: string[]): Promise<UserRecord> {

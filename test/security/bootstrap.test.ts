@@ -210,6 +210,7 @@ test(
       update: async () => false,
       delete: async () => false,
       count: async () => 1,
+      watch: () => () => {},
     };
     const log = createLogger('silent') as FastifyBaseLogger;
     const { stderr } = await withStderr(() => ensureBootstrapAdmin({ adminUser: ADMIN_USER, adminPassword: undefined, dataDir }, users, log));

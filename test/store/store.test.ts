@@ -8,16 +8,16 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import pg from 'pg';
+import type pg from 'pg';
 import { parseFilter } from '../../src/monitor/odata.ts';
 import { openStore } from '../../src/store/index.ts';
 import { describeDatabaseUrl, openPostgresStore, type PostgresStoreOptions } from '../../src/store/postgres/index.ts';
 import { openSqliteStore } from '../../src/store/sqlite/index.ts';
 import { logRecord as messageLog } from '../support/message-logs.ts';
+import { SKIP_POSTGRES_OPTION, TestSchemas } from '../support/postgres.ts';
+import { waitFor } from '../support/iflow.ts';
 import type { CredentialRecord, MessageLogQuery, MessageLogRecord, Store, UserRecord } from '../../src/store/types.ts';
 
-const TEST_DATABASE_URL = process.env.IFLOW_TEST_DATABASE_URL || 'postgres://root@127.0.0.1:5432/test';
-const SKIP_POSTGRES = process.env.IFLOW_TEST_SKIP_POSTGRES === '1';
 
 let sequence = 0;
 const unique = (prefix: string) => `${prefix}-${++sequence}-${randomBytes(3).toString('hex')}`;
@@ -375,45 +375,21 @@ describe('SQLite store', () => {
 // ---------------------------------------------------------------------------------------------------------------
 // PostgreSQL
 
-/** The test URL with `search_path` set to `schema` (pg passes the `options` URL parameter on to the server). */
-function urlForSchema(schema: string): string {
-  const url = new URL(TEST_DATABASE_URL);
-  const existing = url.searchParams.get('options');
-  url.searchParams.set('options', `${existing ? `${existing} ` : ''}-c search_path=${schema}`);
-  return url.toString();
-}
-
-describe('PostgreSQL store', { skip: SKIP_POSTGRES ? 'IFLOW_TEST_SKIP_POSTGRES=1' : false }, () => {
-  const schemas: string[] = [];
+describe('PostgreSQL store', SKIP_POSTGRES_OPTION, () => {
+  let schemas: TestSchemas;
   let admin: pg.Client;
   let url = '';
-
-  async function createSchema(): Promise<string> {
-    const schema = `iflow_test_${randomBytes(6).toString('hex')}`;
-    await admin.query(`CREATE SCHEMA ${schema}`);
-    schemas.push(schema);
-    return schema;
-  }
+  let schema = '';
+  const createSchema = async () => (await schemas.create()).url;
 
   before(async () => {
-    admin = new pg.Client({ connectionString: TEST_DATABASE_URL, connectionTimeoutMillis: 5000 });
-    try {
-      await admin.connect();
-    } catch (err) {
-      const reason = err instanceof AggregateError ? err.errors.map((e: Error) => e.message).join('; ') : (err as Error).message || String(err);
-      throw new Error(
-        `PostgreSQL is not reachable at ${describeDatabaseUrl(TEST_DATABASE_URL)} (${reason}). Start it ` +
-          '(pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start), point IFLOW_TEST_DATABASE_URL at one, ' +
-          'or set IFLOW_TEST_SKIP_POSTGRES=1 to skip the PostgreSQL tests.',
-      );
-    }
-    url = urlForSchema(await createSchema());
+    schemas = await TestSchemas.connect();
+    admin = schemas.admin;
+    ({ schema, url } = await schemas.create());
   });
 
   after(async () => {
-    if (!admin) return;
-    for (const schema of schemas) await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-    await admin.end();
+    await schemas?.close();
   });
 
   const open = (options?: PostgresStoreOptions) => openPostgresStore(url, { connectionTimeoutMillis: 5000, ...options });
@@ -423,7 +399,6 @@ describe('PostgreSQL store', { skip: SKIP_POSTGRES ? 'IFLOW_TEST_SKIP_POSTGRES=1
   test('the tables live in the schema named by search_path, with every migration recorded once', async () => {
     const store = await open();
     await store.close();
-    const schema = new URL(url).searchParams.get('options')!.split('=').pop()!;
     const { rows } = await admin.query('SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name', [schema]);
     assert.deepEqual(
       rows.map((r) => r.table_name),
@@ -440,12 +415,12 @@ describe('PostgreSQL store', { skip: SKIP_POSTGRES ? 'IFLOW_TEST_SKIP_POSTGRES=1
     const migrations = await admin.query(`SELECT version FROM ${schema}.schema_migrations ORDER BY version`);
     assert.deepEqual(
       migrations.rows.map((r) => r.version),
-      [1, 2, 3],
+      [1, 2, 3, 4],
     );
   });
 
   test('instances starting together migrate one at a time', async () => {
-    const fresh = urlForSchema(await createSchema());
+    const fresh = await createSchema();
     const stores = await Promise.all([1, 2, 3, 4].map(() => openPostgresStore(fresh, { max: 2 })));
     try {
       for (const store of stores) assert.equal(await store.users.count(), 0);
@@ -460,6 +435,54 @@ describe('PostgreSQL store', { skip: SKIP_POSTGRES ? 'IFLOW_TEST_SKIP_POSTGRES=1
       assert.equal(store.kind, 'postgres');
     } finally {
       await store.close();
+    }
+  });
+
+  test('users.watch: a change through any instance is announced to the watchers of every other, not to other schemas', async () => {
+    const [one, two, elsewhere] = await Promise.all([open(), open(), openPostgresStore(await createSchema(), { connectionTimeoutMillis: 5000 })]);
+    try {
+      const heard = { two: 0, elsewhere: 0 };
+      const listening = async () => (await admin.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'iflow-listen' AND query LIKE 'LISTEN%'")).rows[0].n as number;
+      const before = await listening();
+      two.users.watch({ changed: () => heard.two++ });
+      elsewhere.users.watch({ changed: () => heard.elsewhere++ });
+      await waitFor(async () => (await listening()) === before + 2, { what: 'both listening connections' });
+
+      const name = unique('watched');
+      assert.equal(await one.users.create(user(name)), true);
+      await waitFor(() => heard.two === 1, { what: 'the creation to be announced' });
+      await one.users.update(user(name, { roles: ['monitor'] }));
+      await waitFor(() => heard.two === 2, { what: 'the update to be announced' });
+      await admin.query(`DELETE FROM ${schema}.users WHERE name = $1`, [name]);
+      await waitFor(() => heard.two === 3, { what: 'a change made by hand in SQL to be announced' });
+      // One more round trip, so anything announced to the other schema's watcher would have arrived by now.
+      await one.users.create(user(unique('fence')));
+      await waitFor(() => heard.two === 4, { what: 'the last creation to be announced' });
+      assert.equal(heard.elsewhere, 0, 'changes in one schema are not announced to another');
+    } finally {
+      await Promise.all([one.close(), two.close(), elsewhere.close()]);
+    }
+  });
+
+  test('users.watch: a lost listening connection is reopened, and the watchers are told changes may have been missed', async () => {
+    const [one, two] = await Promise.all([open(), open()]);
+    try {
+      let changed = 0;
+      const troubles: string[] = [];
+      two.users.watch({ changed: () => changed++, trouble: (err) => troubles.push(err.message) });
+      const listener = async () =>
+        (await admin.query("SELECT pid FROM pg_stat_activity WHERE application_name = 'iflow-listen' AND query LIKE 'LISTEN%'")).rows.map((r) => r.pid as number);
+      const [pid] = await waitFor(async () => ((await listener()).length === 1 ? listener() : undefined), { what: 'the listening connection' });
+      await admin.query('SELECT pg_terminate_backend($1)', [pid]);
+      await waitFor(() => troubles.length >= 1, { what: 'the loss to be reported' });
+      await waitFor(() => changed === 1, { what: 'the watcher to be told once the connection is back' });
+      const [again] = await waitFor(async () => ((await listener()).length === 1 ? listener() : undefined), { what: 'a new listening connection' });
+      assert.notEqual(again, pid);
+      assert.equal(await one.users.create(user(unique('after'))), true);
+      await waitFor(() => changed === 2, { what: 'changes to be heard again' });
+      assert.ok(troubles.every((message) => !message.includes('postgres://')), troubles.join('; '));
+    } finally {
+      await Promise.all([one.close(), two.close()]);
     }
   });
 
@@ -486,7 +509,6 @@ describe('PostgreSQL store', { skip: SKIP_POSTGRES ? 'IFLOW_TEST_SKIP_POSTGRES=1
       assert.ok(events.some((e) => e.startsWith('one')) && events.some((e) => e.startsWith('two')));
 
       // The lock is a real server-side advisory lock while fn runs, and gone afterwards, also when fn threw.
-      const schema = new URL(url).searchParams.get('options')!.split('=').pop()!;
       const held = async () => {
         const { rows } = await admin.query(
           `SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 AND classid::bigint = $1 AND objid::bigint = (hashtext($2 || ':' || $3)::bigint & 4294967295)`,

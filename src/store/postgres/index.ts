@@ -3,8 +3,10 @@ import type { PoolClient } from 'pg';
 import { MESSAGE_LOG_COLUMNS, MESSAGE_LOG_JSON_FROM, credentialFromRow, messageLogFromRow, messageLogValues, oauthStateFromRow, userFromRow, type Row } from '../rows.ts';
 import { compileFilter } from '../sql-filter.ts';
 import { KeyedMutex } from '../keyed-mutex.ts';
-import { POSTGRES_MIGRATIONS } from './migrations.ts';
+import { POSTGRES_MIGRATIONS, USERS_CHANGED_CHANNEL } from './migrations.ts';
+import { ChangeListener } from './notifications.ts';
 import type {
+  ChangeWatcher,
   CredentialRecord,
   CredentialRepository,
   MessageLogField,
@@ -141,7 +143,15 @@ class Semaphore {
 }
 
 class PostgresUsers implements UserRepository {
-  constructor(private readonly pool: pg.Pool) {}
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly changes: ChangeListener,
+  ) {}
+
+  /** Changes by any instance (and by hand, in SQL) are announced by the users table's trigger. */
+  watch(watcher: ChangeWatcher) {
+    return this.changes.watch(watcher);
+  }
 
 
   async get(name: string) {
@@ -422,21 +432,26 @@ export async function openPostgresStore(databaseUrl: string, options: PostgresSt
   });
   // Without a listener, an idle connection dropped by the server would crash the process; the pool replaces it.
   pool.on('error', (err) => options.onConnectionError?.(err));
+  let schema: string;
   try {
     await migrate(pool);
+    // Where the tables are: the schema user changes are announced for (migration 4).
+    schema = (await pool.query<{ schema: string }>('SELECT current_schema() AS schema')).rows[0].schema;
   } catch (err) {
     await pool.end().catch(() => undefined);
     throw new Error(`Cannot open the PostgreSQL store at ${describeDatabaseUrl(databaseUrl)}: ${redact(reasonOf(err), databaseUrl)}`, { cause: err });
   }
+  const userChanges = new ChangeListener(databaseUrl, USERS_CHANGED_CHANNEL, schema, (err) => redact(reasonOf(err), databaseUrl));
   let closed = false;
   return {
     kind: 'postgres',
-    users: new PostgresUsers(pool),
+    users: new PostgresUsers(pool, userChanges),
     messageLogs: new PostgresMessageLogs(pool),
     credentials: new PostgresCredentials(pool, max, options.lockTimeoutMillis ?? 120_000),
     async close() {
       if (closed) return;
       closed = true;
+      await userChanges.close();
       await pool.end();
     },
   };

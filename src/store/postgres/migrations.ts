@@ -8,6 +8,9 @@
  *   order survives the round trip and "\u0000" escapes are accepted.
  * Tables are created unqualified, in the first schema of the connection's search_path.
  */
+/** The channel migration 4's trigger announces changes to the users table on, with the schema as payload. */
+export const USERS_CHANGED_CHANNEL = 'iflow_users_changed';
+
 export const POSTGRES_MIGRATIONS: { version: number; name: string; sql: string }[] = [
   {
     version: 1,
@@ -62,5 +65,18 @@ export const POSTGRES_MIGRATIONS: { version: number; name: string; sql: string }
       code_verifier TEXT NOT NULL,
       expires_at TEXT NOT NULL
     );`,
+  },
+  {
+    version: 4,
+    name: 'announce user changes',
+    // Statement-level, so a bulk change announces once; delivered at commit, so a rolled-back change never is. The
+    // payload is the schema: installations in other schemas of the database hear the channel too and ignore it.
+    sql: `CREATE FUNCTION iflow_announce_users_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      PERFORM pg_notify('${USERS_CHANGED_CHANNEL}', TG_TABLE_SCHEMA);
+      RETURN NULL;
+    END $$;
+    CREATE TRIGGER users_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON users
+      FOR EACH STATEMENT EXECUTE FUNCTION iflow_announce_users_changed();`,
   },
 ];

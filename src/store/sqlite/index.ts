@@ -37,6 +37,11 @@ function migrate(db: Database.Database): void {
 }
 
 class SqliteUsers implements UserRepository {
+  /** One process owns the file, and it invalidates its own caches on its own changes: nothing else to hear. */
+  watch() {
+    return () => {};
+  }
+
   private readonly byName;
   private readonly all;
   private readonly insert;
