@@ -80,6 +80,10 @@ export const credentialsPlugin = fp(
     const authorization = new Authorization({ vault, states: store.credentials, key, clients, tokens, config, log });
     app.decorate('securityMaterial', tokens);
     app.decorate('tokenService', tokens);
+    // Another instance sharing the store (PostgreSQL) refreshed, re-authorized, changed or deleted a credential: use
+    // what is stored now, not a cached token (its loss of the connection is logged by the security plugin's watcher).
+    const stopWatching = store.credentials.watch({ changed: (name) => tokens.changedInStore(name) });
+    app.addHook('onClose', async () => stopWatching());
 
     await app.register(credentialAdminRoutes, { vault, clients, tokens, authorization });
     await app.register(credentialCallbackRoutes, { authorization });

@@ -114,6 +114,22 @@ export class TokenService implements SecurityMaterial {
     this.aheadBackoffUntil.delete(name);
   }
 
+  /**
+   * The store says `name` (without a name: any credential) was changed, possibly by another instance: drop the
+   * cached token and basic credential, so the next use reads the stored record. Its refresh backoff stays: this
+   * instance's own refreshes are announced too, and must not undo it.
+   */
+  changedInStore(name?: string): void {
+    this.generation++;
+    if (name === undefined) {
+      this.cache.clear();
+      this.basicCache.clear();
+      return;
+    }
+    this.cache.delete(name);
+    this.basicCache.delete(name);
+  }
+
   /** Counts `promise` as work in progress until it settles. */
   private track<T>(promise: Promise<T>): Promise<T> {
     this.work.add(promise);

@@ -82,10 +82,11 @@ export const securityPlugin = fp(
     };
     app.decorate('authenticator', new Authenticator(app.store.users, { onBusy }));
     // Another instance sharing the store (PostgreSQL) changed a user: its cached logins must go here too, at once.
+    // This watcher also reports a lost connection to the announcements (it serves the credentials' watcher too).
     const stopWatching = app.store.users.watch({
       changed: () => app.authenticator.invalidate(),
       trouble: (err) =>
-        app.log.warn({ reason: err.message }, 'cannot hear of user changes made by other instances: retrying (every cached login is dropped once heard again)'),
+        app.log.warn({ reason: err.message }, 'cannot hear of changes made by other instances sharing the store: retrying (cached logins and credentials are dropped once heard again)'),
     });
     app.addHook('onClose', async () => stopWatching());
     app.decorateRequest('user', null);

@@ -29,8 +29,11 @@ export interface UserRepository {
 }
 
 export interface ChangeWatcher {
-  /** Something changed (or may have: also called when a lost connection to the announcements is back). */
-  changed(): void;
+  /**
+   * The record `name` changed elsewhere; without a name, any may have (a statement on many rows, or the connection
+   * to the announcements is back after a loss, when some may have been missed).
+   */
+  changed(name?: string): void;
   /** The announcements cannot be heard for now; they are retried. */
   trouble?(err: Error): void;
 }
@@ -149,6 +152,8 @@ export interface CredentialRepository {
   putOAuthState(record: OAuthStateRecord): Promise<void>;
   /** Removes and returns the state: a state can be taken once. */
   takeOAuthState(state: string): Promise<OAuthStateRecord | undefined>;
+  /** Like users.watch: tells `watcher` of credentials changed by another process sharing the store, by name. */
+  watch(watcher: ChangeWatcher): () => void;
 }
 
 export interface Store {

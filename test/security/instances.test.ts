@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { basicAuth, startIflow, waitFor } from '../support/iflow.ts';
 import { SKIP_POSTGRES_OPTION, TestSchemas } from '../support/postgres.ts';
+import { api } from '../credentials/helpers.ts';
 
 test('two instances on one PostgreSQL: a user changed or deleted through one is refused by the other at once, not a minute later', SKIP_POSTGRES_OPTION, async (t) => {
   const schemas = await TestSchemas.connect();
@@ -12,22 +13,16 @@ test('two instances on one PostgreSQL: a user changed or deleted through one is 
   const two = await startIflow({ env: { DATABASE_URL: url } });
   t.after(() => two.close());
 
-  const admin = (iflow: typeof one, method: string, path: string, body?: unknown) =>
-    fetch(`${iflow.url}${path}`, {
-      method,
-      headers: { authorization: iflow.adminAuth, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
   const asClerk = (password: string) => fetch(`${two.url}/api/v1/flows`, { headers: { authorization: basicAuth('clerk', password) } });
 
-  assert.equal((await admin(one, 'POST', '/api/v1/users', { name: 'clerk', password: 'clerk-password-1', roles: ['monitor'] })).status, 201);
+  assert.equal((await api(one, 'POST', '/api/v1/users', { name: 'clerk', password: 'clerk-password-1', roles: ['monitor'] })).status, 201);
   assert.equal((await asClerk('clerk-password-1')).status, 200, 'the other instance verifies and caches the login');
 
-  assert.equal((await admin(one, 'PUT', '/api/v1/users/clerk', { password: 'clerk-password-2', roles: ['monitor'] })).status, 200);
+  assert.equal((await api(one, 'PUT', '/api/v1/users/clerk', { password: 'clerk-password-2', roles: ['monitor'] })).status, 200);
   // Bounded far below the minute a cached login lasts: only the announcement can make this pass.
   await waitFor(async () => (await asClerk('clerk-password-1')).status === 401, { timeoutMs: 5000, what: 'the old password to be refused by the other instance' });
   assert.equal((await asClerk('clerk-password-2')).status, 200);
 
-  assert.equal((await admin(one, 'DELETE', '/api/v1/users/clerk')).status, 204);
+  assert.equal((await api(one, 'DELETE', '/api/v1/users/clerk')).status, 204);
   await waitFor(async () => (await asClerk('clerk-password-2')).status === 401, { timeoutMs: 5000, what: 'the deleted user to be refused by the other instance' });
 });

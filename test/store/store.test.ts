@@ -393,6 +393,9 @@ describe('PostgreSQL store', SKIP_POSTGRES_OPTION, () => {
   });
 
   const open = (options?: PostgresStoreOptions) => openPostgresStore(url, { connectionTimeoutMillis: 5000, ...options });
+  /** The backends of the stores' listening connections (users.watch / credentials.watch), by pid. */
+  const listeners = async () =>
+    (await admin.query("SELECT pid FROM pg_stat_activity WHERE application_name = 'iflow-listen' AND query LIKE 'LISTEN%' ORDER BY pid")).rows.map((r) => r.pid as number);
 
   contract('contract', () => open());
 
@@ -442,11 +445,11 @@ describe('PostgreSQL store', SKIP_POSTGRES_OPTION, () => {
     const [one, two, elsewhere] = await Promise.all([open(), open(), openPostgresStore(await createSchema(), { connectionTimeoutMillis: 5000 })]);
     try {
       const heard = { two: 0, elsewhere: 0 };
-      const listening = async () => (await admin.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'iflow-listen' AND query LIKE 'LISTEN%'")).rows[0].n as number;
-      const before = await listening();
       two.users.watch({ changed: () => heard.two++ });
       elsewhere.users.watch({ changed: () => heard.elsewhere++ });
-      await waitFor(async () => (await listening()) === before + 2, { what: 'both listening connections' });
+      await waitFor(async () => (await listeners()).length === 2, { what: 'both listening connections' });
+      await waitFor(() => heard.two === 1 && heard.elsewhere === 1, { what: 'each watcher to be told once its connection listens' });
+      heard.two = heard.elsewhere = 0;
 
       const name = unique('watched');
       assert.equal(await one.users.create(user(name)), true);
@@ -464,22 +467,52 @@ describe('PostgreSQL store', SKIP_POSTGRES_OPTION, () => {
     }
   });
 
+  test('credentials.watch: each changed credential is announced by name, to the credentials watchers only', async () => {
+    const [one, two] = await Promise.all([open(), open()]);
+    try {
+      const names: (string | undefined)[] = [];
+      let users = 0;
+      two.credentials.watch({ changed: (name) => names.push(name) });
+      two.users.watch({ changed: () => users++ });
+      await waitFor(async () => (await listeners()).length === 1, { what: 'one listening connection for both' });
+      await waitFor(() => names.length === 1 && users === 1, { what: 'both watchers to be told once the connection listens' });
+      assert.deepEqual(names, [undefined], 'without a name: anything may have changed before it listened');
+      names.length = 0;
+      users = 0;
+      const name = unique('Announced');
+      const other = unique('Other');
+      assert.equal(await one.credentials.create(credential(name)), true);
+      assert.equal(await one.credentials.create(credential(other)), true);
+      const stored = (await one.credentials.get(name))!;
+      assert.ok(await one.credentials.update({ ...stored, state: { status: 'authorized' } }, stored.version));
+      assert.equal(await one.credentials.delete(name), true);
+      await waitFor(() => names.length === 4, { what: 'four announcements' });
+      assert.deepEqual(names, [name, other, name, name]);
+      assert.equal(users, 0, 'not told to the users watchers');
+    } finally {
+      await Promise.all([one.close(), two.close()]);
+    }
+  });
+
   test('users.watch: a lost listening connection is reopened, and the watchers are told changes may have been missed', async () => {
     const [one, two] = await Promise.all([open(), open()]);
     try {
       let changed = 0;
       const troubles: string[] = [];
       two.users.watch({ changed: () => changed++, trouble: (err) => troubles.push(err.message) });
-      const listener = async () =>
-        (await admin.query("SELECT pid FROM pg_stat_activity WHERE application_name = 'iflow-listen' AND query LIKE 'LISTEN%'")).rows.map((r) => r.pid as number);
-      const [pid] = await waitFor(async () => ((await listener()).length === 1 ? listener() : undefined), { what: 'the listening connection' });
+      const onlyListener = async () => {
+        const pids = await listeners();
+        return pids.length === 1 ? pids : undefined;
+      };
+      const [pid] = await waitFor(onlyListener, { what: 'the listening connection' });
+      await waitFor(() => changed === 1, { what: 'the watcher to be told once the connection listens' });
       await admin.query('SELECT pg_terminate_backend($1)', [pid]);
       await waitFor(() => troubles.length >= 1, { what: 'the loss to be reported' });
-      await waitFor(() => changed === 1, { what: 'the watcher to be told once the connection is back' });
-      const [again] = await waitFor(async () => ((await listener()).length === 1 ? listener() : undefined), { what: 'a new listening connection' });
+      await waitFor(() => changed === 2, { what: 'the watcher to be told once the connection is back' });
+      const [again] = await waitFor(onlyListener, { what: 'a new listening connection' });
       assert.notEqual(again, pid);
       assert.equal(await one.users.create(user(unique('after'))), true);
-      await waitFor(() => changed === 2, { what: 'changes to be heard again' });
+      await waitFor(() => changed === 3, { what: 'changes to be heard again' });
       assert.ok(troubles.every((message) => !message.includes('postgres://')), troubles.join('; '));
     } finally {
       await Promise.all([one.close(), two.close()]);

@@ -3,7 +3,7 @@ import type { PoolClient } from 'pg';
 import { MESSAGE_LOG_COLUMNS, MESSAGE_LOG_JSON_FROM, credentialFromRow, messageLogFromRow, messageLogValues, oauthStateFromRow, userFromRow, type Row } from '../rows.ts';
 import { compileFilter } from '../sql-filter.ts';
 import { KeyedMutex } from '../keyed-mutex.ts';
-import { POSTGRES_MIGRATIONS, USERS_CHANGED_CHANNEL } from './migrations.ts';
+import { CHANGES_CHANNEL, POSTGRES_MIGRATIONS } from './migrations.ts';
 import { ChangeListener } from './notifications.ts';
 import type {
   ChangeWatcher,
@@ -150,7 +150,7 @@ class PostgresUsers implements UserRepository {
 
   /** Changes by any instance (and by hand, in SQL) are announced by the users table's trigger. */
   watch(watcher: ChangeWatcher) {
-    return this.changes.watch(watcher);
+    return this.changes.watch('users', watcher);
   }
 
 
@@ -268,12 +268,17 @@ class PostgresCredentials implements CredentialRepository {
 
   constructor(
     private readonly pool: pg.Pool,
+    private readonly changes: ChangeListener,
     maxConnections: number,
     private readonly lockTimeoutMillis: number,
   ) {
     this.lockHolders = new Semaphore(Math.max(1, Math.floor(maxConnections / 2)));
   }
 
+  /** Each changed row (an admin's edit, another instance's token refresh) is announced by the credentials trigger. */
+  watch(watcher: ChangeWatcher) {
+    return this.changes.watch('credentials', watcher);
+  }
 
   async get(name: string) {
     const { rows } = await this.pool.query('SELECT * FROM credentials WHERE name = $1', [name]);
@@ -441,17 +446,17 @@ export async function openPostgresStore(databaseUrl: string, options: PostgresSt
     await pool.end().catch(() => undefined);
     throw new Error(`Cannot open the PostgreSQL store at ${describeDatabaseUrl(databaseUrl)}: ${redact(reasonOf(err), databaseUrl)}`, { cause: err });
   }
-  const userChanges = new ChangeListener(databaseUrl, USERS_CHANGED_CHANNEL, schema, (err) => redact(reasonOf(err), databaseUrl));
+  const changes = new ChangeListener(databaseUrl, CHANGES_CHANNEL, schema, (err) => redact(reasonOf(err), databaseUrl));
   let closed = false;
   return {
     kind: 'postgres',
-    users: new PostgresUsers(pool, userChanges),
+    users: new PostgresUsers(pool, changes),
     messageLogs: new PostgresMessageLogs(pool),
-    credentials: new PostgresCredentials(pool, max, options.lockTimeoutMillis ?? 120_000),
+    credentials: new PostgresCredentials(pool, changes, max, options.lockTimeoutMillis ?? 120_000),
     async close() {
       if (closed) return;
       closed = true;
-      await userChanges.close();
+      await changes.close();
       await pool.end();
     },
   };

@@ -8,8 +8,8 @@
  *   order survives the round trip and "\u0000" escapes are accepted.
  * Tables are created unqualified, in the first schema of the connection's search_path.
  */
-/** The channel migration 4's trigger announces changes to the users table on, with the schema as payload. */
-export const USERS_CHANGED_CHANNEL = 'iflow_users_changed';
+/** The channel migration 4's triggers announce changes to users and credentials on: JSON `{ schema, table, name }`. */
+export const CHANGES_CHANNEL = 'iflow_changes';
 
 export const POSTGRES_MIGRATIONS: { version: number; name: string; sql: string }[] = [
   {
@@ -68,15 +68,22 @@ export const POSTGRES_MIGRATIONS: { version: number; name: string; sql: string }
   },
   {
     version: 4,
-    name: 'announce user changes',
-    // Statement-level, so a bulk change announces once; delivered at commit, so a rolled-back change never is. The
-    // payload is the schema: installations in other schemas of the database hear the channel too and ignore it.
-    sql: `CREATE FUNCTION iflow_announce_users_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+    name: 'announce changes to users and credentials',
+    // Delivered at commit, so a rolled-back change never is. The payload names the schema (installations in other
+    // schemas of the database hear the channel too and ignore it), the table and, per row, the name. Users announce
+    // once per statement (every cached login goes anyway), credentials per row (only that one's cache goes).
+    sql: `CREATE FUNCTION iflow_announce_change() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
-      PERFORM pg_notify('${USERS_CHANGED_CHANNEL}', TG_TABLE_SCHEMA);
+      PERFORM pg_notify('${CHANGES_CHANNEL}', json_build_object(
+        'schema', TG_TABLE_SCHEMA,
+        'table', TG_TABLE_NAME,
+        'name', CASE WHEN TG_LEVEL = 'ROW' THEN coalesce(NEW.name, OLD.name) END
+      )::text);
       RETURN NULL;
     END $$;
     CREATE TRIGGER users_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON users
-      FOR EACH STATEMENT EXECUTE FUNCTION iflow_announce_users_changed();`,
+      FOR EACH STATEMENT EXECUTE FUNCTION iflow_announce_change();
+    CREATE TRIGGER credentials_changed AFTER INSERT OR UPDATE OR DELETE ON credentials
+      FOR EACH ROW EXECUTE FUNCTION iflow_announce_change();`,
   },
 ];

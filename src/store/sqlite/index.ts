@@ -36,12 +36,11 @@ function migrate(db: Database.Database): void {
   }
 }
 
-class SqliteUsers implements UserRepository {
-  /** One process owns the file, and it invalidates its own caches on its own changes: nothing else to hear. */
-  watch() {
-    return () => {};
-  }
+/** users.watch / credentials.watch: one process owns the file and drops its own caches on its own changes. */
+const nothingToWatch = () => () => {};
 
+class SqliteUsers implements UserRepository {
+  readonly watch = nothingToWatch;
   private readonly byName;
   private readonly all;
   private readonly insert;
@@ -122,6 +121,7 @@ class SqliteMessageLogs implements MessageLogRepository {
 }
 
 class SqliteCredentials implements CredentialRepository {
+  readonly watch = nothingToWatch;
   private readonly locks = new KeyedMutex();
   private readonly byName;
   private readonly all;
