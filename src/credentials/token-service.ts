@@ -70,7 +70,7 @@ export class TokenService implements SecurityMaterial {
   private readonly secretWarnedAt = new Map<string, number>();
   /** Basic credentials (user and password), read from the store at most every BASIC_CACHE_MS. */
   private readonly basicCache = new Map<string, { credential: UserCredential; readAtMs: number }>();
-  /** Bumped by forget(): a read that started before must not fill the cache with what it read. */
+  /** Bumped by forget() and changedInStore(): a read that started before must not fill a cache with what it read. */
   private generation = 0;
   /** Flights and keep-alive runs in progress: stop() waits for them (they write to the store). */
   private readonly work = new Set<Promise<unknown>>();
@@ -299,11 +299,13 @@ export class TokenService implements SecurityMaterial {
 
   /** The stored credential, and its token when that is still good for `reason` (then cached too). */
   private async loadUsable(name: string, reason: RefreshReason): Promise<{ credential: Credential; token?: AccessToken }> {
+    const generation = this.generation;
     const credential = await this.load(name);
     this.checkUsableType(credential);
     const usable = this.usable(credential, reason);
     if (!usable) return { credential };
-    this.cache.set(name, usable);
+    // Not cached when the credential was forgotten or changed in the store meanwhile: this read may predate that.
+    if (generation === this.generation) this.cache.set(name, usable);
     return { credential, token: usable.token };
   }
 
