@@ -51,6 +51,15 @@ function duration(name: string, value: string | undefined, fallback: string): nu
   }
 }
 
+/** Longest message log retention: beyond it a cut-off date is out of JavaScript's range; keeping all is `0`. */
+const MAX_RETENTION_DAYS = 36_500;
+
+function retention(value: string | undefined): number {
+  const ms = duration('IFLOW_MPL_RETENTION', value, '30d');
+  if (ms > MAX_RETENTION_DAYS * 86_400_000) throw new ConfigError(`IFLOW_MPL_RETENTION: at most ${MAX_RETENTION_DAYS}d (use 0 to keep message logs forever)`);
+  return ms;
+}
+
 /** A bare address or a CIDR range (10.0.0.0/8, fd00::/8). */
 function isAddressOrRange(entry: string): boolean {
   const [address, bits, extra] = entry.split('/');
@@ -99,7 +108,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: env.LOG_LEVEL || 'info',
     tokenKeepAliveMs: duration('IFLOW_TOKEN_KEEPALIVE', env.IFLOW_TOKEN_KEEPALIVE, '24h'),
     messageLogFlushMs: duration('IFLOW_MPL_FLUSH', env.IFLOW_MPL_FLUSH, '200ms'),
-    messageLogRetentionMs: duration('IFLOW_MPL_RETENTION', env.IFLOW_MPL_RETENTION, '30d'),
+    messageLogRetentionMs: retention(env.IFLOW_MPL_RETENTION),
     trustProxy: trustProxy(env.IFLOW_TRUST_PROXY),
   };
 }

@@ -69,9 +69,10 @@ export class MessageLogRetention {
   }
 
   private async deleteAll(): Promise<number> {
-    const before = new Date(this.now() - this.options.retentionMs).toISOString();
+    let before = '';
     let deleted = 0;
     try {
+      before = new Date(this.now() - this.options.retentionMs).toISOString();
       for (;;) {
         if (this.closed) break;
         const count = await this.repository.deleteOlderThan(before, this.batchSize);

@@ -33,4 +33,6 @@ test('IFLOW_MPL_RETENTION: 30 days by default, a duration, 0 keeps message logs 
   assert.equal(loadConfig({ IFLOW_MPL_RETENTION: '7d' }).messageLogRetentionMs, 7 * 86_400_000);
   assert.equal(loadConfig({ IFLOW_MPL_RETENTION: '0' }).messageLogRetentionMs, 0);
   assert.throws(() => loadConfig({ IFLOW_MPL_RETENTION: 'a month' }), (err: Error) => err instanceof ConfigError && err.message.startsWith('IFLOW_MPL_RETENTION: invalid duration "a month"'));
+  assert.equal(loadConfig({ IFLOW_MPL_RETENTION: '36500d' }).messageLogRetentionMs, 36_500 * 86_400_000);
+  assert.throws(() => loadConfig({ IFLOW_MPL_RETENTION: '200000000d' }), (err: Error) => err instanceof ConfigError && err.message === 'IFLOW_MPL_RETENTION: at most 36500d (use 0 to keep message logs forever)');
 });
