@@ -12,7 +12,7 @@ const decoded = (authorization: unknown) => Buffer.from(String(authorization).re
 test('two instances on one PostgreSQL: a credential changed or deleted through one is used or refused by the other at once', SKIP_POSTGRES_OPTION, async (t) => {
   const schemas = await TestSchemas.connect();
   t.after(() => schemas.close());
-  const { url } = await schemas.create();
+  const { schema, url } = await schemas.create();
   const receiver = await startReceiver({ status: 202 });
   t.after(() => receiver.close());
   const flows = writeFlows({
@@ -34,6 +34,9 @@ test('two instances on one PostgreSQL: a credential changed or deleted through o
   };
 
   assert.equal((await api(one, 'POST', '/api/v1/credentials', { name: 'Partner_Basic', type: 'basic', user: 'partner', password: 'first-secret' })).status, 201);
+  // Both listen before anything is cached: a listener that starts later drops every cache when it does,
+  // which would let this test pass without any announcement.
+  await waitFor(async () => (await schemas.listeners(schema)).length === 2, { what: 'both instances to listen' });
   assert.deepEqual((await relayThroughTwo()).sent, 'partner:first-secret', 'the other instance reads and caches it');
 
   assert.equal((await api(one, 'PUT', '/api/v1/credentials/Partner_Basic', { type: 'basic', user: 'partner', password: 'second-secret' })).status, 200);

@@ -7,7 +7,7 @@ import { api } from '../credentials/helpers.ts';
 test('two instances on one PostgreSQL: a user changed or deleted through one is refused by the other at once, not a minute later', SKIP_POSTGRES_OPTION, async (t) => {
   const schemas = await TestSchemas.connect();
   t.after(() => schemas.close());
-  const { url } = await schemas.create();
+  const { schema, url } = await schemas.create();
   const one = await startIflow({ env: { DATABASE_URL: url } });
   t.after(() => one.close());
   const two = await startIflow({ env: { DATABASE_URL: url } });
@@ -16,6 +16,9 @@ test('two instances on one PostgreSQL: a user changed or deleted through one is 
   const asClerk = (password: string) => fetch(`${two.url}/api/v1/flows`, { headers: { authorization: basicAuth('clerk', password) } });
 
   assert.equal((await api(one, 'POST', '/api/v1/users', { name: 'clerk', password: 'clerk-password-1', roles: ['monitor'] })).status, 201);
+  // Both listen before anything is cached: a listener that starts later drops every cache when it does,
+  // which would let this test pass without any announcement.
+  await waitFor(async () => (await schemas.listeners(schema)).length === 2, { what: 'both instances to listen' });
   assert.equal((await asClerk('clerk-password-1')).status, 200, 'the other instance verifies and caches the login');
 
   assert.equal((await api(one, 'PUT', '/api/v1/users/clerk', { password: 'clerk-password-2', roles: ['monitor'] })).status, 200);

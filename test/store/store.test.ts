@@ -393,9 +393,7 @@ describe('PostgreSQL store', SKIP_POSTGRES_OPTION, () => {
   });
 
   const open = (options?: PostgresStoreOptions) => openPostgresStore(url, { connectionTimeoutMillis: 5000, ...options });
-  /** The backends of the stores' listening connections (users.watch / credentials.watch), by pid. */
-  const listeners = async () =>
-    (await admin.query("SELECT pid FROM pg_stat_activity WHERE application_name = 'iflow-listen' AND query LIKE 'LISTEN%' ORDER BY pid")).rows.map((r) => r.pid as number);
+  const listeners = (inSchema = schema) => schemas.listeners(inSchema);
 
   contract('contract', () => open());
 
@@ -442,12 +440,13 @@ describe('PostgreSQL store', SKIP_POSTGRES_OPTION, () => {
   });
 
   test('users.watch: a change through any instance is announced to the watchers of every other, not to other schemas', async () => {
-    const [one, two, elsewhere] = await Promise.all([open(), open(), openPostgresStore(await createSchema(), { connectionTimeoutMillis: 5000 })]);
+    const other = await schemas.create();
+    const [one, two, elsewhere] = await Promise.all([open(), open(), openPostgresStore(other.url, { connectionTimeoutMillis: 5000 })]);
     try {
       const heard = { two: 0, elsewhere: 0 };
       two.users.watch({ changed: () => heard.two++ });
       elsewhere.users.watch({ changed: () => heard.elsewhere++ });
-      await waitFor(async () => (await listeners()).length === 2, { what: 'both listening connections' });
+      await waitFor(async () => (await listeners()).length === 1 && (await listeners(other.schema)).length === 1, { what: 'both listening connections' });
       await waitFor(() => heard.two === 1 && heard.elsewhere === 1, { what: 'each watcher to be told once its connection listens' });
       heard.two = heard.elsewhere = 0;
 
@@ -467,27 +466,33 @@ describe('PostgreSQL store', SKIP_POSTGRES_OPTION, () => {
     }
   });
 
-  test('credentials.watch: each changed credential is announced by name, to the credentials watchers only', async () => {
-    const [one, two] = await Promise.all([open(), open()]);
+  test('credentials.watch: each changed credential is announced by name (both of a renamed one), a truncation without', async () => {
+    // A schema of its own: the truncation below must not take other tests' credentials.
+    const fresh = await schemas.create();
+    const [one, two] = await Promise.all([1, 2].map(() => openPostgresStore(fresh.url, { connectionTimeoutMillis: 5000 })));
     try {
       const names: (string | undefined)[] = [];
       let users = 0;
       two.credentials.watch({ changed: (name) => names.push(name) });
       two.users.watch({ changed: () => users++ });
-      await waitFor(async () => (await listeners()).length === 1, { what: 'one listening connection for both' });
+      await waitFor(async () => (await listeners(fresh.schema)).length === 1, { what: 'one listening connection for both' });
       await waitFor(() => names.length === 1 && users === 1, { what: 'both watchers to be told once the connection listens' });
       assert.deepEqual(names, [undefined], 'without a name: anything may have changed before it listened');
       names.length = 0;
       users = 0;
+
       const name = unique('Announced');
       const other = unique('Other');
+      const renamed = unique('Renamed');
       assert.equal(await one.credentials.create(credential(name)), true);
       assert.equal(await one.credentials.create(credential(other)), true);
       const stored = (await one.credentials.get(name))!;
       assert.ok(await one.credentials.update({ ...stored, state: { status: 'authorized' } }, stored.version));
       assert.equal(await one.credentials.delete(name), true);
-      await waitFor(() => names.length === 4, { what: 'four announcements' });
-      assert.deepEqual(names, [name, other, name, name]);
+      await schemas.admin.query(`UPDATE ${fresh.schema}.credentials SET name = $1 WHERE name = $2`, [renamed, other]);
+      await schemas.admin.query(`TRUNCATE ${fresh.schema}.credentials`);
+      await waitFor(() => names.length === 7, { what: 'seven announcements' });
+      assert.deepEqual(names, [name, other, name, name, other, renamed, undefined]);
       assert.equal(users, 0, 'not told to the users watchers');
     } finally {
       await Promise.all([one.close(), two.close()]);

@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { describeDatabaseUrl } from '../../src/store/postgres/index.ts';
+import { listenerName } from '../../src/store/postgres/notifications.ts';
 
 export const TEST_DATABASE_URL = process.env.IFLOW_TEST_DATABASE_URL || 'postgres://root@127.0.0.1:5432/test';
 export const SKIP_POSTGRES = process.env.IFLOW_TEST_SKIP_POSTGRES === '1';
@@ -45,6 +46,12 @@ export class TestSchemas {
     await this.admin.query(`CREATE SCHEMA ${schema}`);
     this.created.push(schema);
     return { schema, url: urlForSchema(schema) };
+  }
+
+  /** The backends listening for changes on behalf of the stores (instances) of `schema`, by pid: LISTEN done. */
+  async listeners(schema: string): Promise<number[]> {
+    const { rows } = await this.admin.query("SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND state = 'idle' AND query LIKE 'LISTEN%' ORDER BY pid", [listenerName(schema)]);
+    return rows.map((row) => row.pid as number);
   }
 
   async close(): Promise<void> {

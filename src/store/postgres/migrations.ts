@@ -70,20 +70,33 @@ export const POSTGRES_MIGRATIONS: { version: number; name: string; sql: string }
     version: 4,
     name: 'announce changes to users and credentials',
     // Delivered at commit, so a rolled-back change never is. The payload names the schema (installations in other
-    // schemas of the database hear the channel too and ignore it), the table and, per row, the name. Users announce
-    // once per statement (every cached login goes anyway), credentials per row (only that one's cache goes).
+    // schemas of the database hear the channel too and ignore it), the table and, per row, the name (both names of a
+    // renamed row); no name means any row may have changed. Users announce once per statement (every cached login
+    // goes anyway), credentials per row (only that one's cache goes), and per statement when truncated.
     sql: `CREATE FUNCTION iflow_announce_change() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+      changed_names text[];
+      changed_name text;
     BEGIN
-      PERFORM pg_notify('${CHANGES_CHANNEL}', json_build_object(
-        'schema', TG_TABLE_SCHEMA,
-        'table', TG_TABLE_NAME,
-        'name', CASE WHEN TG_LEVEL = 'ROW' THEN coalesce(NEW.name, OLD.name) END
-      )::text);
+      IF TG_LEVEL = 'STATEMENT' THEN
+        changed_names := ARRAY[NULL::text];
+      ELSIF TG_OP = 'INSERT' THEN
+        changed_names := ARRAY[NEW.name];
+      ELSIF TG_OP = 'DELETE' OR NEW.name = OLD.name THEN
+        changed_names := ARRAY[OLD.name];
+      ELSE
+        changed_names := ARRAY[OLD.name, NEW.name];
+      END IF;
+      FOREACH changed_name IN ARRAY changed_names LOOP
+        PERFORM pg_notify('${CHANGES_CHANNEL}', json_build_object('schema', TG_TABLE_SCHEMA, 'table', TG_TABLE_NAME, 'name', changed_name)::text);
+      END LOOP;
       RETURN NULL;
     END $$;
     CREATE TRIGGER users_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON users
       FOR EACH STATEMENT EXECUTE FUNCTION iflow_announce_change();
     CREATE TRIGGER credentials_changed AFTER INSERT OR UPDATE OR DELETE ON credentials
-      FOR EACH ROW EXECUTE FUNCTION iflow_announce_change();`,
+      FOR EACH ROW EXECUTE FUNCTION iflow_announce_change();
+    CREATE TRIGGER credentials_truncated AFTER TRUNCATE ON credentials
+      FOR EACH STATEMENT EXECUTE FUNCTION iflow_announce_change();`,
   },
 ];

@@ -3,6 +3,18 @@ import type { ChangeWatcher } from '../types.ts';
 
 const FIRST_RETRY_MS = 500;
 const MAX_RETRY_MS = 30_000;
+/**
+ * An idle connection can die without a word (a NAT or load balancer forgets it): it is asked something this
+ * often, and a question not answered within QUERY_TIMEOUT_MS counts as a lost connection.
+ */
+const HEARTBEAT_MS = 30_000;
+const QUERY_TIMEOUT_MS = 10_000;
+
+/** The application_name of an installation's listening connection (pg_stat_activity). */
+export function listenerName(schema: string): string {
+  // PostgreSQL keeps 63 bytes of it.
+  return `iflow-listen ${schema}`.slice(0, 63);
+}
 
 /** A table whose changes migration 4's triggers announce. */
 export type WatchedTable = 'users' | 'credentials';
@@ -13,13 +25,17 @@ export type WatchedTable = 'users' | 'credentials';
  * (a pooled connection cannot LISTEN: the pool hands it to queries and closes it when idle). Only
  * announcements for `schema` count: the channel is shared by every installation in the database. A lost
  * connection is reopened with a growing pause (0.5 s, doubling up to 30 s; watchers hear `trouble` at each
- * failed try). Whenever a connection starts listening, the first included, every watcher is told that
- * anything may have changed, since announcements may have been missed until then.
+ * failed try, also when a heartbeat goes unanswered: an idle connection can die silently). Whenever a
+ * connection starts listening, the first included, every watcher is told that anything may have
+ * changed, since announcements may have been missed until then.
  */
 export class ChangeListener {
   private readonly watchers = new Map<WatchedTable, Set<ChangeWatcher>>();
   private client: pg.Client | undefined;
+  /** The connection being opened, and its attempt: close() ends it rather than wait for its timeouts. */
+  private connecting: pg.Client | undefined;
   private opening: Promise<void> | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
   private retry: NodeJS.Timeout | undefined;
   private retryMs = FIRST_RETRY_MS;
   /**
@@ -49,6 +65,8 @@ export class ChangeListener {
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.retry);
+    clearInterval(this.heartbeat);
+    this.connecting?.end().catch(() => undefined);
     await this.opening;
     const client = this.client;
     this.client = undefined;
@@ -62,7 +80,15 @@ export class ChangeListener {
   }
 
   private async connect(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.connectionString, application_name: 'iflow-listen', connectionTimeoutMillis: 10_000 });
+    const client = new pg.Client({
+      connectionString: this.connectionString,
+      // Per schema, so a DBA (and a test) can tell the installations' listeners apart.
+      application_name: listenerName(this.schema),
+      connectionTimeoutMillis: QUERY_TIMEOUT_MS,
+      query_timeout: QUERY_TIMEOUT_MS,
+      keepAlive: true,
+    });
+    this.connecting = client;
     client.on('notification', (message) => {
       if (message.channel === this.channel && message.payload) this.announced(message.payload);
     });
@@ -76,12 +102,18 @@ export class ChangeListener {
       await client.end().catch(() => undefined);
       this.failed(err);
       return;
+    } finally {
+      this.connecting = undefined;
     }
     if (this.closed) {
       await client.end().catch(() => undefined);
       return;
     }
     this.client = client;
+    this.heartbeat = setInterval(() => {
+      client.query('SELECT 1').catch((err: Error) => this.lost(client, err));
+    }, HEARTBEAT_MS);
+    this.heartbeat.unref();
     this.retryMs = FIRST_RETRY_MS;
     if (this.missed) {
       this.missed = false;
@@ -106,6 +138,7 @@ export class ChangeListener {
   private lost(client: pg.Client, err: Error): void {
     if (this.client !== client) return;
     this.client = undefined;
+    clearInterval(this.heartbeat);
     client.end().catch(() => undefined);
     this.failed(err);
   }
