@@ -16,12 +16,14 @@ const REFUSED_TTL_MS = 10_000;
 /** At most this many refused headers are remembered (kept apart, so a flood of wrong ones never evicts good logins). */
 const REFUSED_MAX = 10_000;
 /**
- * At most this many different headers are verified at once. Each costs a ~50 ms scrypt on libuv's pool of four
- * threads, which also writes the log: beyond this a login waits longer than a retry would, so it is refused at once.
+ * At most this many different headers are verified at once (each a ~50 ms scrypt on libuv's pool of four threads,
+ * which also writes the log), and at most MAX_WAITING more wait for a turn (a few seconds' worth: enough for the
+ * clients of a busy server to log in again after a user change dropped the cache); beyond that a login is refused.
  */
 const MAX_VERIFICATIONS = 16;
+const MAX_WAITING = 64;
 
-/** No verification could start: MAX_VERIFICATIONS different headers are being verified already. */
+/** No verification could start or wait: MAX_VERIFICATIONS are running and MAX_WAITING waiting already. */
 export class VerificationsBusyError extends Error {
   override name = 'VerificationsBusyError';
   constructor(readonly running: number) {
@@ -36,8 +38,10 @@ export interface AuthenticatorOptions {
   refreshAheadMs?: number;
   /** How long a refused header is refused without another verification (ms). Default 10 s. */
   refusedTtlMs?: number;
-  /** At most this many different headers are verified at once; another is refused (VerificationsBusyError). Default 16. */
+  /** At most this many different headers are verified at once. Default 16. */
   maxVerifications?: number;
+  /** At most this many more wait for a turn; another is refused (VerificationsBusyError). Default 64. */
+  maxWaiting?: number;
   /** Told of every login refused as busy, with how many verifications are running (for a warning). */
   onBusy?: (running: number) => void;
   /** The clock (ms since the epoch); tests pass their own. */
@@ -86,7 +90,7 @@ interface CachedLogin extends Remembered {
  * on scrypt every minute. A refused header is refused again from memory for a few seconds (also until
  * any user changes), so a client retrying with a wrong password costs one scrypt per period, not one
  * per request; the answer is the same 401 either way. A flood of different headers (guessed passwords)
- * meets a bound on verifications running at once: beyond it a login is refused as busy (the caller
+ * meets a bound on verifications running and waiting: beyond it a login is refused as busy (the caller
  * answers 503), while cached logins go on as before.
  */
 export class Authenticator {
@@ -99,8 +103,10 @@ export class Authenticator {
    * opening its pool, or every connection at once when the cached login expires) waits for one scrypt, not one each.
    */
   private readonly verifying = new Map<string, Promise<AuthenticatedUser | undefined>>();
-  /** Verifications in flight, including those invalidate() stopped others from joining: what the bound counts. */
+  /** Verifications running, including those invalidate() stopped others from joining: what the bound counts. */
   private inFlight = 0;
+  /** Verifications waiting for a turn, first come first served; each is handed the slot of one that ends. */
+  private readonly waiting: (() => void)[] = [];
   private dummyHash: Promise<string> | undefined;
   /** Bumped by invalidate(): a verification that read the store before a change must not be cached after it. */
   private generation = 0;
@@ -109,6 +115,7 @@ export class Authenticator {
   private readonly refreshAheadMs: number;
   private readonly refusedTtlMs: number;
   private readonly maxVerifications: number;
+  private readonly maxWaiting: number;
   private readonly onBusy: ((running: number) => void) | undefined;
   private readonly now: () => number;
 
@@ -120,6 +127,7 @@ export class Authenticator {
     this.refreshAheadMs = options.refreshAheadMs ?? REFRESH_AHEAD_MS;
     this.refusedTtlMs = options.refusedTtlMs ?? REFUSED_TTL_MS;
     this.maxVerifications = options.maxVerifications ?? MAX_VERIFICATIONS;
+    this.maxWaiting = options.maxWaiting ?? MAX_WAITING;
     this.onBusy = options.onBusy;
     this.now = options.now ?? Date.now;
   }
@@ -153,7 +161,7 @@ export class Authenticator {
    */
   private refreshIfDue(login: CachedLogin, authorization: string, now: number, key?: string): void {
     if (login.refreshing || login.expiresAt - now > this.refreshAheadMs) return;
-    // At capacity the refresh waits for a later request (the login is still valid): it never takes a foreground slot.
+    // It starts only in a free slot, never waits for one: the login is still valid, a later request tries again.
     if (this.inFlight >= this.maxVerifications) return;
     login.refreshing = true;
     // A refresh that fails (the store is down) leaves this login to expire; whoever joins it sees the failure.
@@ -163,6 +171,11 @@ export class Authenticator {
   /** How many verifications (store read and scrypt) are running now, background refreshes included. */
   get verificationsRunning(): number {
     return this.inFlight;
+  }
+
+  /** How many verifications wait for a turn. */
+  get verificationsWaiting(): number {
+    return this.waiting.length;
   }
 
   async authenticate(authorization: string | undefined): Promise<AuthenticatedUser | undefined> {
@@ -181,21 +194,39 @@ export class Authenticator {
     return user;
   }
 
-  /** The verification running for this header, joined, or a new one; rejects with VerificationsBusyError at capacity. */
+  /**
+   * The verification running (or waiting) for this header, joined, or a new one, which runs at once or waits for a
+   * turn; rejects with VerificationsBusyError when as many as allowed run and wait already.
+   */
   private verification(authorization: string, key: string): Promise<AuthenticatedUser | undefined> {
     const running = this.verifying.get(key);
     if (running) return running;
-    if (this.inFlight >= this.maxVerifications) {
+    if (this.inFlight >= this.maxVerifications && this.waiting.length >= this.maxWaiting) {
       this.onBusy?.(this.inFlight);
       return Promise.reject(new VerificationsBusyError(this.inFlight));
     }
-    this.inFlight++;
-    const verification = this.verify(authorization, key).finally(() => {
-      this.inFlight--;
-      if (this.verifying.get(key) === verification) this.verifying.delete(key);
-    });
+    const verification = this.turn()
+      .then(() => this.verify(authorization, key).finally(() => this.endTurn()))
+      .finally(() => {
+        if (this.verifying.get(key) === verification) this.verifying.delete(key);
+      });
     this.verifying.set(key, verification);
     return verification;
+  }
+
+  /** Resolves when a verification may run: at once in a free slot, else when one that runs hands its slot over. */
+  private turn(): Promise<void> {
+    if (this.inFlight < this.maxVerifications) {
+      this.inFlight++;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  private endTurn(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.inFlight--;
   }
 
   private async verify(authorization: string, key: string): Promise<AuthenticatedUser | undefined> {

@@ -70,16 +70,25 @@ export function requireRole(...roles: string[]): onRequestAsyncHookHandler {
 /** Users, passwords and Basic authentication: decorates `authenticator` and `request.user`. */
 export const securityPlugin = fp(
   async (app) => {
-    let warnedAt = -Infinity;
+    // The first refusal is logged at once; while refusals go on, their count every 10 s.
     let refused = 0;
-    const onBusy = (running: number) => {
-      refused++;
-      const now = Date.now();
-      if (now - warnedAt < BUSY_WARNING_INTERVAL_MS) return;
-      app.log.warn({ refused, running }, 'too many logins being verified at once: new ones refused with 503');
-      warnedAt = now;
+    let report: NodeJS.Timeout | undefined;
+    const reportRefused = () => {
+      report = undefined;
+      if (refused === 0) return;
+      app.log.warn({ refused, seconds: BUSY_WARNING_INTERVAL_MS / 1000 }, 'logins still refused with 503: too many being verified at once');
       refused = 0;
+      report = setTimeout(reportRefused, BUSY_WARNING_INTERVAL_MS).unref();
     };
+    const onBusy = (running: number) => {
+      if (report) {
+        refused++;
+        return;
+      }
+      app.log.warn({ running }, 'too many logins being verified at once: new ones refused with 503');
+      report = setTimeout(reportRefused, BUSY_WARNING_INTERVAL_MS).unref();
+    };
+    app.addHook('onClose', async () => clearTimeout(report));
     app.decorate('authenticator', new Authenticator(app.store.users, { onBusy }));
     // Another instance sharing the store (PostgreSQL) changed a user: its cached logins must go here too, at once.
     // This watcher also reports a lost connection to the announcements (it serves the credentials' watcher too).

@@ -361,29 +361,33 @@ describe('Authenticator', () => {
     assert.equal(await auth.authenticate(oldHeader), undefined);
   });
 
-  test('at most maxVerifications different logins are verified at once: another is refused as busy, cached logins are not', async () => {
+  test('at most maxVerifications different logins are verified at once and maxWaiting wait; another is refused as busy, cached logins are not', async () => {
     const users = new MemoryUsers();
     await users.create(await userRecord('alice', 'alice-password', ['monitor']));
     const busy: number[] = [];
-    const auth = new Authenticator(users, { maxVerifications: 2, onBusy: (running) => busy.push(running) });
+    const auth = new Authenticator(users, { maxVerifications: 2, maxWaiting: 1, onBusy: (running) => busy.push(running) });
     const alice = basicAuth('alice', 'alice-password');
     assert.ok(await auth.authenticate(alice));
+    const readsBefore = users.reads;
 
     let open!: () => void;
     users.gate = new Promise<void>((resolve) => (open = resolve));
-    const guesses = [basicAuth('alice', 'guess-1'), basicAuth('alice', 'guess-2')].map((header) => auth.authenticate(header));
+    const guesses = [1, 2, 3].map((n) => auth.authenticate(basicAuth('alice', `guess-${n}`)));
     assert.equal(auth.verificationsRunning, 2);
-    await assert.rejects(auth.authenticate(basicAuth('alice', 'guess-3')), (err: Error) => err instanceof VerificationsBusyError && err.running === 2);
+    assert.equal(auth.verificationsWaiting, 1);
+    await assert.rejects(auth.authenticate(basicAuth('alice', 'guess-4')), (err: Error) => err instanceof VerificationsBusyError && err.running === 2);
     assert.deepEqual(busy, [2], 'told once per refused login');
-    const joined = auth.authenticate(basicAuth('alice', 'guess-1'));
+    const joined = auth.authenticate(basicAuth('alice', 'guess-3'));
     assert.deepEqual(await auth.authenticate(alice), { name: 'alice', roles: ['monitor'] }, 'a cached login needs no verification');
     assert.deepEqual(auth.cachedOn({}, alice), { name: 'alice', roles: ['monitor'] });
 
     open();
     users.gate = undefined;
-    assert.deepEqual(await Promise.all([...guesses, joined]), [undefined, undefined, undefined], 'a header being verified is joined, not refused');
+    assert.deepEqual(await Promise.all([...guesses, joined]), [undefined, undefined, undefined, undefined], 'a header running or waiting is joined, not refused');
+    assert.equal(users.reads - readsBefore, 3, 'the waiting one ran in a slot that freed up');
     assert.equal(auth.verificationsRunning, 0);
-    assert.equal(await auth.authenticate(basicAuth('alice', 'guess-3')), undefined, 'once they finished, the refused login is verified (and refused as wrong)');
+    assert.equal(auth.verificationsWaiting, 0);
+    assert.equal(await auth.authenticate(basicAuth('alice', 'guess-4')), undefined, 'once they finished, the refused login is verified (and refused as wrong)');
     assert.deepEqual(busy, [2]);
   });
 
