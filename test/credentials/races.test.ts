@@ -256,6 +256,44 @@ describe('shutting down while a refresh is in flight', () => {
   });
 });
 
+describe('a change announced while the store is read', () => {
+  test('a token read before the credential was changed elsewhere is used by that request, but not cached', async () => {
+    const { entra, iflow, close } = await startWired();
+    try {
+      const name = await createAndAuthorize(iflow, entra, { name: 'ChangedWhileRead' });
+      // Reads the store at once, but hands the record over only when released: the change lands in between.
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      let reads = 0;
+      const repository = iflow.app.store.credentials;
+      const slow: CredentialRepository = new Proxy(repository, {
+        get(target, prop) {
+          if (prop === 'get') {
+            return async (wanted: string) => {
+              const record = await target.get(wanted);
+              if (++reads === 1) await held;
+              return record;
+            };
+          }
+          const value = Reflect.get(target, prop, target) as unknown;
+          return typeof value === 'function' ? value.bind(target) : value;
+        },
+      });
+      const service = new TokenService({ vault: vaultOf(iflow, slow), log: iflow.app.log, keepAliveMs: 0 });
+      const first = service.getAccessToken(name);
+      await waitFor(() => reads === 1, { what: 'the read to start' });
+      // Another instance deletes the credential; the announcement reaches this service while its read is held.
+      assert.equal(await repository.delete(name), true);
+      service.changedInStore(name);
+      release();
+      assert.ok((await first).accessToken, 'the request that read it before goes on with what it read');
+      await assert.rejects(service.getAccessToken(name), { code: 'CREDENTIAL_NOT_FOUND' }, 'the next request reads the store again');
+    } finally {
+      await close();
+    }
+  });
+});
+
 describe('basic credentials are cached in memory', () => {
   let iflow: RunningIflow;
   before(async () => {
