@@ -60,8 +60,12 @@ function retention(value: string | undefined): number {
   return ms;
 }
 
-/** A bare address or a CIDR range (10.0.0.0/8, fd00::/8). */
+/** proxy-addr's (Fastify's) names for the loopback, link-local and private ranges of IPv4 and IPv6. */
+const NAMED_RANGES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+/** A bare address, a CIDR range (10.0.0.0/8, fd00::/8) or a named range (loopback…). */
 function isAddressOrRange(entry: string): boolean {
+  if (NAMED_RANGES.has(entry)) return true;
   const [address, bits, extra] = entry.split('/');
   if (extra !== undefined || !isIP(address)) return false;
   if (bits === undefined) return true;
@@ -69,7 +73,7 @@ function isAddressOrRange(entry: string): boolean {
   return /^\d{1,3}$/.test(bits) && n <= (isIP(address) === 4 ? 32 : 128);
 }
 
-/** IFLOW_TRUST_PROXY: unset or "false", "true", or a comma-separated list of addresses and ranges. */
+/** IFLOW_TRUST_PROXY: unset or "false", "true", or a comma-separated list of addresses and (named) ranges. */
 function trustProxy(value: string | undefined): Config['trustProxy'] {
   const text = (value ?? '').trim();
   if (text === '' || text === 'false') return false;
@@ -77,7 +81,7 @@ function trustProxy(value: string | undefined): Config['trustProxy'] {
   const entries = text.split(',').map((entry) => entry.trim());
   const wrong = entries.find((entry) => !isAddressOrRange(entry));
   if (wrong !== undefined) {
-    throw new ConfigError(`IFLOW_TRUST_PROXY: "${wrong}" is not an IP address or CIDR range (use true, false, or addresses and ranges separated by commas)`);
+    throw new ConfigError(`IFLOW_TRUST_PROXY: "${wrong}" is not an IP address, CIDR range or one of loopback, linklocal, uniquelocal (use true, false, or addresses and ranges separated by commas)`);
   }
   return entries;
 }

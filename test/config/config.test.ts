@@ -8,11 +8,13 @@ test('IFLOW_TRUST_PROXY: off by default; true, or addresses and CIDR ranges', ()
   assert.equal(loadConfig({ IFLOW_TRUST_PROXY: 'false' }).trustProxy, false);
   assert.equal(loadConfig({ IFLOW_TRUST_PROXY: 'true' }).trustProxy, true);
   assert.deepEqual(loadConfig({ IFLOW_TRUST_PROXY: '127.0.0.1, 10.0.0.0/8,fd00::/8, ::1' }).trustProxy, ['127.0.0.1', '10.0.0.0/8', 'fd00::/8', '::1']);
+  assert.deepEqual(loadConfig({ IFLOW_TRUST_PROXY: 'loopback,uniquelocal, linklocal' }).trustProxy, ['loopback', 'uniquelocal', 'linklocal']);
 });
 
 test('IFLOW_TRUST_PROXY: anything else is a configuration error naming the entry', () => {
   for (const [value, wrong] of [
     ['yes', 'yes'],
+    ['Loopback', 'Loopback'],
     ['2', '2'],
     ['127.0.0.1,proxy.internal', 'proxy.internal'],
     ['10.0.0.0/33', '10.0.0.0/33'],

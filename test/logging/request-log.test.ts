@@ -120,4 +120,5 @@ test('the logged client address is the peer unless IFLOW_TRUST_PROXY names it as
   assert.equal(await loggedAddress({}), '127.0.0.1', 'by default a caller cannot choose the logged address');
   assert.equal(await loggedAddress({ IFLOW_TRUST_PROXY: '10.0.0.0/8' }), '127.0.0.1', 'a peer outside the trusted ranges is not believed');
   assert.equal(await loggedAddress({ IFLOW_TRUST_PROXY: '127.0.0.1' }), '203.0.113.9', 'a trusted proxy forwards the client address');
+  assert.equal(await loggedAddress({ IFLOW_TRUST_PROXY: 'loopback' }), '203.0.113.9', 'named ranges are understood');
 });
