@@ -108,9 +108,7 @@ export class TokenService implements SecurityMaterial {
 
   /** Drops what is cached about `name` (after an admin changed, authorized or deleted it). */
   forget(name: string): void {
-    this.generation++;
-    this.cache.delete(name);
-    this.basicCache.delete(name);
+    this.changedInStore(name);
     this.aheadBackoffUntil.delete(name);
   }
 
