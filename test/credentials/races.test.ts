@@ -5,9 +5,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { startFakeEntra, type FakeEntra } from '../support/fake-entra.ts';
 import { startIflow, waitFor, type RunningIflow } from '../support/iflow.ts';
 import { api, authorizeInBrowser, createAndAuthorize, wire, startWired, tempDirs } from './helpers.ts';
@@ -15,8 +12,8 @@ import { TokenService, type TokenServiceOptions } from '../../src/credentials/to
 import { CredentialVault } from '../../src/credentials/vault.ts';
 import { loadMasterKey } from '../../src/security/crypto.ts';
 import { openPostgresStore } from '../../src/store/postgres/index.ts';
-import { openSqliteStore } from '../../src/store/sqlite/index.ts';
 import { SKIP_POSTGRES_OPTION, TestSchemas } from '../support/postgres.ts';
+import { withSqliteStore } from '../support/sqlite.ts';
 import type { CredentialRepository, Store } from '../../src/store/types.ts';
 
 const vaultOf = (iflow: RunningIflow, repository: CredentialRepository = iflow.app.store.credentials) =>
@@ -356,16 +353,7 @@ async function assertExpiredStatesPurged(store: Store): Promise<void> {
 }
 
 describe('expired OAuth states are purged', () => {
-  test('SQLite', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'iflow-states-'));
-    const store = openSqliteStore(dir);
-    try {
-      await assertExpiredStatesPurged(store);
-    } finally {
-      await store.close();
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+  test('SQLite', () => withSqliteStore(assertExpiredStatesPurged, 'iflow-states-'));
 
   test('PostgreSQL', SKIP_POSTGRES_OPTION, async () => {
     const schemas = await TestSchemas.connect();

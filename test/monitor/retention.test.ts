@@ -4,30 +4,19 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MessageLogRetention, purgeIntervalMs } from '../../src/monitor/retention.ts';
-import { openSqliteStore } from '../../src/store/sqlite/index.ts';
 import type { Store } from '../../src/store/types.ts';
 import { startIflow, waitFor } from '../support/iflow.ts';
 import { RecordingLogger, logRecord } from '../support/message-logs.ts';
+import { withSqliteStore } from '../support/sqlite.ts';
 
 const DAY = 86_400_000;
 const NOW = Date.UTC(2026, 10, 27, 12, 0, 0);
 const daysAgo = (days: number, ms = 0) => new Date(NOW - days * DAY + ms).toISOString();
 
-async function withStore(run: (store: Store) => Promise<void>) {
-  const dir = mkdtempSync(join(tmpdir(), 'iflow-retention-'));
-  const store = openSqliteStore(dir);
-  try {
-    await run(store);
-  } finally {
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
 const allGuids = async (store: Store) => (await store.messageLogs.query({ orderBy: [{ field: 'LogStart', direction: 'asc' }], top: 1000, skip: 0, count: false })).results.map((r) => r.MessageGuid);
 
 test('purge deletes every record older than the retention, oldest first in batches, keeps the rest and logs once', async () => {
-  await withStore(async (store) => {
+  await withSqliteStore(async (store) => {
     const old = Array.from({ length: 7 }, (_, i) => logRecord({ LogStart: daysAgo(40, i) }));
     const edge = logRecord({ LogStart: daysAgo(30, -1) }); // one millisecond past the retention
     const kept = [logRecord({ LogStart: daysAgo(30) }), logRecord({ LogStart: daysAgo(29) }), logRecord({ LogStart: daysAgo(0) })];
@@ -46,7 +35,7 @@ test('purge deletes every record older than the retention, oldest first in batch
 });
 
 test('a purge asked for while one runs joins it; a failing store is logged and tried again at the next run', async () => {
-  await withStore(async (store) => {
+  await withSqliteStore(async (store) => {
     await store.messageLogs.insertMany(Array.from({ length: 5 }, (_, i) => logRecord({ LogStart: daysAgo(2, i) })));
     let failures = 1;
     const calls: number[] = [];
@@ -79,7 +68,7 @@ test('a purge asked for while one runs joins it; a failing store is logged and t
 });
 
 test('without a retention (0) nothing is ever deleted; the purge interval follows the retention, hourly at most', async () => {
-  await withStore(async (store) => {
+  await withSqliteStore(async (store) => {
     await store.messageLogs.insertMany([logRecord({ LogStart: daysAgo(400) })]);
     const retention = new MessageLogRetention(store.messageLogs, { retentionMs: 0, now: () => NOW, log: new RecordingLogger() });
     retention.start();
