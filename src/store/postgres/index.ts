@@ -440,7 +440,7 @@ export async function openPostgresStore(databaseUrl: string, options: PostgresSt
   let schema: string;
   try {
     await migrate(pool);
-    // Where the tables are: the schema user changes are announced for (migration 4).
+    // Where the tables are: the schema whose changes to users and credentials are announced (migration 4).
     schema = (await pool.query<{ schema: string }>('SELECT current_schema() AS schema')).rows[0].schema;
   } catch (err) {
     await pool.end().catch(() => undefined);
