@@ -30,7 +30,7 @@ export const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }
 
   async function afterChange(name: string, passwordChanged: boolean) {
-    app.authenticator.invalidate();
+    app.authenticator.invalidate(name);
     // The generated first password is no longer the admin's: don't keep it on disk.
     if (passwordChanged && name === app.config.adminUser) await rm(join(app.config.dataDir, INITIAL_PASSWORD_FILE), { force: true });
   }

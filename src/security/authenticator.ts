@@ -15,6 +15,8 @@ const CACHE_MAX = 10_000;
 const REFUSED_TTL_MS = 10_000;
 /** At most this many refused headers are remembered (kept apart, so a flood of wrong ones never evicts good logins). */
 const REFUSED_MAX = 10_000;
+/** invalidate(name) counts changes per user name; past this many names it drops everything and starts over. */
+const CHANGED_USERS_MAX = 10_000;
 /**
  * At most this many different headers are verified at once (each a ~50 ms scrypt on libuv's pool of four threads,
  * which also writes the log), and at most MAX_WAITING more wait for a turn (a few seconds' worth: enough for the
@@ -62,10 +64,14 @@ function cacheKey(authorization: string): string {
   return hash('sha256', authorization, 'base64');
 }
 
-/** Something the authenticator remembers: until when, and in which generation of the users it was decided. */
+/** Something the authenticator remembers about a header: until when, for which user name, and in which generation of the users. */
 interface Remembered {
   expiresAt: number;
   generation: number;
+  /** The user name the header carries; invalidate(name) drops what was decided for it. */
+  userName: string;
+  /** Set when invalidate(name) dropped it: a connection may still hold this login. */
+  revoked?: boolean;
 }
 
 /** Stores `entry` under `key` in a map that is emptied, rather than grown, once it holds `max` entries. */
@@ -83,12 +89,12 @@ interface CachedLogin extends Remembered {
 /**
  * Checks HTTP Basic credentials against the users in the store.
  * scrypt is deliberately slow, so a verified header is remembered for a minute under its SHA-256
- * (the shared cache never holds the header itself); any change to a user drops the cache. A keep-alive
+ * (the shared cache never holds the header itself); a change to a user drops that user's logins. A keep-alive
  * connection also remembers the exact header it last proved, for as long as it is open, so its next
  * requests skip even the hash: that header is compared only with what the same connection sends. A login
  * still in use in its last seconds is verified again in the background, so a busy client does not stall
- * on scrypt every minute. A refused header is refused again from memory for a few seconds (also until
- * any user changes), so a client retrying with a wrong password costs one scrypt per period, not one
+ * on scrypt every minute. A refused header is refused again from memory for a few seconds (or until
+ * its user changes), so a client retrying with a wrong password costs one scrypt per period, not one
  * per request; the answer is the same 401 either way. A flood of different headers (guessed passwords)
  * meets a bound on verifications running and waiting: beyond it a login is refused as busy (the caller
  * answers 503), while cached logins go on as before.
@@ -102,7 +108,7 @@ export class Authenticator {
    * Verifications running now, by cache key: a burst of new connections sending the same header (a client
    * opening its pool, or every connection at once when the cached login expires) waits for one scrypt, not one each.
    */
-  private readonly verifying = new Map<string, Promise<AuthenticatedUser | undefined>>();
+  private readonly verifying = new Map<string, { userName: string; result: Promise<AuthenticatedUser | undefined> }>();
   /** Verifications running, including those invalidate() stopped others from joining: what the bound counts. */
   private inFlight = 0;
   /** Verifications waiting for a turn, first come first served; each is handed the slot of one that ends. */
@@ -110,6 +116,8 @@ export class Authenticator {
   private dummyHash: Promise<string> | undefined;
   /** Bumped by invalidate(): a verification that read the store before a change must not be cached after it. */
   private generation = 0;
+  /** Bumped per user by invalidate(name), the same way for that user's verifications; names never changed are absent. */
+  private readonly userGenerations = new Map<string, number>();
 
   private readonly ttlMs: number;
   private readonly refreshAheadMs: number;
@@ -165,7 +173,7 @@ export class Authenticator {
     if (this.inFlight >= this.maxVerifications) return;
     login.refreshing = true;
     // A refresh that fails (the store is down) leaves this login to expire; whoever joins it sees the failure.
-    this.verification(authorization, key ?? cacheKey(authorization)).catch(() => {});
+    this.verification(authorization, key ?? cacheKey(authorization), login.userName).catch(() => {});
   }
 
   /** How many verifications (store read and scrypt) are running now, background refreshes included. */
@@ -185,11 +193,13 @@ export class Authenticator {
     if (known) return known.user;
     const refused = this.refused.get(key);
     if (refused !== undefined && this.isValid(refused)) return undefined;
+    const userName = parseBasicAuth(authorization)?.user ?? '';
     const generation = this.generation;
-    const user = await this.verification(authorization, key);
-    // Remembered only if no user changed meanwhile (that change may be what makes this header valid).
-    if (user === undefined && generation === this.generation) {
-      remember(this.refused, key, { expiresAt: this.now() + this.refusedTtlMs, generation }, REFUSED_MAX);
+    const userGeneration = this.userGeneration(userName);
+    const user = await this.verification(authorization, key, userName);
+    // Remembered only if the user did not change meanwhile (that change may be what makes this header valid).
+    if (user === undefined && generation === this.generation && userGeneration === this.userGeneration(userName)) {
+      remember(this.refused, key, { expiresAt: this.now() + this.refusedTtlMs, generation, userName }, REFUSED_MAX);
     }
     return user;
   }
@@ -198,9 +208,9 @@ export class Authenticator {
    * The verification running (or waiting) for this header, joined, or a new one, which runs at once or waits for a
    * turn; rejects with VerificationsBusyError when as many as allowed run and wait already.
    */
-  private verification(authorization: string, key: string): Promise<AuthenticatedUser | undefined> {
+  private verification(authorization: string, key: string, userName: string): Promise<AuthenticatedUser | undefined> {
     const running = this.verifying.get(key);
-    if (running) return running;
+    if (running) return running.result;
     if (this.inFlight >= this.maxVerifications && this.waiting.length >= this.maxWaiting) {
       this.onBusy?.(this.inFlight);
       return Promise.reject(new VerificationsBusyError(this.inFlight));
@@ -208,9 +218,9 @@ export class Authenticator {
     const verification = this.turn()
       .then(() => this.verify(authorization, key).finally(() => this.endTurn()))
       .finally(() => {
-        if (this.verifying.get(key) === verification) this.verifying.delete(key);
+        if (this.verifying.get(key)?.result === verification) this.verifying.delete(key);
       });
-    this.verifying.set(key, verification);
+    this.verifying.set(key, { userName, result: verification });
     return verification;
   }
 
@@ -234,13 +244,14 @@ export class Authenticator {
     if (!credentials) return undefined;
 
     const generation = this.generation;
+    const userGeneration = this.userGeneration(credentials.user);
     const record = await this.users.get(credentials.user);
     // Unknown users still cost one scrypt, so timing does not tell which user names exist.
     const ok = await verifyPassword(credentials.password, record?.passwordHash ?? (await this.dummy()));
     if (!record || !ok) return undefined;
     const user = { name: record.name, roles: Object.freeze([...record.roles]) };
-    if (generation === this.generation) {
-      remember(this.cache, key, { user, expiresAt: this.now() + this.ttlMs, generation }, CACHE_MAX);
+    if (generation === this.generation && userGeneration === this.userGeneration(credentials.user)) {
+      remember(this.cache, key, { user, expiresAt: this.now() + this.ttlMs, generation, userName: credentials.user }, CACHE_MAX);
     }
     return user;
   }
@@ -250,18 +261,38 @@ export class Authenticator {
     return cached !== undefined && this.isValid(cached) ? cached : undefined;
   }
 
-  /** Not expired, and no user changed since it was decided (a connection may hold a login past invalidate()). */
+  /** Not expired, and its user not changed since it was decided (a connection may hold a login past invalidate()). */
   private isValid(entry: Remembered, now = this.now()): boolean {
-    return entry.generation === this.generation && entry.expiresAt > now;
+    return entry.generation === this.generation && entry.revoked !== true && entry.expiresAt > now;
   }
 
-  /** Forget every cached login: called whenever a user is changed or deleted. */
-  invalidate(): void {
-    this.generation++;
-    this.cache.clear();
-    this.refused.clear();
-    // A verification that started before the change may still answer its own callers, but nobody joins it now.
-    this.verifying.clear();
+  private userGeneration(name: string): number {
+    return this.userGenerations.get(name) ?? 0;
+  }
+
+  /**
+   * Forgets what was decided about user `name` (called when it is created, changed or deleted), or about every
+   * user without a name (many may have changed). Other users' logins stay: clients of a busy server must not all
+   * queue for scrypt again because one user changed.
+   */
+  invalidate(name?: string): void {
+    if (name === undefined || this.userGenerations.size >= CHANGED_USERS_MAX) {
+      this.generation++;
+      this.userGenerations.clear();
+      this.cache.clear();
+      this.refused.clear();
+      // A verification that started before the change may still answer its own callers, but nobody joins it now.
+      this.verifying.clear();
+      return;
+    }
+    this.userGenerations.set(name, this.userGeneration(name) + 1);
+    for (const [key, login] of this.cache) {
+      if (login.userName !== name) continue;
+      login.revoked = true;
+      this.cache.delete(key);
+    }
+    for (const [key, refusal] of this.refused) if (refusal.userName === name) this.refused.delete(key);
+    for (const [key, running] of this.verifying) if (running.userName === name) this.verifying.delete(key);
   }
 
   private dummy(): Promise<string> {

@@ -93,7 +93,7 @@ export const securityPlugin = fp(
     // Another instance sharing the store (PostgreSQL) changed a user: its cached logins must go here too, at once.
     // This watcher also reports a lost connection to the announcements (it serves the credentials' watcher too).
     const stopWatching = app.store.users.watch({
-      changed: () => app.authenticator.invalidate(),
+      changed: (name) => app.authenticator.invalidate(name),
       trouble: (err) =>
         app.log.warn({ reason: err.message }, 'cannot hear of changes made by other instances sharing the store: retrying (cached logins and credentials are dropped once heard again)'),
     });

@@ -1,6 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ADMIN_PASSWORD, ADMIN_USER, basicAuth, startIflow, waitFor, type RunningIflow } from '../support/iflow.ts';
+import { hashPassword } from '../../src/security/passwords.ts';
 
 interface UserView {
   name: string;
@@ -310,6 +311,23 @@ describe('the users API', () => {
     assert.equal((await call(iflow, 'POST', '/api/v1/users', { body: { name: 'kim', password: 'kim-password-2', roles: ['monitor'] } })).status, 201);
     assertError(await call(iflow, 'GET', '/api/v1/flows', { auth }), 401, 'UNAUTHORIZED');
     assert.equal((await call(iflow, 'GET', '/api/v1/flows', { auth: basicAuth('kim', 'kim-password-2') })).status, 200);
+  });
+
+  test("a change to one user leaves other users' cached logins alone", async () => {
+    assert.equal((await call(iflow, 'POST', '/api/v1/users', { body: { name: 'lena', password: 'lena-password-1', roles: ['monitor'] } })).status, 201);
+    assert.equal((await call(iflow, 'POST', '/api/v1/users', { body: { name: 'mo', password: 'mo-password-1', roles: ['monitor'] } })).status, 201);
+    const lenaOld = basicAuth('lena', 'lena-password-1');
+    assert.equal((await call(iflow, 'GET', '/api/v1/flows', { auth: lenaOld })).status, 200);
+    // Her password changes in the store behind the API's back: only a dropped cache would show it.
+    const lena = (await iflow.app.store.users.get('lena'))!;
+    assert.ok(await iflow.app.store.users.update({ ...lena, passwordHash: await hashPassword('lena-password-2') }));
+
+    assert.equal((await call(iflow, 'PUT', '/api/v1/users/mo', { body: { password: 'mo-password-2' } })).status, 200);
+    assert.equal((await call(iflow, 'GET', '/api/v1/flows', { auth: lenaOld })).status, 200, "mo's change did not drop lena's login");
+
+    assert.equal((await call(iflow, 'PUT', '/api/v1/users/lena', { body: { roles: ['monitor'] } })).status, 200);
+    assertError(await call(iflow, 'GET', '/api/v1/flows', { auth: lenaOld }), 401, 'UNAUTHORIZED');
+    assert.equal((await call(iflow, 'GET', '/api/v1/flows', { auth: basicAuth('lena', 'lena-password-2') })).status, 200);
   });
 
   test('no log line holds a password sent to the users API or in a Basic header', () => {

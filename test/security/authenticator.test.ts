@@ -106,12 +106,18 @@ async function userRecord(name: string, password: string, roles: string[]): Prom
   return { name, passwordHash: await hashPassword(password), roles, createdAt: now, updatedAt: now };
 }
 
+/** The two ways a change reaches the authenticator: by the user's name (the admin API, a per-row announcement), or for every user. */
+const INVALIDATIONS = [
+  { way: "invalidate('alice')", invalidate: (auth: Authenticator) => auth.invalidate('alice') },
+  { way: 'invalidate()', invalidate: (auth: Authenticator) => auth.invalidate() },
+];
+
 /**
  * Starts alice's login with `sent` (by default her old password) and, once it has read her record (old hash) and is
- * running scrypt, changes her password to "new-password" as the admin API does (update, then invalidate()); the
+ * running scrypt, changes her password to "new-password" as the admin API does (update, then `invalidate`); the
  * login is still in flight. `oldHeader` is the header that login sent.
  */
-async function loginDuringPasswordChange(sent = 'old-password') {
+async function loginDuringPasswordChange(invalidate: (auth: Authenticator) => void, sent = 'old-password') {
   const users = new MemoryUsers();
   const alice = await userRecord('alice', 'old-password', ['admin']);
   await users.create(alice);
@@ -125,7 +131,7 @@ async function loginDuringPasswordChange(sent = 'old-password') {
   await read;
   users.onGet = undefined;
   await users.update({ ...alice, passwordHash: newHash });
-  auth.invalidate();
+  invalidate(auth);
   return { auth, users, oldHeader, inFlight };
 }
 
@@ -179,22 +185,102 @@ describe('Authenticator', () => {
     assert.equal(users.reads, 3, 'every other wrong password is checked');
   });
 
-  test('invalidate() drops cached logins: a changed password or a deleted user stops working at once', async () => {
+  for (const { way, invalidate } of INVALIDATIONS) {
+    test(`${way} drops cached logins: a changed password or a deleted user stops working at once`, async () => {
+      const users = new MemoryUsers();
+      const alice = await userRecord('alice', 'old-password', ['monitor']);
+      await users.create(alice);
+      const auth = new Authenticator(users);
+      const oldHeader = basicAuth('alice', 'old-password');
+      const connection = {};
+      assert.ok(await auth.authenticate(oldHeader));
+      assert.ok(auth.cachedOn(connection, oldHeader));
+
+      await users.update({ ...alice, passwordHash: await hashPassword('new-password') });
+      invalidate(auth);
+      assert.equal(auth.cachedOn(connection, oldHeader), undefined, 'what the connection remembered ends too');
+      assert.equal(await auth.authenticate(oldHeader), undefined);
+      assert.ok(await auth.authenticate(basicAuth('alice', 'new-password')));
+
+      await users.delete('alice');
+      invalidate(auth);
+      assert.equal(await auth.authenticate(basicAuth('alice', 'new-password')), undefined);
+    });
+
+    test(`changed roles take effect after ${way}`, async () => {
+      const users = new MemoryUsers();
+      const alice = await userRecord('alice', 'alice-password', ['admin']);
+      await users.create(alice);
+      const auth = new Authenticator(users);
+      const header = basicAuth('alice', 'alice-password');
+      assert.deepEqual((await auth.authenticate(header))?.roles, ['admin']);
+      await users.update({ ...alice, roles: ['monitor'] });
+      invalidate(auth);
+      assert.deepEqual((await auth.authenticate(header))?.roles, ['monitor']);
+    });
+
+    test(`a refusal decided while a user changes is not remembered (the change may make that header right), ${way}`, async () => {
+      // Checked against the old hash, so refused; meanwhile the admin sets exactly the password it sent.
+      const { auth, users, oldHeader: header, inFlight } = await loginDuringPasswordChange(invalidate, 'new-password');
+      assert.equal(await inFlight, undefined);
+      assert.deepEqual(await auth.authenticate(header), { name: 'alice', roles: ['admin'] }, 'checked again, not refused from memory');
+      assert.equal(users.reads, 2);
+    });
+
+    test(`a login arriving after a user change does not join a verification that started before it, ${way}`, async () => {
+      const { auth, users, oldHeader, inFlight } = await loginDuringPasswordChange(invalidate);
+      // Started after the change: verified against the new hash, not handed the answer of the one running.
+      const after = auth.authenticate(oldHeader);
+      await inFlight;
+      assert.equal(await after, undefined);
+      assert.equal(users.reads, 2);
+    });
+
+    test(`a login verified while the password changes is not cached past the change, ${way}`, async () => {
+      const { auth, oldHeader, inFlight } = await loginDuringPasswordChange(invalidate);
+      // The request that started before the change may still pass...
+      await inFlight;
+      // ...but the old password must not keep working from the cache afterwards.
+      assert.equal(await auth.authenticate(oldHeader), undefined);
+    });
+  }
+
+  test("invalidate(name) drops only that user's logins and refusals: other users stay cached and refused from memory", async () => {
     const users = new MemoryUsers();
-    const alice = await userRecord('alice', 'old-password', ['monitor']);
+    const alice = await userRecord('alice', 'alice-password', ['monitor']);
     await users.create(alice);
+    await users.create(await userRecord('bob', 'bob-password', ['monitor']));
     const auth = new Authenticator(users);
-    const oldHeader = basicAuth('alice', 'old-password');
-    assert.ok(await auth.authenticate(oldHeader));
+    const aliceHeader = basicAuth('alice', 'alice-password');
+    const bobHeader = basicAuth('bob', 'bob-password');
+    const bobWrong = basicAuth('bob', 'typo-password');
+    const carol = basicAuth('carol', 'carol-password');
+    const aliceConnection = {};
+    const bobConnection = {};
+    assert.ok(await auth.authenticate(aliceHeader));
+    assert.ok(await auth.authenticate(bobHeader));
+    assert.equal(await auth.authenticate(bobWrong), undefined);
+    assert.equal(await auth.authenticate(carol), undefined, 'no such user yet');
+    assert.ok(auth.cachedOn(aliceConnection, aliceHeader));
+    assert.ok(auth.cachedOn(bobConnection, bobHeader));
+    assert.equal(users.reads, 4);
 
-    await users.update({ ...alice, passwordHash: await hashPassword('new-password') });
-    auth.invalidate();
-    assert.equal(await auth.authenticate(oldHeader), undefined);
-    assert.ok(await auth.authenticate(basicAuth('alice', 'new-password')));
+    await users.update({ ...alice, passwordHash: await hashPassword('alice-password-2') });
+    auth.invalidate('alice');
+    assert.equal(auth.cachedOn(aliceConnection, aliceHeader), undefined, "alice's connection lets her old password through no more");
+    assert.deepEqual(auth.cachedOn(bobConnection, bobHeader), { name: 'bob', roles: ['monitor'] }, "bob's connection goes on");
+    assert.deepEqual(auth.cachedOn({}, bobHeader), { name: 'bob', roles: ['monitor'] }, "and bob's login is still cached for new connections");
+    assert.equal(await auth.authenticate(bobWrong), undefined);
+    assert.equal(users.reads, 4, "nothing of bob's was verified again");
+    assert.equal(await auth.authenticate(aliceHeader), undefined);
+    assert.equal(users.reads, 5, "alice's old password is checked again, and refused");
 
-    await users.delete('alice');
-    auth.invalidate();
-    assert.equal(await auth.authenticate(basicAuth('alice', 'new-password')), undefined);
+    // carol is created with the password a client kept sending: its refusal goes with the change.
+    await users.create(await userRecord('carol', 'carol-password', ['monitor']));
+    auth.invalidate('carol');
+    assert.deepEqual(await auth.authenticate(carol), { name: 'carol', roles: ['monitor'] });
+    assert.deepEqual(auth.cachedOn(bobConnection, bobHeader), { name: 'bob', roles: ['monitor'] });
+    assert.equal(users.reads, 6);
   });
 
   test('cachedOn: a connection repeats its last proved login; other headers, changes and unverified logins are not let through', async () => {
@@ -220,18 +306,6 @@ describe('Authenticator', () => {
     assert.equal(users.reads, 1);
   });
 
-  test('changed roles take effect after invalidate()', async () => {
-    const users = new MemoryUsers();
-    const alice = await userRecord('alice', 'alice-password', ['admin']);
-    await users.create(alice);
-    const auth = new Authenticator(users);
-    const header = basicAuth('alice', 'alice-password');
-    assert.deepEqual((await auth.authenticate(header))?.roles, ['admin']);
-    await users.update({ ...alice, roles: ['monitor'] });
-    auth.invalidate();
-    assert.deepEqual((await auth.authenticate(header))?.roles, ['monitor']);
-  });
-
   test('a burst of logins with the same header, before any is cached, costs one verification', async () => {
     const users = new MemoryUsers();
     await users.create(await userRecord('alice', 'alice-password', ['monitor']));
@@ -249,7 +323,7 @@ describe('Authenticator', () => {
     assert.equal(users.reads, 2);
   });
 
-  test('a refused header is refused from memory for a while, then checked again; any user change ends that at once', async () => {
+  test("a refused header is refused from memory for a while, then checked again; a change to its user ends that at once", async () => {
     const users = new MemoryUsers();
     const alice = await userRecord('alice', 'alice-password', ['monitor']);
     await users.create(alice);
@@ -275,17 +349,9 @@ describe('Authenticator', () => {
 
     // The admin sets her password to what the client sends: the refusal is forgotten with the change.
     await users.update({ ...alice, passwordHash: await hashPassword('typo-password') });
-    auth.invalidate();
+    auth.invalidate('alice');
     assert.deepEqual(await auth.authenticate(wrong), { name: 'alice', roles: ['monitor'] });
     assert.equal(users.reads, 5);
-  });
-
-  test('a refusal decided while a user changes is not remembered (the change may make that header right)', async () => {
-    // Checked against the old hash, so refused; meanwhile the admin sets exactly the password it sent.
-    const { auth, users, oldHeader: header, inFlight } = await loginDuringPasswordChange('new-password');
-    assert.equal(await inFlight, undefined);
-    assert.deepEqual(await auth.authenticate(header), { name: 'alice', roles: ['admin'] }, 'checked again, not refused from memory');
-    assert.equal(users.reads, 2);
   });
 
   test('a login in use near its expiry is verified again in the background, so the connection never waits for it', async () => {
@@ -342,23 +408,6 @@ describe('Authenticator', () => {
     assert.equal(auth.cachedOn(connection, header), undefined, 'expired, and nothing renewed it');
     assert.equal(await auth.authenticate(header), undefined);
     assert.equal(users.reads, 3, 'checked again, and refused');
-  });
-
-  test('a login arriving after a user change does not join a verification that started before it', async () => {
-    const { auth, users, oldHeader, inFlight } = await loginDuringPasswordChange();
-    // Started after the change: verified against the new hash, not handed the answer of the one running.
-    const after = auth.authenticate(oldHeader);
-    await inFlight;
-    assert.equal(await after, undefined);
-    assert.equal(users.reads, 2);
-  });
-
-  test('a login verified while the password changes is not cached past the change', async () => {
-    const { auth, oldHeader, inFlight } = await loginDuringPasswordChange();
-    // The request that started before the change may still pass...
-    await inFlight;
-    // ...but the old password must not keep working from the cache afterwards.
-    assert.equal(await auth.authenticate(oldHeader), undefined);
   });
 
   test('at most maxVerifications different logins are verified at once and maxWaiting wait; another is refused as busy, cached logins are not', async () => {

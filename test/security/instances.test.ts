@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { basicAuth, startIflow, waitFor } from '../support/iflow.ts';
 import { SKIP_POSTGRES_OPTION, TestSchemas } from '../support/postgres.ts';
 import { api } from '../credentials/helpers.ts';
+import { hashPassword } from '../../src/security/passwords.ts';
 
 test('two instances on one PostgreSQL: a user changed or deleted through one is refused by the other at once, not a minute later', SKIP_POSTGRES_OPTION, async (t) => {
   const schemas = await TestSchemas.connect();
@@ -28,4 +29,37 @@ test('two instances on one PostgreSQL: a user changed or deleted through one is 
 
   assert.equal((await api(one, 'DELETE', '/api/v1/users/clerk')).status, 204);
   await waitFor(async () => (await asClerk('clerk-password-2')).status === 401, { timeoutMs: 5000, what: 'the deleted user to be refused by the other instance' });
+});
+
+test("two instances on one PostgreSQL: a change to one user drops only that user's cached logins on the other", SKIP_POSTGRES_OPTION, async (t) => {
+  const schemas = await TestSchemas.connect();
+  t.after(() => schemas.close());
+  const { schema, url } = await schemas.create();
+  const one = await startIflow({ env: { DATABASE_URL: url } });
+  t.after(() => one.close());
+  const two = await startIflow({ env: { DATABASE_URL: url } });
+  t.after(() => two.close());
+  const onTwo = (user: string, password: string) => fetch(`${two.url}/api/v1/flows`, { headers: { authorization: basicAuth(user, password) } });
+
+  assert.equal((await api(one, 'POST', '/api/v1/users', { name: 'clerk', password: 'clerk-password-1', roles: ['monitor'] })).status, 201);
+  assert.equal((await api(one, 'POST', '/api/v1/users', { name: 'auditor', password: 'auditor-password-1', roles: ['monitor'] })).status, 201);
+  await waitFor(async () => (await schemas.listeners(schema)).length === 2, { what: 'both instances to listen' });
+  assert.equal((await onTwo('clerk', 'clerk-password-1')).status, 200);
+  assert.equal((await onTwo('auditor', 'auditor-password-1')).status, 200, 'the other instance caches the auditor login');
+
+  // The auditor's password changes without an announcement, so only a cache drop would show it on instance two.
+  const newHash = await hashPassword('auditor-password-2');
+  await schemas.admin.query('BEGIN');
+  await schemas.admin.query(`ALTER TABLE ${schema}.users DISABLE TRIGGER users_changed`);
+  await schemas.admin.query(`UPDATE ${schema}.users SET password_hash = $1 WHERE name = 'auditor'`, [newHash]);
+  await schemas.admin.query(`ALTER TABLE ${schema}.users ENABLE TRIGGER users_changed`);
+  await schemas.admin.query('COMMIT');
+
+  assert.equal((await api(one, 'PUT', '/api/v1/users/clerk', { password: 'clerk-password-2', roles: ['monitor'] })).status, 200);
+  await waitFor(async () => (await onTwo('clerk', 'clerk-password-1')).status === 401, { timeoutMs: 5000, what: "the clerk's old password to be refused by the other instance" });
+  assert.equal((await onTwo('auditor', 'auditor-password-1')).status, 200, "the auditor's login stays cached: the clerk's change did not drop it");
+
+  assert.equal((await api(one, 'PUT', '/api/v1/users/auditor', { roles: ['monitor'] })).status, 200);
+  await waitFor(async () => (await onTwo('auditor', 'auditor-password-1')).status === 401, { timeoutMs: 5000, what: "the auditor's change to drop that login" });
+  assert.equal((await onTwo('auditor', 'auditor-password-2')).status, 200);
 });

@@ -12,6 +12,7 @@ import type pg from 'pg';
 import { parseFilter } from '../../src/monitor/odata.ts';
 import { openStore } from '../../src/store/index.ts';
 import { describeDatabaseUrl, openPostgresStore, type PostgresStoreOptions } from '../../src/store/postgres/index.ts';
+import { POSTGRES_MIGRATIONS } from '../../src/store/postgres/migrations.ts';
 import { openSqliteStore } from '../../src/store/sqlite/index.ts';
 import { logRecord as messageLog } from '../support/message-logs.ts';
 import { SKIP_POSTGRES_OPTION, TestSchemas } from '../support/postgres.ts';
@@ -416,7 +417,7 @@ describe('PostgreSQL store', SKIP_POSTGRES_OPTION, () => {
     const migrations = await admin.query(`SELECT version FROM ${schema}.schema_migrations ORDER BY version`);
     assert.deepEqual(
       migrations.rows.map((r) => r.version),
-      [1, 2, 3, 4],
+      POSTGRES_MIGRATIONS.map((m) => m.version),
     );
   });
 
@@ -439,30 +440,60 @@ describe('PostgreSQL store', SKIP_POSTGRES_OPTION, () => {
     }
   });
 
-  test('users.watch: a change through any instance is announced to the watchers of every other, not to other schemas', async () => {
+  test('users.watch: each changed user is announced by name to the watchers of every other instance, not to other schemas', async () => {
     const other = await schemas.create();
     const [one, two, elsewhere] = await Promise.all([open(), open(), openPostgresStore(other.url, { connectionTimeoutMillis: 5000 })]);
     try {
-      const heard = { two: 0, elsewhere: 0 };
-      two.users.watch({ changed: () => heard.two++ });
-      elsewhere.users.watch({ changed: () => heard.elsewhere++ });
+      const heard: (string | undefined)[] = [];
+      let heardElsewhere = 0;
+      two.users.watch({ changed: (name) => heard.push(name) });
+      elsewhere.users.watch({ changed: () => heardElsewhere++ });
       await waitFor(async () => (await listeners()).length === 1 && (await listeners(other.schema)).length === 1, { what: 'both listening connections' });
-      await waitFor(() => heard.two === 1 && heard.elsewhere === 1, { what: 'each watcher to be told once its connection listens' });
-      heard.two = heard.elsewhere = 0;
+      await waitFor(() => heard.length === 1 && heardElsewhere === 1, { what: 'each watcher to be told once its connection listens' });
+      assert.deepEqual(heard, [undefined], 'without a name: anything may have changed before it listened');
+      heard.length = 0;
+      heardElsewhere = 0;
 
       const name = unique('watched');
+      const second = unique('watched');
       assert.equal(await one.users.create(user(name)), true);
-      await waitFor(() => heard.two === 1, { what: 'the creation to be announced' });
+      assert.equal(await one.users.create(user(second)), true);
       await one.users.update(user(name, { roles: ['monitor'] }));
-      await waitFor(() => heard.two === 2, { what: 'the update to be announced' });
+      // By hand in SQL, one statement on two rows: each is announced.
+      await admin.query(`UPDATE ${schema}.users SET roles = '["admin"]' WHERE name IN ($1, $2)`, [name, second]);
       await admin.query(`DELETE FROM ${schema}.users WHERE name = $1`, [name]);
-      await waitFor(() => heard.two === 3, { what: 'a change made by hand in SQL to be announced' });
+      await waitFor(() => heard.length === 6, { what: 'six announcements' });
+      assert.deepEqual(heard.slice(0, 3), [name, second, name]);
+      assert.deepEqual(new Set(heard.slice(3, 5)), new Set([name, second]));
+      assert.equal(heard[5], name);
       // One more round trip, so anything announced to the other schema's watcher would have arrived by now.
-      await one.users.create(user(unique('fence')));
-      await waitFor(() => heard.two === 4, { what: 'the last creation to be announced' });
-      assert.equal(heard.elsewhere, 0, 'changes in one schema are not announced to another');
+      const fence = unique('fence');
+      await one.users.create(user(fence));
+      await waitFor(() => heard.length === 7, { what: 'the last creation to be announced' });
+      assert.equal(heard[6], fence);
+      assert.equal(heardElsewhere, 0, 'changes in one schema are not announced to another');
     } finally {
       await Promise.all([one.close(), two.close(), elsewhere.close()]);
+    }
+  });
+
+  test('users.watch: a truncation is announced without a name', async () => {
+    // A schema of its own: the truncation must not take other tests' users.
+    const fresh = await schemas.create();
+    const [one, two] = await Promise.all([1, 2].map(() => openPostgresStore(fresh.url, { connectionTimeoutMillis: 5000 })));
+    try {
+      const heard: (string | undefined)[] = [];
+      two.users.watch({ changed: (name) => heard.push(name) });
+      await waitFor(async () => (await listeners(fresh.schema)).length === 1, { what: 'the listening connection' });
+      await waitFor(() => heard.length === 1, { what: 'the watcher to be told once the connection listens' });
+      heard.length = 0;
+      const name = unique('truncated');
+      assert.equal(await one.users.create(user(name)), true);
+      await schemas.admin.query(`TRUNCATE ${fresh.schema}.users`);
+      await waitFor(() => heard.length === 2, { what: 'two announcements' });
+      assert.deepEqual(heard, [name, undefined]);
+    } finally {
+      await Promise.all([one.close(), two.close()]);
     }
   });
 

@@ -71,8 +71,8 @@ export const POSTGRES_MIGRATIONS: { version: number; name: string; sql: string }
     name: 'announce changes to users and credentials',
     // Delivered at commit, so a rolled-back change never is. The payload names the schema (installations in other
     // schemas of the database hear the channel too and ignore it), the table and, per row, the name (both names of a
-    // renamed row); no name means any row may have changed. Users announce once per statement (every cached login
-    // goes anyway), credentials per row (only that one's cache goes), and per statement when truncated.
+    // renamed row); no name means any row may have changed. Users announce once per statement (migration 5 makes that
+    // per row), credentials per row (only that one's cache goes), and per statement when truncated.
     sql: `CREATE FUNCTION iflow_announce_change() RETURNS trigger LANGUAGE plpgsql AS $$
     DECLARE
       changed_names text[];
@@ -97,6 +97,17 @@ export const POSTGRES_MIGRATIONS: { version: number; name: string; sql: string }
     CREATE TRIGGER credentials_changed AFTER INSERT OR UPDATE OR DELETE ON credentials
       FOR EACH ROW EXECUTE FUNCTION iflow_announce_change();
     CREATE TRIGGER credentials_truncated AFTER TRUNCATE ON credentials
+      FOR EACH STATEMENT EXECUTE FUNCTION iflow_announce_change();`,
+  },
+  {
+    version: 5,
+    name: 'announce changed users by name',
+    // Per row, like credentials: an instance then drops only the changed user's cached logins, where one
+    // announcement per statement made every instance drop all of them (and all their clients verify again).
+    sql: `DROP TRIGGER users_changed ON users;
+    CREATE TRIGGER users_changed AFTER INSERT OR UPDATE OR DELETE ON users
+      FOR EACH ROW EXECUTE FUNCTION iflow_announce_change();
+    CREATE TRIGGER users_truncated AFTER TRUNCATE ON users
       FOR EACH STATEMENT EXECUTE FUNCTION iflow_announce_change();`,
   },
 ];
