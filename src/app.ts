@@ -1,7 +1,7 @@
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { DestinationStream } from 'pino';
 import type { Config } from './config/index.ts';
-import { createLogger } from './logging/index.ts';
+import { createLogger, redactUrl } from './logging/index.ts';
 import { logRequests, RequestLogController } from './logging/request-log.ts';
 import { openStore, type Store } from './store/index.ts';
 import { HttpError, errorBody } from './errors.ts';
@@ -55,6 +55,35 @@ function errorHandler(this: FastifyInstance, err: FastifyError, request: Fastify
 }
 
 /** Builds the whole server: store, security, flows, runtime, monitor and admin, wired together. */
+/**
+ * Once the app starts closing, requests that still arrive (on keep-alive connections busy with a request, which
+ * are not closed yet) are refused with 503 SHUTTING_DOWN and `Connection: close`, so clients and load balancers
+ * go elsewhere, while messages already running finish. /ready answers `{ status: 'STOPPING' }` instead. The
+ * first refusal is logged at once, their number once the app has closed. (Fastify's own 503 has a body of its
+ * own and, with no Fastify logger, logs nothing.)
+ */
+function refuseWhileClosing(app: FastifyInstance): { readonly closing: boolean } {
+  const state = { closing: false };
+  let refused = 0;
+  app.addHook('preClose', (done) => {
+    state.closing = true;
+    done();
+  });
+  app.addHook('onRequest', (request, reply, done) => {
+    if (!state.closing || request.url === '/ready') return done();
+    if (refused++ === 0) app.log.warn({ method: request.method, url: redactUrl(request.url) }, 'shutting down: requests still arriving are refused with 503');
+    reply
+      .code(503)
+      .header('Connection', 'close')
+      .send(errorBody('SHUTTING_DOWN', 'This iflow instance is shutting down: send the request again, to another instance or once it is back'));
+  });
+  app.addHook('onClose', (_app, done) => {
+    if (refused > 0) app.log.warn({ refused }, 'requests refused with 503 while shutting down');
+    done();
+  });
+  return state;
+}
+
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const { config } = options;
   const logger = createLogger(config.logLevel, options.logStream);
@@ -65,7 +94,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     // Forwarded headers only from the proxies the operator names: else any caller could set the logged address.
     trustProxy: config.trustProxy,
     bodyLimit: 10 * 1024 * 1024,
-    return503OnClosing: true,
+    // refuseWhileClosing answers instead, in iflow's error contract and with a log line.
+    return503OnClosing: false,
     // Flow endpoints match case-insensitively (as CPI's do): fold the /http/ prefix so the route matches,
     // the registry lowercases the rest.
     rewriteUrl: (request) => {
@@ -89,6 +119,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     ajv: { customOptions: { removeAdditional: false, allErrors: true, coerceTypes: false, useDefaults: true } },
   });
   logRequests(app, logger, isAdminPath);
+  const closing = refuseWhileClosing(app);
   const store = await openStore(config);
   app.decorate('config', config);
   app.decorate('store', store);
@@ -123,6 +154,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
     app.get('/health', async () => ({ status: 'UP' }));
     app.get('/ready', async (_request, reply) => {
+      if (closing.closing) return reply.code(503).send({ status: 'STOPPING' });
       if (!ready) return reply.code(503).send({ status: 'STARTING' });
       return { status: 'READY' };
     });

@@ -1,6 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startIflow } from './support/iflow.ts';
+import { createServer } from 'node:http';
+import { connect, type AddressInfo, type Socket } from 'node:net';
+import { startIflow, waitFor } from './support/iflow.ts';
+import { writeFlows } from './support/flows.ts';
 
 test('health and readiness answer once the server is up', async (t) => {
   const iflow = await startIflow();
@@ -19,4 +22,79 @@ test('an unknown path is a JSON 404', async (t) => {
   assert.equal(response.status, 404);
   const body = (await response.json()) as { error: { code: string } };
   assert.equal(body.error.code, 'NOT_FOUND');
+});
+
+/** Collects what arrives on a socket; `until(test)` waits (bounded) until the text so far passes `test`. */
+function collect(socket: Socket) {
+  let text = '';
+  socket.setEncoding('utf8');
+  socket.on('data', (chunk: string) => (text += chunk));
+  return { until: (done: (text: string) => boolean, what: string): Promise<string> => waitFor(() => (done(text) ? text : undefined), { timeoutMs: 10_000, what }) };
+}
+
+test('while shutting down, a message in flight finishes and requests still arriving get 503 SHUTTING_DOWN, logged', async (t) => {
+  // A receiver that holds each request until the test releases it.
+  const held: (() => void)[] = [];
+  const receiver = createServer((request, response) => {
+    request.resume();
+    request.on('end', () => held.push(() => response.writeHead(202, { 'content-type': 'application/json' }).end('{"accepted":true}')));
+  });
+  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+  t.after(() => receiver.close());
+  const flows = writeFlows({ slow: { 'flow.yaml': `sender: { path: /http/slow }\nsteps:\n  - http: { address: "http://127.0.0.1:${(receiver.address() as AddressInfo).port}/in" }\n` } });
+  t.after(() => flows.remove());
+  const iflow = await startIflow({ flowsDir: flows.dir });
+  const shutdown: { closed?: Promise<void> } = {};
+  t.after(() => shutdown.closed ?? iflow.close());
+  const { port } = new URL(iflow.url);
+
+  // Requests pipelined on keep-alive connections: each arrives once the server is closing, while its connection is
+  // busy with a message (an idle connection would just be closed). Node marks what is answered from then on
+  // `Connection: close`, so one request per connection can still arrive.
+  const post = `POST /http/slow HTTP/1.1\r\nHost: localhost\r\nAuthorization: ${iflow.adminAuth}\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}`;
+  const connections = [1, 2].map(() => {
+    const socket = connect(Number(port), '127.0.0.1');
+    t.after(() => socket.destroy());
+    return { socket, replies: collect(socket) };
+  });
+  for (const { socket } of connections) socket.write(post);
+  await waitFor(() => held.length === 2, { what: 'both messages to reach the receiver' });
+
+  shutdown.closed = iflow.close();
+  // The listener closes after the preClose hooks: from then on the app refuses what still arrives.
+  await waitFor(
+    () =>
+      new Promise<boolean>((resolve) => {
+        const probe = connect(Number(port), '127.0.0.1');
+        probe.once('connect', () => (probe.destroy(), resolve(false)));
+        probe.once('error', () => resolve(true));
+      }),
+    { what: 'the server to stop accepting connections' },
+  );
+  connections[0].socket.write(post);
+  connections[1].socket.write('GET /ready HTTP/1.1\r\nHost: localhost\r\n\r\n');
+  for (const release of held) release();
+
+  const [refused, ready] = await Promise.all(
+    connections.map(({ replies }) => replies.until((text) => (text.match(/HTTP\/1\.1 /g) ?? []).length === 2 && text.trimEnd().endsWith('}'), 'two replies')),
+  );
+  for (const text of [refused, ready]) assert.match(text, /^HTTP\/1\.1 202 [^]*\{"accepted":true\}HTTP/, 'the message in flight finished with the receiver’s answer');
+  const reply = refused.slice(refused.lastIndexOf('HTTP/1.1 '));
+  assert.match(reply, /^HTTP\/1\.1 503 /);
+  assert.match(reply, /\r\nconnection: close\r\n/i);
+  const body = JSON.parse(reply.slice(reply.indexOf('\r\n\r\n') + 4)) as { error: { code: string; message: string } };
+  assert.equal(body.error.code, 'SHUTTING_DOWN');
+  assert.match(body.error.message, /shutting down: send the request again/);
+  assert.equal(held.length, 2, 'the refused message never reached the receiver');
+  assert.match(ready.slice(ready.lastIndexOf('HTTP/1.1 ')), /^HTTP\/1\.1 503 [^]*\{"status":"STOPPING"\}$/);
+
+  await shutdown.closed;
+  const warnings = iflow.logs.records().filter((line) => line.level === 40);
+  assert.deepEqual(
+    warnings.map((line) => [line.msg, line.url ?? line.refused]),
+    [
+      ['shutting down: requests still arriving are refused with 503', '/http/slow'],
+      ['requests refused with 503 while shutting down', 1],
+    ],
+  );
 });
