@@ -1,6 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startIflow, basicAuth } from '../support/iflow.ts';
 import { writeFlows } from '../support/flows.ts';
 
@@ -122,6 +125,24 @@ test('iflow check prints each broken flow and exits non-zero; 0 when all are val
 test('the sample flows in flows/ pass iflow check', () => {
   const result = runCheck('flows');
   assert.equal(result.status, 0, result.stdout + result.stderr);
+});
+
+test("iflow check loads TypeScript scripts from a flows folder of the user's own, outside any package (no package.json)", (t) => {
+  // A copy of the samples where a user keeps flows: no package.json above it, so Node treats its .ts as CommonJS.
+  const dir = mkdtempSync(join(tmpdir(), 'iflow-own-flows-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  cpSync('flows', dir, { recursive: true });
+  assert.ok(!existsSync(join(dir, 'package.json')));
+  const result = runCheck(dir);
+  assert.equal(result.status, 0, result.stdout + result.stderr);
+  assert.match(result.stdout, /ok\s+send-mail\s/);
+
+  // Top-level await needs an ES module: the error says how to get one.
+  writeFileSync(join(dir, 'hello', 'wait.ts'), 'const ready = await Promise.resolve(true);\nexport default function processData() { return ready ? undefined : null; }\n');
+  writeFileSync(join(dir, 'hello', 'flow.yaml'), 'sender: { path: /http/wait }\nsteps:\n  - script: wait.ts\n');
+  const esmOnly = runCheck(dir);
+  assert.equal(esmOnly.status, 1);
+  assert.match(esmOnly.stdout, /ERROR\s+hello\s+hello\/wait\.ts: script does not load: [^]*Top-level await[^]*add a package\.json of \{"type": "module"\} to the flows folder, or name the script \.mts/);
 });
 
 test('basicAuth helper builds a Basic header', () => {

@@ -56,7 +56,10 @@ export async function compileScriptStep(file: string, timeoutMs: number, env: St
   try {
     module = (await import(url)) as typeof module;
   } catch (err) {
-    throw new FlowError({ file: shownName, pointer: '', message: `script does not load: ${(err as Error).message}` });
+    const message = (err as Error).message;
+    // ESM-only syntax in a folder Node treats as CommonJS: say how to make it an ES module.
+    const hint = /"cjs" output format/.test(message) ? ' (this folder is CommonJS to Node: add a package.json of {"type": "module"} to the flows folder, or name the script .mts)' : '';
+    throw new FlowError({ file: shownName, pointer: '', message: `script does not load: ${message}${hint}` });
   }
   const processData = pickProcessData(module);
   if (typeof processData !== 'function') {
