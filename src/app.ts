@@ -145,7 +145,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     const registry = await deployFlows(config.flowsDir, config.parameterOverrides, { securityMaterial: app.securityMaterial, dispatcher });
     for (const flow of registry.flows) {
       if (flow.status === 'deployed') app.log.info({ flow: flow.id, endpoint: flow.endpoint }, 'flow deployed');
-      else app.log.error({ flow: flow.id, error: flow.error }, 'flow not deployed');
+      else app.log.error({ flow: flow.id, error: flow.error, ...(flow.otherErrors ? { otherErrors: flow.otherErrors } : {}) }, 'flow not deployed');
     }
     app.decorate('flows', registry);
     await app.register(flowsRoutes);

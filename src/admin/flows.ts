@@ -17,7 +17,7 @@ const FlowView = Type.Object({
 });
 
 function view(flow: Flow) {
-  const { runtime: _runtime, ...shown } = flow;
+  const { runtime: _runtime, otherErrors: _otherErrors, ...shown } = flow;
   return shown;
 }
 

@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import { Agent } from 'undici';
 import { loadConfig } from '../config/index.ts';
 import type { SecurityMaterial } from '../runtime/context.ts';
+import { formatProblem } from './errors.ts';
 import { deployFlows } from './registry.ts';
 
 /** Checking compiles flows but never calls out: any use of a credential here is a bug. */
@@ -22,8 +23,11 @@ export async function checkCommand(dir?: string): Promise<number> {
       return 1;
     }
     for (const flow of registry.flows) {
-      if (flow.status === 'deployed') console.log(`ok     ${flow.id}  ${flow.method} ${flow.endpoint}  (${flow.steps.length} steps)`);
-      else console.log(`ERROR  ${flow.id}  ${flow.error!.file}${flow.error!.pointer ? ` at ${flow.error!.pointer}` : ''}: ${flow.error!.message}`);
+      if (flow.status === 'deployed') console.log(`ok     ${flow.id}  ${flow.method} ${flow.endpoint}  (${flow.steps.length} ${flow.steps.length === 1 ? 'step' : 'steps'})`);
+      else {
+        console.log(`ERROR  ${flow.id}  ${formatProblem(flow.error!)}`);
+        for (const other of flow.otherErrors ?? []) console.log(`       ${' '.repeat(flow.id.length)}  ${formatProblem(other)}`);
+      }
     }
     const failed = registry.errors.length;
     console.log(failed === 0 ? `${registry.flows.length} flows valid` : `${failed} of ${registry.flows.length} flows invalid`);

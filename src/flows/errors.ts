@@ -5,9 +5,18 @@ export interface FlowProblem {
   message: string;
 }
 
+/** `file at pointer: message`, as logs and `iflow check` show a problem. */
+export function formatProblem(problem: FlowProblem): string {
+  return `${problem.file}${problem.pointer ? ` at ${problem.pointer}` : ''}: ${problem.message}`;
+}
+
+/** A flow that cannot deploy: `problem` first, and any others found in the same pass (all of a file's schema errors). */
 export class FlowError extends Error {
-  constructor(readonly problem: FlowProblem) {
-    super(`${problem.file}${problem.pointer ? ` at ${problem.pointer}` : ''}: ${problem.message}`);
+  constructor(
+    readonly problem: FlowProblem,
+    readonly others: FlowProblem[] = [],
+  ) {
+    super(formatProblem(problem));
     this.name = 'FlowError';
   }
 }

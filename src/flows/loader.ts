@@ -18,14 +18,12 @@ export interface FlowSource {
   definition?: FlowDefinition;
   parameters: Record<string, string | number | boolean>;
   error?: FlowProblem;
+  /** Further problems found with `error` (schema errors at other places in the file). */
+  otherErrors?: FlowProblem[];
 }
 
-/** The most useful of ajv's errors: the deepest one, preferring concrete ones over union summaries. */
-function bestError(errors: ErrorObject[]): ErrorObject {
-  const concrete = errors.filter((e) => e.keyword !== 'anyOf' && e.keyword !== 'oneOf');
-  const pool = concrete.length > 0 ? concrete : errors;
-  return pool.reduce((best, e) => (e.instancePath.split('/').length > best.instancePath.split('/').length ? e : best), pool[0]);
-}
+/** At most this many schema problems are reported per flow file. */
+const MAX_PROBLEMS = 20;
 
 function describe(error: ErrorObject): string {
   switch (error.keyword) {
@@ -38,6 +36,35 @@ function describe(error: ErrorObject): string {
     default:
       return error.message ?? 'is invalid';
   }
+}
+
+/**
+ * One message for everything ajv said about one place in the file. A failed union (anyOf) reports each branch
+ * as well: say what was expected instead, from the union's description, its allowed constants, or the keys
+ * of its object branches.
+ */
+function describePlace(errors: ErrorObject[]): string {
+  const union = errors.find((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf');
+  if (!union) return describe(errors[0]);
+  if (union.parentSchema?.description) return `must be ${union.parentSchema.description}`;
+  const branches = errors.filter((e) => e !== union);
+  if (branches.length > 0 && branches.every((e) => e.keyword === 'const')) {
+    return `must be one of ${branches.map((e) => JSON.stringify((e.params as { allowedValue: unknown }).allowedValue)).join(', ')}`;
+  }
+  const keys = branches.filter((e) => e.keyword === 'required').map((e) => (e.params as { missingProperty: string }).missingProperty);
+  if (keys.length > 0) return `must have exactly one of ${keys.map((key) => `"${key}"`).join(', ')}, and nothing else`;
+  return describe(branches[0] ?? union);
+}
+
+/** ajv's errors as problems, one per place in the file, in the order ajv found them (the schema's). */
+function schemaProblems(errors: ErrorObject[], file: string): FlowProblem[] {
+  const byPlace = new Map<string, ErrorObject[]>();
+  for (const error of errors) {
+    const place = byPlace.get(error.instancePath);
+    if (place) place.push(error);
+    else byPlace.set(error.instancePath, [error]);
+  }
+  return [...byPlace].slice(0, MAX_PROBLEMS).map(([pointer, found]) => ({ file, pointer, message: describePlace(found) }));
 }
 
 /** Checks what JSON Schema cannot say clearly: exactly one kind key per step, no credentials let in. */
@@ -82,7 +109,9 @@ export async function readFlow(flowsDir: string, dir: string, overrides: Record<
     if (document.errors.length > 0) {
       const first = document.errors[0];
       const where = first.linePos ? ` (line ${first.linePos[0].line}, column ${first.linePos[0].col})` : '';
-      throw new FlowError({ file, pointer: '', message: `YAML syntax error${where}: ${first.message.split('\n')[0]}` });
+      // yaml's first line ends "at line L, column C:" before its code frame: the place is given once, up front.
+      const reason = first.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '').replace(/:$/, '');
+      throw new FlowError({ file, pointer: '', message: `YAML syntax error${where}: ${reason}` });
     }
     const raw = document.toJS() as Record<string, unknown> | null;
     if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new FlowError({ file, pointer: '', message: 'a flow file is a YAML mapping' });
@@ -91,14 +120,15 @@ export async function readFlow(flowsDir: string, dir: string, overrides: Record<
     source.parameters = resolveParameters(declared, overrides);
     const substituted = substituteParameters(raw, source.parameters, file);
     if (!validateFlow(substituted)) {
-      const error = bestError(validateFlow.errors ?? []);
-      throw new FlowError({ file, pointer: error.instancePath, message: describe(error) });
+      const [first, ...others] = schemaProblems(validateFlow.errors ?? [], file);
+      throw new FlowError(first, others);
     }
     checkSemantics(substituted, file);
     source.definition = substituted;
   } catch (err) {
     if (!(err instanceof FlowError)) throw err;
     source.error = err.problem;
+    if (err.others.length > 0) source.otherErrors = err.others;
   }
   return source;
 }

@@ -46,6 +46,8 @@ export interface Flow {
   status: 'deployed' | 'error';
   steps: { name: string; kind: string }[];
   error?: FlowProblem;
+  /** Further problems found with `error`, for `iflow check` and the log (the API shows `error`). */
+  otherErrors?: FlowProblem[];
   runtime?: FlowRuntime;
 }
 
@@ -144,7 +146,7 @@ export async function deployFlows(flowsDir: string, overrides: Record<string, st
     const flow = describeFlow(source);
     flows.push(flow);
     try {
-      if (source.error) throw new FlowError(source.error);
+      if (source.error) throw new FlowError(source.error, source.otherErrors);
       const definition = source.definition!;
       if (claimedIds.has(source.id)) throw new FlowError({ file: source.file, pointer: '/id', message: `another flow already has the id "${source.id}"` });
       const path = definition.sender.path.toLowerCase();
@@ -157,6 +159,7 @@ export async function deployFlows(flowsDir: string, overrides: Record<string, st
     } catch (err) {
       if (!(err instanceof FlowError)) throw err;
       flow.error = err.problem;
+      if (err.others.length > 0) flow.otherErrors = err.others;
     }
   }
   return new FlowRegistry(flows);

@@ -18,7 +18,7 @@ steps:
 `;
 
 const BROKEN: Record<string, { yaml: string; files?: Record<string, string>; pointer: string; message: RegExp; file?: string }> = {
-  'bad-yaml': { yaml: 'sender: [unclosed', pointer: '', message: /YAML syntax error \(line \d+, column \d+\)/ },
+  'bad-yaml': { yaml: 'sender: [unclosed', pointer: '', message: /^YAML syntax error \(line 1, column 18\): Flow sequence in block collection must be sufficiently indented and end with a \]$/ },
   'no-sender': { yaml: 'steps:\n  - set: { body: x }\n', pointer: '', message: /missing required property "sender"/ },
   'bad-path': { yaml: 'sender: { path: /api/x }\nsteps:\n  - set: { body: x }\n', pointer: '/sender/path', message: /pattern|under \/http/ },
   'unknown-key': { yaml: 'sender: { path: /http/u, colour: red }\nsteps:\n  - set: { body: x }\n', pointer: '/sender', message: /unknown property "colour"/ },
@@ -38,7 +38,21 @@ const BROKEN: Record<string, { yaml: string; files?: Record<string, string>; poi
   'same-path': { yaml: 'sender: { path: /http/GOOD }\nsteps:\n  - set: { body: x }\n', pointer: '/sender/path', message: /already served by flow "good"/ },
   'allows-authorization': { yaml: 'sender: { path: /http/a, allowedHeaders: [Authorization] }\nsteps:\n  - set: { body: x }\n', pointer: '/sender/allowedHeaders/0', message: /Authorization and Cookie never/ },
   'bad-duration': { yaml: 'sender: { path: /http/b }\nsteps:\n  - http: { address: "http://127.0.0.1:1/x", timeout: soon }\n', pointer: '/steps/0/http/timeout', message: /pattern|duration/ },
+  // Several schema problems: the API shows the first (in the schema's order); iflow check prints each (below).
+  'several-problems': {
+    yaml: 'sender: { path: /api/x, method: PUSH, bodyLimit: lots }\nsteps:\n  - http: { address: "http://127.0.0.1:1/x", timeout: soon, auth: { bearer: x } }\n',
+    pointer: '/sender/path',
+    message: /under \/http\//,
+  },
 };
+/** What iflow check prints for 'several-problems', one line each, in the schema's order. */
+const SEVERAL_PROBLEMS = [
+  /ERROR\s+several-problems\s+several-problems\/flow\.yaml at \/sender\/path: must match pattern .* \(endpoint path, always under \/http\/\)/,
+  /^\s+several-problems\/flow\.yaml at \/sender\/method: must be one of "POST", "PUT", "PATCH", "GET", "DELETE"$/,
+  /^\s+several-problems\/flow\.yaml at \/sender\/bodyLimit: must be a size: "10MB", "512KB", or a number of bytes$/,
+  /^\s+several-problems\/flow\.yaml at \/steps\/0\/http\/auth: must have exactly one of "oauth2AuthorizationCode", "oauth2ClientCredentials", "basic", and nothing else$/,
+  /^\s+several-problems\/flow\.yaml at \/steps\/0\/http\/timeout: must be a duration: "500ms", "30s", "2m", or a number of milliseconds$/,
+];
 
 function brokenFlows() {
   const flows: Record<string, Record<string, string>> = { good: { 'flow.yaml': GOOD } };
@@ -79,6 +93,9 @@ test('each broken flow is reported with its file, pointer and reason while the g
   const broken = await fetch(`${iflow.url}/http/u`, { method: 'POST', headers: { authorization: iflow.adminAuth } });
   assert.equal(broken.status, 404);
   assert.ok(iflow.logs.records().some((r) => r.msg === 'flow not deployed' && r.flow === 'bad-yaml'));
+  const several = iflow.logs.records().find((r) => r.msg === 'flow not deployed' && r.flow === 'several-problems') as { error: { pointer: string }; otherErrors: { pointer: string }[] } | undefined;
+  assert.deepEqual([several?.error.pointer, ...(several?.otherErrors ?? []).map((e) => e.pointer)], ['/sender/path', '/sender/method', '/sender/bodyLimit', '/steps/0/http/auth', '/steps/0/http/timeout']);
+  assert.ok(!('otherErrors' in byId.get('several-problems')!), 'the API shows the first problem only, as its contract says');
   const ready = await fetch(`${iflow.url}/ready`);
   assert.equal(ready.status, 200, 'ready even though some flows failed');
 
@@ -111,10 +128,15 @@ test('iflow check prints each broken flow and exits non-zero; 0 when all are val
     const bad = runCheck(broken.dir);
     assert.equal(bad.status, 1, bad.stderr);
     for (const name of Object.keys(BROKEN)) assert.match(bad.stdout, new RegExp(`ERROR\\s+${name}\\s`), `check reports ${name}`);
+    const lines = bad.stdout.split('\n');
+    const at = lines.findIndex((line) => SEVERAL_PROBLEMS[0].test(line));
+    assert.ok(at >= 0, bad.stdout);
+    SEVERAL_PROBLEMS.forEach((expected, i) => assert.match(lines[at + i], expected));
     assert.match(bad.stdout, /ok\s+good/);
     assert.match(bad.stdout, new RegExp(`${Object.keys(BROKEN).length} of ${Object.keys(BROKEN).length + 1} flows invalid`));
     const ok = runCheck(good.dir);
     assert.equal(ok.status, 0, ok.stdout + ok.stderr);
+    assert.match(ok.stdout, /^ok\s+good\s+POST \/http\/good\s+\(1 step\)$/m);
     assert.match(ok.stdout, /1 flows valid/);
   } finally {
     broken.remove();
