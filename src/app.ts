@@ -49,12 +49,16 @@ function errorHandler(this: FastifyInstance, err: FastifyError, request: Fastify
   if (err.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || err instanceof SyntaxError) {
     return reply.code(400).send(errorBody('INVALID_JSON', malformedJsonMessage(err)));
   }
-  if (status >= 400 && status < 500) return reply.code(status).send(errorBody(err.code ?? 'BAD_REQUEST', err.message));
+  if (status >= 400 && status < 500) {
+    // Fastify's own codes (FST_ERR_…) name its internals: callers get the contract's.
+    const code = err.code === undefined || err.code.startsWith('FST_') ? (status === 415 ? 'UNSUPPORTED_MEDIA_TYPE' : 'BAD_REQUEST') : err.code;
+    const message = status === 415 ? `Content-Type ${JSON.stringify(String(request.headers['content-type'] ?? '').slice(0, 100))} is not accepted here: send application/json` : err.message;
+    return reply.code(status).send(errorBody(code, message));
+  }
   request.log.error({ err }, 'unhandled error');
   return reply.code(500).send(errorBody('INTERNAL_ERROR', 'Internal server error'));
 }
 
-/** Builds the whole server: store, security, flows, runtime, monitor and admin, wired together. */
 /**
  * Once the app starts closing, requests that still arrive (on keep-alive connections busy with a request, which
  * are not closed yet) are refused with 503 SHUTTING_DOWN and `Connection: close`, so clients and load balancers
@@ -84,6 +88,7 @@ function refuseWhileClosing(app: FastifyInstance): { readonly closing: boolean }
   return state;
 }
 
+/** Builds the whole server: store, security, flows, runtime, monitor and admin, wired together. */
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const { config } = options;
   const logger = createLogger(config.logLevel, options.logStream);

@@ -72,6 +72,6 @@ ${table(['flow', 'endpoint', 'status', 'steps', 'deploy error'], flowRows, 'No f
 ${credentials === undefined ? '<p class="muted">Credentials are shown to administrators.</p>' : table(['name', 'type', 'status', 'user', 'token expires', 'last error / warnings', ''], credentialRows, 'No credentials yet: create one with POST /api/v1/credentials.')}
 <h2>Latest messages</h2>
 ${table(['start', 'flow', 'status', 'ms', 'message id', 'error'], messageRows, 'No messages yet.')}`;
-    return sendHtml(reply, 200, htmlDocument('iflow', body, CSS));
+    return sendHtml(reply, 200, htmlDocument('Overview', body, CSS));
   });
 }

@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin';
 import type { FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from 'fastify';
 import { HttpError } from '../errors.ts';
-import { Authenticator, VerificationsBusyError, hasAnyRole, type AuthenticatedUser } from './authenticator.ts';
+import { Authenticator, VerificationsBusyError, hasAnyRole, parseBasicAuth, type AuthenticatedUser } from './authenticator.ts';
 import { ensureBootstrapAdmin } from './bootstrap.ts';
 
 export { hasAnyRole, type AuthenticatedUser } from './authenticator.ts';
@@ -29,6 +29,13 @@ async function authenticate(request: FastifyRequest, reply: FastifyReply): Promi
   }
 }
 
+/** Why a login was refused, in words that never tell whether the user exists. */
+function refusalMessage(authorization: string | undefined): string {
+  if (!authorization) return 'Authentication required: send HTTP Basic credentials of an iflow user';
+  if (!parseBasicAuth(authorization)) return 'Only HTTP Basic credentials of an iflow user are accepted here (Authorization: Basic base64(user:password))';
+  return 'The HTTP Basic credentials were not accepted: unknown user or wrong password';
+}
+
 /**
  * Lets a request through when its Basic credentials belong to a user holding one of `roles` (admin
  * always passes) and sets `request.user`: else a 401 (with the Basic challenge) or a 403 HttpError.
@@ -38,7 +45,7 @@ export async function authorizeRequest(request: FastifyRequest, reply: FastifyRe
   const user = await authenticate(request, reply);
   if (!user) {
     reply.header('WWW-Authenticate', 'Basic realm="iflow", charset="UTF-8"');
-    throw new HttpError(401, 'UNAUTHORIZED', 'Authentication required: send HTTP Basic credentials of an iflow user');
+    throw new HttpError(401, 'UNAUTHORIZED', refusalMessage(request.headers.authorization));
   }
   if (!hasAnyRole(user, roles)) throw new HttpError(403, 'FORBIDDEN', `User "${user.name}" lacks the role ${what} needs (${roles.join(' or ')})`);
   request.user = user;

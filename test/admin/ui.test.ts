@@ -27,6 +27,7 @@ test('the admin UI shows flows, credentials with Authorize links and the latest 
   assert.match(page.headers.get('content-type') ?? '', /text\/html/);
   assert.match(page.headers.get('content-security-policy') ?? '', /default-src 'none'/);
   const html = await page.text();
+  assert.match(html, /<title>Overview – iflow<\/title>/);
   assert.match(html, /POST \/http\/hello/);
   assert.match(html, /Say &#60;b&#62;hi&#60;\/b&#62; \(set\)/, 'step names are escaped');
   assert.match(html, /unknown property/);

@@ -95,6 +95,14 @@ describe('the users API', () => {
     }
     assert.equal(await iflow.app.store.users.get('intruder'), undefined);
     assert.equal((await call(iflow, 'GET', '/api/v1/users/watcher')).status, 200, 'nothing was deleted');
+
+    // The message says what was wrong with the request, never whether the user exists.
+    const messageFor = async (auth: string | null) => (assertError(await call(iflow, 'GET', '/api/v1/users', { auth }), 401, 'UNAUTHORIZED')).error.message;
+    assert.match(await messageFor(null), /^Authentication required: send HTTP Basic credentials/);
+    assert.match(await messageFor('Bearer some-token'), /^Only HTTP Basic credentials of an iflow user are accepted/);
+    const wrongPassword = await messageFor(basicAuth(ADMIN_USER, 'wrong-password'));
+    assert.equal(wrongPassword, 'The HTTP Basic credentials were not accepted: unknown user or wrong password');
+    assert.equal(await messageFor(basicAuth('nobody', 'wrong-password')), wrongPassword, 'an unknown user reads the same as a wrong password');
     assert.equal((await call(iflow, 'GET', '/api/v1/users')).status, 200, 'the admin password was not changed');
   });
 
@@ -197,6 +205,14 @@ describe('the users API', () => {
     // Changing only the roles keeps the hash.
     assert.equal((await call(iflow, 'PUT', '/api/v1/users/frank', { body: { roles: ['monitor'] } })).status, 200);
     assert.equal((await iflow.app.store.users.get('frank'))?.passwordHash, after?.passwordHash);
+  });
+
+  test('a body that is not JSON is 415 UNSUPPORTED_MEDIA_TYPE in the error contract, not a Fastify code', async () => {
+    const response = await fetch(`${iflow.url}/api/v1/users`, { method: 'POST', headers: { authorization: iflow.adminAuth, 'content-type': 'application/xml' }, body: '<user/>' });
+    const text = await response.text();
+    const body = assertError({ status: response.status, headers: response.headers, text, json: JSON.parse(text) }, 415, 'UNSUPPORTED_MEDIA_TYPE');
+    assert.match(body.error.message, /application\/xml.*send application\/json/);
+    assert.equal((await iflow.app.store.users.list()).some((user) => user.name === 'user'), false);
   });
 
   test('bad names, short or long passwords, bad roles and unknown properties are 400 with the error contract', async () => {
