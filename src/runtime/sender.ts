@@ -2,10 +2,12 @@ import { validateHeaderName, validateHeaderValue } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ErrorObject } from 'ajv';
 import type { Logger } from 'pino';
-import { errorBody } from '../errors.ts';
+import { HttpError, errorBody } from '../errors.ts';
 import { writePrebuiltLine } from '../logging/index.ts';
 import type { Flow, FlowRegistry, FlowRuntime } from '../flows/registry.ts';
 import { authorizeRequest, cachedAuthorization } from '../security/index.ts';
+import { USER_NAME_PATTERN, parseBasicAuth } from '../security/authenticator.ts';
+import { ThrottledWarning } from '../logging/throttled-warning.ts';
 import { SENSITIVE_HEADER } from '../security/redact.ts';
 import type { MessageLogRecord, MessageStatus, StepTiming } from '../store/types.ts';
 import { MessageFailure } from './errors.ts';
@@ -16,6 +18,9 @@ import { isoTimestamp } from './timestamps.ts';
 import { jsonName, stepTimingsJson } from './json-text.ts';
 
 const CORRELATION_ID = /^[\w.:@/+=-]{1,128}$/;
+/** A refused caller's user name is logged only when it could be one (the users API's rule), never other text it sent. */
+const LOGGED_USER_NAME = new RegExp(USER_NAME_PATTERN);
+const REFUSAL_WARNING_INTERVAL_MS = 10_000;
 /** Message headers never sent back to the caller: framing, and (with SENSITIVE_HEADER) anything like a credential. */
 const NOT_REPLIED = new Set(['authorization', 'proxy-authorization', 'cookie', 'set-cookie', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'host']);
 
@@ -100,6 +105,20 @@ export async function senderRoutes(app: FastifyInstance, options: { registry: Fl
   const logger = app.log as unknown as Logger;
   const maxLimit = Math.max(0, ...registry.flows.map((f) => f.runtime?.bodyLimit ?? 0));
 
+  // Flow endpoints write no request lines: refused callers (a client with a wrong password, a guesser) are
+  // logged here, the first at once, then a count every 10 s while they go on.
+  const refusals = new ThrottledWarning(logger, {
+    message: 'caller refused at a flow endpoint',
+    summary: 'callers still refused at flow endpoints',
+    intervalMs: REFUSAL_WARNING_INTERVAL_MS,
+    listed: ['flow', 'user', 'remoteAddress'],
+  });
+  app.addHook('onClose', async () => refusals.close());
+  function noteRefusal(request: FastifyRequest, flow: Flow, statusCode: number) {
+    const user = parseBasicAuth(request.headers.authorization)?.user;
+    refusals.note({ flow: flow.id, statusCode, user: user === undefined ? undefined : LOGGED_USER_NAME.test(user) ? user : '(not a user name)', remoteAddress: request.ip });
+  }
+
   app.decorateRequest('flow', null);
   app.removeAllContentTypeParsers();
   // Bodies are read as bytes up to the largest flow's limit (the route's bodyLimit); each flow's own
@@ -166,7 +185,13 @@ export async function senderRoutes(app: FastifyInstance, options: { registry: Fl
       }
       const roles = flow.runtime!.senderRoles;
       if (cachedAuthorization(request, roles)) return admit(request, reply, flow, done);
-      authorizeRequest(request, reply, roles, `flow ${flow.id}`).then(() => admit(request, reply, flow, done), done);
+      authorizeRequest(request, reply, roles, `flow ${flow.id}`).then(
+        () => admit(request, reply, flow, done),
+        (err: Error) => {
+          if (err instanceof HttpError && (err.statusCode === 401 || err.statusCode === 403)) noteRefusal(request, flow, err.statusCode);
+          done(err);
+        },
+      );
     },
     handler: async (request, reply) => {
       const startedAt = Date.now();

@@ -50,6 +50,9 @@ export interface AuthenticatorOptions {
   now?: () => number;
 }
 
+/** What a user name may be (the users API enforces it): 1–64 of A-Z a-z 0-9 . _ @ - */
+export const USER_NAME_PATTERN = '^[A-Za-z0-9._@-]{1,64}$';
+
 /** Parses `Basic base64(user:password)`; undefined when the header is missing or malformed. */
 export function parseBasicAuth(header: string | undefined): { user: string; password: string } | undefined {
   if (!header || header.length < 7 || header.slice(0, 6).toLowerCase() !== 'basic ') return undefined;

@@ -3,6 +3,7 @@ import type { FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from 'fa
 import { HttpError } from '../errors.ts';
 import { Authenticator, VerificationsBusyError, hasAnyRole, parseBasicAuth, type AuthenticatedUser } from './authenticator.ts';
 import { ensureBootstrapAdmin } from './bootstrap.ts';
+import { ThrottledWarning } from '../logging/throttled-warning.ts';
 
 export { hasAnyRole, type AuthenticatedUser } from './authenticator.ts';
 
@@ -78,24 +79,13 @@ export function requireRole(...roles: string[]): onRequestAsyncHookHandler {
 export const securityPlugin = fp(
   async (app) => {
     // The first refusal is logged at once; while refusals go on, their count every 10 s.
-    let refused = 0;
-    let report: NodeJS.Timeout | undefined;
-    const reportRefused = () => {
-      report = undefined;
-      if (refused === 0) return;
-      app.log.warn({ refused, seconds: BUSY_WARNING_INTERVAL_MS / 1000 }, 'logins still refused with 503: too many being verified at once');
-      refused = 0;
-      report = setTimeout(reportRefused, BUSY_WARNING_INTERVAL_MS).unref();
-    };
-    const onBusy = (running: number) => {
-      if (report) {
-        refused++;
-        return;
-      }
-      app.log.warn({ running }, 'too many logins being verified at once: new ones refused with 503');
-      report = setTimeout(reportRefused, BUSY_WARNING_INTERVAL_MS).unref();
-    };
-    app.addHook('onClose', async () => clearTimeout(report));
+    const busy = new ThrottledWarning(app.log, {
+      message: 'too many logins being verified at once: new ones refused with 503',
+      summary: 'logins still refused with 503: too many being verified at once',
+      intervalMs: BUSY_WARNING_INTERVAL_MS,
+    });
+    app.addHook('onClose', async () => busy.close());
+    const onBusy = (running: number) => busy.note({ running });
     app.decorate('authenticator', new Authenticator(app.store.users, { onBusy }));
     // Another instance sharing the store (PostgreSQL) changed a user: its cached logins must go here too, at once.
     // This watcher also reports a lost connection to the announcements (it serves the credentials' watcher too).

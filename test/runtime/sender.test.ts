@@ -338,3 +338,34 @@ steps:
     }
   });
 });
+
+test('callers refused at a flow endpoint are logged: the first at once, with flow, user and address, never the password', async (t) => {
+  const flows = writeFlows({ guarded: { 'flow.yaml': 'sender: { path: /http/guarded, role: Orders.send }\nsteps:\n  - set: { body: ok }\n' } });
+  const iflow = await startIflow({ flowsDir: flows.dir });
+  t.after(async () => {
+    await iflow.close();
+    flows.remove();
+  });
+  const call = (authorization?: string) => fetch(`${iflow.url}/http/guarded`, { method: 'POST', headers: authorization ? { authorization } : {} });
+  const refusals = () => iflow.logs.records().filter((r) => r.msg === 'caller refused at a flow endpoint' || r.msg === 'callers still refused at flow endpoints');
+
+  assert.equal((await call(basicAuth('clerk', 'clerk-wrong-password'))).status, 401);
+  const [first] = refusals();
+  assert.deepEqual(
+    { level: first?.level, flow: first?.flow, statusCode: first?.statusCode, user: first?.user, remoteAddress: first?.remoteAddress },
+    { level: 40, flow: 'guarded', statusCode: 401, user: 'clerk', remoteAddress: '127.0.0.1' },
+  );
+
+  // More within the interval are counted for a summary line, not logged one by one.
+  assert.equal((await call()).status, 401);
+  assert.equal((await call(basicAuth('a password typed as a name', 'x'))).status, 401);
+  assert.equal((await call(iflow.adminAuth.replace('Basic ', 'Basic x'))).status, 401);
+  assert.equal(refusals().length, 1);
+  await iflow.close();
+  const summary = refusals()[1];
+  assert.equal(summary?.msg, 'callers still refused at flow endpoints', 'the count is logged at the latest when the app closes');
+  assert.equal(summary.count, 3);
+  assert.deepEqual(summary.users, ['(not a user name)'], 'a user name that cannot be one is not logged as sent');
+  assert.ok(!iflow.logs.text.includes('clerk-wrong-password'));
+  assert.ok(!iflow.logs.text.includes('a password typed as a name'));
+});

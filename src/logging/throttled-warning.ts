@@ -1,0 +1,71 @@
+/** The slice of a pino logger a ThrottledWarning writes to. */
+export interface WarningLogger {
+  warn(obj: object, msg: string): void;
+}
+
+/** At most this many distinct values of a field are listed in a summary line. */
+const MAX_LISTED = 5;
+
+/**
+ * A warning for something that can happen many times a second (refused logins, a flood of guesses): the first
+ * occurrence is logged at once with its details; while more follow, one summary line every `intervalMs` counts
+ * them and lists the distinct values (up to five) of the fields named in `listed`. A quiet interval ends the
+ * summaries, so the next occurrence is logged at once again. So a flood costs the log two lines per interval.
+ */
+export class ThrottledWarning {
+  private timer: NodeJS.Timeout | undefined;
+  private count = 0;
+  private readonly seen = new Map<string, Set<string>>();
+
+  constructor(
+    private readonly log: WarningLogger,
+    private readonly options: { message: string; summary: string; intervalMs: number; listed?: readonly string[] },
+  ) {}
+
+  /** Whether an interval is running: occurrences now are counted for its summary, not logged one by one. */
+  get summarizing(): boolean {
+    return this.timer !== undefined;
+  }
+
+  /** One occurrence, with the fields of its log line. */
+  note(fields: Record<string, string | number | undefined>): void {
+    if (this.timer === undefined) {
+      this.log.warn(fields, this.options.message);
+      this.arm();
+      return;
+    }
+    this.count++;
+    for (const name of this.options.listed ?? []) {
+      const value = fields[name];
+      if (value === undefined) continue;
+      let values = this.seen.get(name);
+      if (!values) this.seen.set(name, (values = new Set()));
+      if (values.size < MAX_LISTED) values.add(String(value));
+    }
+  }
+
+  /** Stops the timer (the app is closing); a count not yet logged is logged now. */
+  close(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.report();
+  }
+
+  private arm(): void {
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      if (this.report()) this.arm();
+    }, this.options.intervalMs);
+    this.timer.unref();
+  }
+
+  /** Logs the summary of the interval; false when there was nothing to report. */
+  private report(): boolean {
+    if (this.count === 0) return false;
+    const listed = Object.fromEntries([...this.seen].map(([name, values]) => [`${name}s`, [...values]]));
+    this.log.warn({ count: this.count, seconds: this.options.intervalMs / 1000, ...listed }, this.options.summary);
+    this.count = 0;
+    this.seen.clear();
+    return true;
+  }
+}
