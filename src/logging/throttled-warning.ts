@@ -9,7 +9,8 @@ const MAX_LISTED = 5;
 /**
  * A warning for something that can happen many times a second (refused logins, a flood of guesses): the first
  * occurrence is logged at once with its details; while more follow, one summary line every `intervalMs` counts
- * them and lists the distinct values (up to five) of the fields named in `listed`. A quiet interval ends the
+ * them and lists the distinct values (up to five) of the fields `listed` names, each under the name it maps
+ * to (`{ remoteAddress: 'remoteAddresses' }`). A quiet interval ends the
  * summaries, so the next occurrence is logged at once again. So a flood costs the log two lines per interval.
  */
 export class ThrottledWarning {
@@ -19,7 +20,7 @@ export class ThrottledWarning {
 
   constructor(
     private readonly log: WarningLogger,
-    private readonly options: { message: string; summary: string; intervalMs: number; listed?: readonly string[] },
+    private readonly options: { message: string; summary: string; intervalMs: number; listed?: Readonly<Record<string, string>> },
   ) {}
 
   /** Whether an interval is running: occurrences now are counted for its summary, not logged one by one. */
@@ -35,11 +36,12 @@ export class ThrottledWarning {
       return;
     }
     this.count++;
-    for (const name of this.options.listed ?? []) {
+    for (const name in this.options.listed) {
       const value = fields[name];
       if (value === undefined) continue;
-      let values = this.seen.get(name);
-      if (!values) this.seen.set(name, (values = new Set()));
+      const listedAs = this.options.listed[name];
+      let values = this.seen.get(listedAs);
+      if (!values) this.seen.set(listedAs, (values = new Set()));
       if (values.size < MAX_LISTED) values.add(String(value));
     }
   }
@@ -62,7 +64,7 @@ export class ThrottledWarning {
   /** Logs the summary of the interval; false when there was nothing to report. */
   private report(): boolean {
     if (this.count === 0) return false;
-    const listed = Object.fromEntries([...this.seen].map(([name, values]) => [`${name}s`, [...values]]));
+    const listed = Object.fromEntries([...this.seen].map(([listedAs, values]) => [listedAs, [...values]]));
     this.log.warn({ count: this.count, seconds: this.options.intervalMs / 1000, ...listed }, this.options.summary);
     this.count = 0;
     this.seen.clear();

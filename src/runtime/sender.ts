@@ -6,7 +6,7 @@ import { HttpError, errorBody } from '../errors.ts';
 import { writePrebuiltLine } from '../logging/index.ts';
 import type { Flow, FlowRegistry, FlowRuntime } from '../flows/registry.ts';
 import { authorizeRequest, cachedAuthorization } from '../security/index.ts';
-import { USER_NAME_PATTERN, parseBasicAuth } from '../security/authenticator.ts';
+import { parseBasicAuth } from '../security/authenticator.ts';
 import { ThrottledWarning } from '../logging/throttled-warning.ts';
 import { SENSITIVE_HEADER } from '../security/redact.ts';
 import type { MessageLogRecord, MessageStatus, StepTiming } from '../store/types.ts';
@@ -18,8 +18,6 @@ import { isoTimestamp } from './timestamps.ts';
 import { jsonName, stepTimingsJson } from './json-text.ts';
 
 const CORRELATION_ID = /^[\w.:@/+=-]{1,128}$/;
-/** A refused caller's user name is logged only when it could be one (the users API's rule), never other text it sent. */
-const LOGGED_USER_NAME = new RegExp(USER_NAME_PATTERN);
 const REFUSAL_WARNING_INTERVAL_MS = 10_000;
 /** Message headers never sent back to the caller: framing, and (with SENSITIVE_HEADER) anything like a credential. */
 const NOT_REPLIED = new Set(['authorization', 'proxy-authorization', 'cookie', 'set-cookie', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'host']);
@@ -111,12 +109,14 @@ export async function senderRoutes(app: FastifyInstance, options: { registry: Fl
     message: 'caller refused at a flow endpoint',
     summary: 'callers still refused at flow endpoints',
     intervalMs: REFUSAL_WARNING_INTERVAL_MS,
-    listed: ['flow', 'user', 'remoteAddress'],
+    listed: { flow: 'flows', statusCode: 'statusCodes', user: 'users', remoteAddress: 'remoteAddresses' },
   });
   app.addHook('onClose', async () => refusals.close());
   function noteRefusal(request: FastifyRequest, flow: Flow, statusCode: number) {
-    const user = parseBasicAuth(request.headers.authorization)?.user;
-    refusals.note({ flow: flow.id, statusCode, user: user === undefined ? undefined : LOGGED_USER_NAME.test(user) ? user : '(not a user name)', remoteAddress: request.ip });
+    // Only the name of a user that exists: a caller may send anything as its user name, its password included.
+    const name = parseBasicAuth(request.headers.authorization)?.user;
+    const user = name !== undefined && app.authenticator.isKnownUser(name) ? name : undefined;
+    refusals.note({ flow: flow.id, statusCode, user, remoteAddress: request.ip });
   }
 
   app.decorateRequest('flow', null);

@@ -17,6 +17,8 @@ const REFUSED_TTL_MS = 10_000;
 const REFUSED_MAX = 10_000;
 /** invalidate(name) counts changes per user name; past this many names it drops everything and starts over. */
 const CHANGED_USERS_MAX = 10_000;
+/** At most this many user names are remembered as existing (for log lines); the set is emptied, not grown, past it. */
+const KNOWN_USERS_MAX = 10_000;
 /**
  * At most this many different headers are verified at once (each a ~50 ms scrypt on libuv's pool of four threads,
  * which also writes the log), and at most MAX_WAITING more wait for a turn (a few seconds' worth: enough for the
@@ -50,9 +52,6 @@ export interface AuthenticatorOptions {
   now?: () => number;
 }
 
-/** What a user name may be (the users API enforces it): 1–64 of A-Z a-z 0-9 . _ @ - */
-export const USER_NAME_PATTERN = '^[A-Za-z0-9._@-]{1,64}$';
-
 /** Parses `Basic base64(user:password)`; undefined when the header is missing or malformed. */
 export function parseBasicAuth(header: string | undefined): { user: string; password: string } | undefined {
   if (!header || header.length < 7 || header.slice(0, 6).toLowerCase() !== 'basic ') return undefined;
@@ -67,14 +66,24 @@ function cacheKey(authorization: string): string {
   return hash('sha256', authorization, 'base64');
 }
 
-/** Something the authenticator remembers about a header: until when, for which user name, and in which generation of the users. */
+/** Something the authenticator decided about a header: until when, and in which generation of the users. */
 interface Remembered {
   expiresAt: number;
   generation: number;
-  /** The user name the header carries; invalidate(name) drops what was decided for it. */
+}
+
+/**
+ * A user's standing, shared by every cached login of that user: invalidate(name) revokes it, which ends all of
+ * them at once, wherever they are held (the cache, a keep-alive connection, a login a refresh has replaced).
+ */
+interface Standing {
+  revoked: boolean;
+}
+
+/** A refused header, for the user name it carries as that user stood when it was refused. */
+interface Refusal extends Remembered {
   userName: string;
-  /** Set when invalidate(name) dropped it: a connection may still hold this login. */
-  revoked?: boolean;
+  userGeneration: number;
 }
 
 /** Stores `entry` under `key` in a map that is emptied, rather than grown, once it holds `max` entries. */
@@ -85,6 +94,7 @@ function remember<T>(map: Map<string, T>, key: string, entry: T, max: number): v
 
 interface CachedLogin extends Remembered {
   user: AuthenticatedUser;
+  standing: Standing;
   /** Set once a background re-verification of this login has started. */
   refreshing?: boolean;
 }
@@ -105,7 +115,7 @@ interface CachedLogin extends Remembered {
 export class Authenticator {
   private readonly cache = new Map<string, CachedLogin>();
   /** Refused headers, by cache key. */
-  private readonly refused = new Map<string, Remembered>();
+  private readonly refused = new Map<string, Refusal>();
   private readonly byConnection = new WeakMap<object, { authorization: string; login: CachedLogin }>();
   /**
    * Verifications running now, by cache key: a burst of new connections sending the same header (a client
@@ -119,8 +129,12 @@ export class Authenticator {
   private dummyHash: Promise<string> | undefined;
   /** Bumped by invalidate(): a verification that read the store before a change must not be cached after it. */
   private generation = 0;
-  /** Bumped per user by invalidate(name), the same way for that user's verifications; names never changed are absent. */
+  /** Bumped per user by invalidate(name), the same way for that user's verifications and refusals; names never changed are absent. */
   private readonly userGenerations = new Map<string, number>();
+  /** The standing of each user with cached logins (created by the first, replaced once revoked). */
+  private readonly standings = new Map<string, Standing>();
+  /** Names of users whose record was found at their last verification (for logging refusals; bounded). */
+  private readonly existingUsers = new Set<string>();
 
   private readonly ttlMs: number;
   private readonly refreshAheadMs: number;
@@ -153,7 +167,7 @@ export class Authenticator {
     if (!authorization) return undefined;
     const now = this.now();
     const last = this.byConnection.get(connection);
-    if (last !== undefined && last.authorization === authorization && this.isValid(last.login, now)) {
+    if (last !== undefined && last.authorization === authorization && this.isLoginValid(last.login, now)) {
       this.refreshIfDue(last.login, authorization, now);
       return last.login.user;
     }
@@ -176,7 +190,7 @@ export class Authenticator {
     if (this.inFlight >= this.maxVerifications) return;
     login.refreshing = true;
     // A refresh that fails (the store is down) leaves this login to expire; whoever joins it sees the failure.
-    this.verification(authorization, key ?? cacheKey(authorization), login.userName).catch(() => {});
+    this.verification(authorization, key ?? cacheKey(authorization), login.user.name).catch(() => {});
   }
 
   /** How many verifications (store read and scrypt) are running now, background refreshes included. */
@@ -195,14 +209,14 @@ export class Authenticator {
     const known = this.cachedUnder(key);
     if (known) return known.user;
     const refused = this.refused.get(key);
-    if (refused !== undefined && this.isValid(refused)) return undefined;
+    if (refused !== undefined && this.isValid(refused) && refused.userGeneration === this.userGeneration(refused.userName)) return undefined;
     const userName = parseBasicAuth(authorization)?.user ?? '';
     const generation = this.generation;
     const userGeneration = this.userGeneration(userName);
     const user = await this.verification(authorization, key, userName);
     // Remembered only if the user did not change meanwhile (that change may be what makes this header valid).
     if (user === undefined && generation === this.generation && userGeneration === this.userGeneration(userName)) {
-      remember(this.refused, key, { expiresAt: this.now() + this.refusedTtlMs, generation, userName }, REFUSED_MAX);
+      remember(this.refused, key, { expiresAt: this.now() + this.refusedTtlMs, generation, userName, userGeneration }, REFUSED_MAX);
     }
     return user;
   }
@@ -249,24 +263,48 @@ export class Authenticator {
     const generation = this.generation;
     const userGeneration = this.userGeneration(credentials.user);
     const record = await this.users.get(credentials.user);
+    if (generation === this.generation && userGeneration === this.userGeneration(credentials.user)) {
+      if (this.existingUsers.size >= KNOWN_USERS_MAX) this.existingUsers.clear();
+      if (record) this.existingUsers.add(credentials.user);
+      else this.existingUsers.delete(credentials.user);
+    }
     // Unknown users still cost one scrypt, so timing does not tell which user names exist.
     const ok = await verifyPassword(credentials.password, record?.passwordHash ?? (await this.dummy()));
     if (!record || !ok) return undefined;
     const user = { name: record.name, roles: Object.freeze([...record.roles]) };
     if (generation === this.generation && userGeneration === this.userGeneration(credentials.user)) {
-      remember(this.cache, key, { user, expiresAt: this.now() + this.ttlMs, generation, userName: credentials.user }, CACHE_MAX);
+      remember(this.cache, key, { user, standing: this.standingOf(credentials.user), expiresAt: this.now() + this.ttlMs, generation }, CACHE_MAX);
     }
     return user;
   }
 
   private cachedUnder(key: string): CachedLogin | undefined {
     const cached = this.cache.get(key);
-    return cached !== undefined && this.isValid(cached) ? cached : undefined;
+    return cached !== undefined && this.isLoginValid(cached, this.now()) ? cached : undefined;
   }
 
-  /** Not expired, and its user not changed since it was decided (a connection may hold a login past invalidate()). */
+  /** Not expired, and no full invalidate() since it was decided. */
   private isValid(entry: Remembered, now = this.now()): boolean {
-    return entry.generation === this.generation && entry.revoked !== true && entry.expiresAt > now;
+    return entry.generation === this.generation && entry.expiresAt > now;
+  }
+
+  /** Valid, and its user not changed since (a connection may hold a login past invalidate(name)). */
+  private isLoginValid(login: CachedLogin, now: number): boolean {
+    return !login.standing.revoked && this.isValid(login, now);
+  }
+
+  private standingOf(name: string): Standing {
+    let standing = this.standings.get(name);
+    if (standing === undefined) this.standings.set(name, (standing = { revoked: false }));
+    return standing;
+  }
+
+  /**
+   * Whether `name` belonged to a user at that name's last verification: for log lines about refused callers,
+   * which name only users that exist (a caller may type anything, its password included, as a user name).
+   */
+  isKnownUser(name: string): boolean {
+    return this.existingUsers.has(name);
   }
 
   private userGeneration(name: string): number {
@@ -282,19 +320,24 @@ export class Authenticator {
     if (name === undefined || this.userGenerations.size >= CHANGED_USERS_MAX) {
       this.generation++;
       this.userGenerations.clear();
+      for (const standing of this.standings.values()) standing.revoked = true;
+      this.standings.clear();
+      this.existingUsers.clear();
       this.cache.clear();
       this.refused.clear();
       // A verification that started before the change may still answer its own callers, but nobody joins it now.
       this.verifying.clear();
       return;
     }
+    // Cheap whatever the cache holds (a bulk change announces every row): the user's logins end through their
+    // shared standing and its refusals through its generation; only the few verifications running are visited.
     this.userGenerations.set(name, this.userGeneration(name) + 1);
-    for (const [key, login] of this.cache) {
-      if (login.userName !== name) continue;
-      login.revoked = true;
-      this.cache.delete(key);
+    const standing = this.standings.get(name);
+    if (standing !== undefined) {
+      standing.revoked = true;
+      this.standings.delete(name);
     }
-    for (const [key, refusal] of this.refused) if (refusal.userName === name) this.refused.delete(key);
+    this.existingUsers.delete(name);
     for (const [key, running] of this.verifying) if (running.userName === name) this.verifying.delete(key);
   }
 

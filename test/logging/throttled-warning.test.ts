@@ -10,7 +10,7 @@ function recorder() {
 
 test('the first occurrence is logged at once, the rest of an interval as one summary; a quiet interval ends the summaries', async () => {
   const { lines, log } = recorder();
-  const warning = new ThrottledWarning(log, { message: 'refused', summary: 'still refused', intervalMs: 30, listed: ['user', 'flow'] });
+  const warning = new ThrottledWarning(log, { message: 'refused', summary: 'still refused', intervalMs: 30, listed: { user: 'users', flow: 'flows' } });
 
   warning.note({ user: 'ada', flow: 'a', statusCode: 401 });
   assert.deepEqual(lines, [{ msg: 'refused', fields: { user: 'ada', flow: 'a', statusCode: 401 } }]);

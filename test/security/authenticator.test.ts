@@ -245,6 +245,40 @@ describe('Authenticator', () => {
     });
   }
 
+  test('invalidate(name) also ends a login a connection holds after a background refresh replaced it in the cache', async () => {
+    const users = new MemoryUsers();
+    await users.create(await userRecord('alice', 'alice-password', ['monitor']));
+    let now = 1_000_000;
+    const auth = new Authenticator(users, { ttlMs: 60_000, refreshAheadMs: 10_000, now: () => now });
+    const header = basicAuth('alice', 'alice-password');
+    const connection = {};
+    assert.ok(await auth.authenticate(header));
+    assert.ok(auth.cachedOn(connection, header));
+    now += 55_000; // due: this request starts a refresh, which caches a new login; the connection keeps the old one
+    assert.ok(auth.cachedOn(connection, header));
+    await waitFor(() => auth.verificationsRunning === 0, { what: 'the refresh to finish' });
+    assert.equal(users.reads, 2);
+
+    await users.delete('alice');
+    auth.invalidate('alice');
+    assert.equal(auth.cachedOn(connection, header), undefined, 'the connection lets the deleted user through no more');
+    assert.equal(auth.cachedOn({}, header), undefined);
+  });
+
+  test('isKnownUser: names whose record was found at their last verification, for log lines about refused callers', async () => {
+    const users = new MemoryUsers();
+    await users.create(await userRecord('alice', 'alice-password', ['monitor']));
+    const auth = new Authenticator(users);
+    assert.equal(auth.isKnownUser('alice'), false, 'nothing is known before a verification');
+    assert.equal(await auth.authenticate(basicAuth('alice', 'wrong-password')), undefined);
+    assert.equal(await auth.authenticate(basicAuth('mallory', 'alice-password')), undefined);
+    assert.equal(auth.isKnownUser('alice'), true, 'a wrong password for an existing user');
+    assert.equal(auth.isKnownUser('mallory'), false);
+    await users.delete('alice');
+    auth.invalidate('alice');
+    assert.equal(auth.isKnownUser('alice'), false, 'forgotten with a change to the user');
+  });
+
   test("invalidate(name) drops only that user's logins and refusals: other users stay cached and refused from memory", async () => {
     const users = new MemoryUsers();
     const alice = await userRecord('alice', 'alice-password', ['monitor']);
