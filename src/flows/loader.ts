@@ -51,12 +51,17 @@ function describePlace(errors: ErrorObject[]): string {
   if (branches.length > 0 && branches.every((e) => e.keyword === 'const')) {
     return `must be one of ${branches.map((e) => JSON.stringify((e.params as { allowedValue: unknown }).allowedValue)).join(', ')}`;
   }
-  const keys = branches.filter((e) => e.keyword === 'required').map((e) => (e.params as { missingProperty: string }).missingProperty);
-  if (keys.length > 0) return `must have exactly one of ${keys.map((key) => `"${key}"`).join(', ')}, and nothing else`;
+  // Object branches (http auth): name each branch by its required key.
+  const alternatives = (union.schema as { required?: string[] }[] | undefined) ?? [];
+  const keys = alternatives.flatMap((branch) => branch.required ?? []);
+  if (keys.length === alternatives.length && keys.length > 0) return `must have exactly one of ${keys.map((key) => `"${key}"`).join(', ')}, and nothing else`;
   return describe(branches[0] ?? union);
 }
 
-/** ajv's errors as problems, one per place in the file, in the order ajv found them (the schema's). */
+/**
+ * ajv's errors as problems, one per place in the file, in the order ajv found them (the schema's). A union that
+ * failed at a place with errors deeper inside (a branch that fits but holds a wrong value) is left to those.
+ */
 function schemaProblems(errors: ErrorObject[], file: string): FlowProblem[] {
   const byPlace = new Map<string, ErrorObject[]>();
   for (const error of errors) {
@@ -64,7 +69,12 @@ function schemaProblems(errors: ErrorObject[], file: string): FlowProblem[] {
     if (place) place.push(error);
     else byPlace.set(error.instancePath, [error]);
   }
-  return [...byPlace].slice(0, MAX_PROBLEMS).map(([pointer, found]) => ({ file, pointer, message: describePlace(found) }));
+  const places = [...byPlace].filter(
+    ([pointer, found]) => !found.some((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf') || !errors.some((e) => e.instancePath.startsWith(`${pointer}/`)),
+  );
+  const problems = places.slice(0, MAX_PROBLEMS).map(([pointer, found]) => ({ file, pointer, message: describePlace(found) }));
+  if (places.length > MAX_PROBLEMS) problems.push({ file, pointer: '', message: `and ${places.length - MAX_PROBLEMS} more problems not shown` });
+  return problems;
 }
 
 /** Checks what JSON Schema cannot say clearly: exactly one kind key per step, no credentials let in. */

@@ -38,6 +38,17 @@ const BROKEN: Record<string, { yaml: string; files?: Record<string, string>; poi
   'same-path': { yaml: 'sender: { path: /http/GOOD }\nsteps:\n  - set: { body: x }\n', pointer: '/sender/path', message: /already served by flow "good"/ },
   'allows-authorization': { yaml: 'sender: { path: /http/a, allowedHeaders: [Authorization] }\nsteps:\n  - set: { body: x }\n', pointer: '/sender/allowedHeaders/0', message: /Authorization and Cookie never/ },
   'bad-duration': { yaml: 'sender: { path: /http/b }\nsteps:\n  - http: { address: "http://127.0.0.1:1/x", timeout: soon }\n', pointer: '/steps/0/http/timeout', message: /pattern|duration/ },
+  // A union branch that fits but holds a wrong value: that value is the problem, not the union.
+  'bad-auth-name': {
+    yaml: 'sender: { path: /http/ba }\nsteps:\n  - http: { address: "http://127.0.0.1:1/x", auth: { basic: "bad name!" } }\n',
+    pointer: '/steps/0/http/auth/basic',
+    message: /must match pattern/,
+  },
+  'too-many-problems': {
+    yaml: `sender: { path: /http/many }\nsteps:\n${Array.from({ length: 23 }, () => '  - set: {}\n').join('')}`,
+    pointer: '/steps/0/set',
+    message: /must NOT have fewer than 1 properties/,
+  },
   // Several schema problems: the API shows the first (in the schema's order); iflow check prints each (below).
   'several-problems': {
     yaml: 'sender: { path: /api/x, method: PUSH, bodyLimit: lots }\nsteps:\n  - http: { address: "http://127.0.0.1:1/x", timeout: soon, auth: { bearer: x } }\n',
@@ -132,6 +143,9 @@ test('iflow check prints each broken flow and exits non-zero; 0 when all are val
     const at = lines.findIndex((line) => SEVERAL_PROBLEMS[0].test(line));
     assert.ok(at >= 0, bad.stdout);
     SEVERAL_PROBLEMS.forEach((expected, i) => assert.match(lines[at + i], expected));
+    const many = lines.findIndex((line) => /ERROR\s+too-many-problems\s/.test(line));
+    assert.match(lines[many + 19], /at \/steps\/19\/set: /, 'twenty problems are shown');
+    assert.match(lines[many + 20], /^\s+too-many-problems\/flow\.yaml: and 3 more problems not shown$/);
     assert.match(bad.stdout, /ok\s+good/);
     assert.match(bad.stdout, new RegExp(`${Object.keys(BROKEN).length} of ${Object.keys(BROKEN).length + 1} flows invalid`));
     const ok = runCheck(good.dir);
