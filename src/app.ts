@@ -1,8 +1,9 @@
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import type { DestinationStream } from 'pino';
+import type { DestinationStream, Logger } from 'pino';
 import type { Config } from './config/index.ts';
 import { createLogger, redactUrl } from './logging/index.ts';
-import { logRequests, RequestLogController } from './logging/request-log.ts';
+import { logRequests, RequestLogController, type ShutdownGate } from './logging/request-log.ts';
+import { ThrottledWarning } from './logging/throttled-warning.ts';
 import { openStore, type Store } from './store/index.ts';
 import { HttpError, errorBody } from './errors.ts';
 import { securityPlugin } from './security/index.ts';
@@ -35,6 +36,9 @@ function isAdminPath(url: string): boolean {
   return url.startsWith('/api/') || url.startsWith('/itspaces/') || url.startsWith('/OAuthTokenFromCode');
 }
 
+/** The contract's code for a Fastify 4xx error of this status (other than the ones errorHandler names itself). */
+const FASTIFY_STATUS_CODES: Record<number, string> = { 404: 'NOT_FOUND', 405: 'METHOD_NOT_ALLOWED', 406: 'NOT_ACCEPTABLE', 431: 'HEADERS_TOO_LARGE' };
+
 /** Maps any error thrown in a route to the JSON error contract, without stack traces. */
 function errorHandler(this: FastifyInstance, err: FastifyError, request: FastifyRequest, reply: FastifyReply) {
   if (err instanceof HttpError) {
@@ -51,9 +55,12 @@ function errorHandler(this: FastifyInstance, err: FastifyError, request: Fastify
   }
   if (status >= 400 && status < 500) {
     // Fastify's own codes (FST_ERR_…) name its internals: callers get the contract's.
-    const code = err.code === undefined || err.code.startsWith('FST_') ? (status === 415 ? 'UNSUPPORTED_MEDIA_TYPE' : 'BAD_REQUEST') : err.code;
-    const message = status === 415 ? `Content-Type ${JSON.stringify(String(request.headers['content-type'] ?? '').slice(0, 100))} is not accepted here: send application/json` : err.message;
-    return reply.code(status).send(errorBody(code, message));
+    if (err.code !== undefined && !err.code.startsWith('FST_')) return reply.code(status).send(errorBody(err.code, err.message));
+    if (status === 415) {
+      const type = JSON.stringify(String(request.headers['content-type'] ?? '').slice(0, 100));
+      return reply.code(415).send(errorBody('UNSUPPORTED_MEDIA_TYPE', `Content-Type ${type} is not accepted here: send application/json`));
+    }
+    return reply.code(status).send(errorBody(FASTIFY_STATUS_CODES[status] ?? 'BAD_REQUEST', err.message));
   }
   request.log.error({ err }, 'unhandled error');
   return reply.code(500).send(errorBody('INTERNAL_ERROR', 'Internal server error'));
@@ -62,30 +69,38 @@ function errorHandler(this: FastifyInstance, err: FastifyError, request: Fastify
 /**
  * Once the app starts closing, requests that still arrive (on keep-alive connections busy with a request, which
  * are not closed yet) are refused with 503 SHUTTING_DOWN and `Connection: close`, so clients and load balancers
- * go elsewhere, while messages already running finish. /ready answers `{ status: 'STOPPING' }` instead. The
- * first refusal is logged at once, their number once the app has closed. (Fastify's own 503 has a body of its
- * own and, with no Fastify logger, logs nothing.)
+ * go elsewhere, while messages already running finish; /ready answers `{ status: 'STOPPING' }` instead. The
+ * first refusal is logged at once, their count every 10 s and when the app has closed. (Fastify's own 503 has a
+ * body of its own and, with no Fastify logger, logs nothing.) The check runs in logRequests' hook, the first of
+ * every request, rather than in a hook of its own on every message.
  */
-function refuseWhileClosing(app: FastifyInstance): { readonly closing: boolean } {
-  const state = { closing: false };
-  let refused = 0;
-  app.addHook('preClose', (done) => {
-    state.closing = true;
-    done();
+function shutdownGate(app: FastifyInstance, logger: Logger): ShutdownGate {
+  const refusals = new ThrottledWarning(logger, {
+    message: 'shutting down: requests still arriving are refused with 503',
+    summary: 'requests still refused with 503 while shutting down',
+    intervalMs: 10_000,
   });
-  app.addHook('onRequest', (request, reply, done) => {
-    if (!state.closing || request.url === '/ready') return done();
-    if (refused++ === 0) app.log.warn({ method: request.method, url: redactUrl(request.url) }, 'shutting down: requests still arriving are refused with 503');
-    reply
-      .code(503)
-      .header('Connection', 'close')
-      .send(errorBody('SHUTTING_DOWN', 'This iflow instance is shutting down: send the request again, to another instance or once it is back'));
+  const gate: { -readonly [K in keyof ShutdownGate]: ShutdownGate[K] } = {
+    closing: false,
+    refuse(request, reply) {
+      if (request.url === '/ready') return false;
+      refusals.note({ method: request.method, url: redactUrl(request.url) });
+      reply
+        .code(503)
+        .header('Connection', 'close')
+        .send(errorBody('SHUTTING_DOWN', 'This iflow instance is shutting down: send the request again, to another instance or once it is back'));
+      return true;
+    },
+  };
+  app.addHook('preClose', (done) => {
+    gate.closing = true;
+    done();
   });
   app.addHook('onClose', (_app, done) => {
-    if (refused > 0) app.log.warn({ refused }, 'requests refused with 503 while shutting down');
+    refusals.close();
     done();
   });
-  return state;
+  return gate;
 }
 
 /** Builds the whole server: store, security, flows, runtime, monitor and admin, wired together. */
@@ -99,7 +114,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     // Forwarded headers only from the proxies the operator names: else any caller could set the logged address.
     trustProxy: config.trustProxy,
     bodyLimit: 10 * 1024 * 1024,
-    // refuseWhileClosing answers instead, in iflow's error contract and with a log line.
+    // shutdownGate answers instead, in iflow's error contract and with a log line.
     return503OnClosing: false,
     // Flow endpoints match case-insensitively (as CPI's do): fold the /http/ prefix so the route matches,
     // the registry lowercases the rest.
@@ -123,8 +138,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     // Unknown properties are rejected, not silently dropped: a typo in a request must not pass as valid.
     ajv: { customOptions: { removeAdditional: false, allErrors: true, coerceTypes: false, useDefaults: true } },
   });
-  logRequests(app, logger, isAdminPath);
-  const closing = refuseWhileClosing(app);
+  const shutdown = shutdownGate(app, logger);
+  logRequests(app, logger, isAdminPath, shutdown);
   const store = await openStore(config);
   app.decorate('config', config);
   app.decorate('store', store);
@@ -159,7 +174,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
     app.get('/health', async () => ({ status: 'UP' }));
     app.get('/ready', async (_request, reply) => {
-      if (closing.closing) return reply.code(503).send({ status: 'STOPPING' });
+      if (shutdown.closing) return reply.code(503).send({ status: 'STOPPING' });
       if (!ready) return reply.code(503).send({ status: 'STARTING' });
       return { status: 'READY' };
     });

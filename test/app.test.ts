@@ -52,13 +52,13 @@ test('while shutting down, a message in flight finishes and requests still arriv
   // busy with a message (an idle connection would just be closed). Node marks what is answered from then on
   // `Connection: close`, so one request per connection can still arrive.
   const post = `POST /http/slow HTTP/1.1\r\nHost: localhost\r\nAuthorization: ${iflow.adminAuth}\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}`;
-  const connections = [1, 2].map(() => {
+  const connections = [1, 2, 3].map(() => {
     const socket = connect(Number(port), '127.0.0.1');
     t.after(() => socket.destroy());
     return { socket, replies: collect(socket) };
   });
   for (const { socket } of connections) socket.write(post);
-  await waitFor(() => held.length === 2, { what: 'both messages to reach the receiver' });
+  await waitFor(() => held.length === 3, { what: 'the messages to reach the receiver' });
 
   shutdown.closed = iflow.close();
   // The listener closes after the preClose hooks: from then on the app refuses what still arrives.
@@ -72,29 +72,33 @@ test('while shutting down, a message in flight finishes and requests still arriv
     { what: 'the server to stop accepting connections' },
   );
   connections[0].socket.write(post);
-  connections[1].socket.write('GET /ready HTTP/1.1\r\nHost: localhost\r\n\r\n');
+  connections[1].socket.write(post.replace('/http/slow', '/api/v1/flows'));
+  connections[2].socket.write('GET /ready HTTP/1.1\r\nHost: localhost\r\n\r\n');
   for (const release of held) release();
 
-  const [refused, ready] = await Promise.all(
+  const [refused, refusedAdmin, ready] = await Promise.all(
     connections.map(({ replies }) => replies.until((text) => (text.match(/HTTP\/1\.1 /g) ?? []).length === 2 && text.trimEnd().endsWith('}'), 'two replies')),
   );
-  for (const text of [refused, ready]) assert.match(text, /^HTTP\/1\.1 202 [^]*\{"accepted":true\}HTTP/, 'the message in flight finished with the receiver’s answer');
-  const reply = refused.slice(refused.lastIndexOf('HTTP/1.1 '));
-  assert.match(reply, /^HTTP\/1\.1 503 /);
-  assert.match(reply, /\r\nconnection: close\r\n/i);
-  const body = JSON.parse(reply.slice(reply.indexOf('\r\n\r\n') + 4)) as { error: { code: string; message: string } };
-  assert.equal(body.error.code, 'SHUTTING_DOWN');
-  assert.match(body.error.message, /shutting down: send the request again/);
-  assert.equal(held.length, 2, 'the refused message never reached the receiver');
+  for (const text of [refused, refusedAdmin, ready]) assert.match(text, /^HTTP\/1\.1 202 [^]*\{"accepted":true\}HTTP/, 'the message in flight finished with the receiver’s answer');
+  // A flow message and an admin request (those go through the request log's other branch) alike.
+  for (const text of [refused, refusedAdmin]) {
+    const reply = text.slice(text.lastIndexOf('HTTP/1.1 '));
+    assert.match(reply, /^HTTP\/1\.1 503 /);
+    assert.match(reply, /\r\nconnection: close\r\n/i);
+    const body = JSON.parse(reply.slice(reply.indexOf('\r\n\r\n') + 4)) as { error: { code: string; message: string } };
+    assert.equal(body.error.code, 'SHUTTING_DOWN');
+    assert.match(body.error.message, /shutting down: send the request again/);
+  }
+  assert.equal(held.length, 3, 'the refused message never reached the receiver');
   assert.match(ready.slice(ready.lastIndexOf('HTTP/1.1 ')), /^HTTP\/1\.1 503 [^]*\{"status":"STOPPING"\}$/);
 
   await shutdown.closed;
   const warnings = iflow.logs.records().filter((line) => line.level === 40);
   assert.deepEqual(
-    warnings.map((line) => [line.msg, line.url ?? line.refused]),
-    [
-      ['shutting down: requests still arriving are refused with 503', '/http/slow'],
-      ['requests refused with 503 while shutting down', 1],
-    ],
+    warnings.map((line) => line.msg),
+    ['shutting down: requests still arriving are refused with 503', 'requests still refused with 503 while shutting down'],
+    'the first refusal at once, the count of the others when the app has closed',
   );
+  assert.ok(['/http/slow', '/api/v1/flows'].includes(warnings[0].url as string), String(warnings[0].url));
+  assert.equal(warnings[1].count, 1);
 });

@@ -1,4 +1,4 @@
-import { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 
 /**
@@ -9,16 +9,18 @@ import type { Logger } from 'pino';
  *   "incoming request" / "request completed" lines Fastify would write, refused logins and 404s included;
  * - every other request gets the logger itself as `request.log` and `reply.log`, so Fastify's own warnings
  *   and the error handler still reach the log.
- * It is the first onRequest hook of all, so it runs before any check can answer. Call it before any
- * plugin or route is registered; build Fastify with `logController: new RequestLogController()`.
+ * It is the first onRequest hook of all, so it runs before any check can answer; while the app shuts down it
+ * lets `shutdown` refuse the request first. Call it before any plugin or route is registered; build Fastify
+ * with `logController: new RequestLogController()`.
  */
-export function logRequests(app: FastifyInstance, pinoLogger: Logger, logged: (path: string) => boolean): void {
+export function logRequests(app: FastifyInstance, pinoLogger: Logger, logged: (path: string) => boolean, shutdown?: ShutdownGate): void {
   const logger = pinoLogger as FastifyBaseLogger;
   // Plugins see the root's `log` through their prototype chain: set here, before any is registered.
   app.log = logger;
   app.addHook('onRequest', (request, reply, done) => {
     if (!logged(request.url)) {
       request.log = reply.log = logger;
+      if (shutdown?.closing && shutdown.refuse(request, reply)) return;
       return done();
     }
     const child = logger.child({ reqId: request.id });
@@ -31,8 +33,15 @@ export function logRequests(app: FastifyInstance, pinoLogger: Logger, logged: (p
       if (reply.raw.writableFinished) child.info({ res: { statusCode: reply.statusCode }, responseTime }, 'request completed');
       else child.warn({ responseTime }, 'connection closed before the reply was sent');
     });
+    if (shutdown?.closing && shutdown.refuse(request, reply)) return;
     done();
   });
+}
+
+/** Refuses requests while the app shuts down (app.ts): `refuse` answers the request and says so, or lets it through. */
+export interface ShutdownGate {
+  readonly closing: boolean;
+  refuse(request: FastifyRequest, reply: FastifyReply): boolean;
 }
 
 /**

@@ -37,4 +37,9 @@ test('a flood of guessed passwords meets a bound: the excess gets 503 busy at on
   assert.equal(warnings[0].level, 40);
   assert.equal(warnings[0].running, 16);
   assert.ok(!iflow.logs.text.includes('guess-') && !iflow.logs.text.includes(Buffer.from('admin:guess-').toString('base64').slice(0, 12)), 'no guessed password in the log');
+
+  // The other refusals are counted: in a line every 10 s while they go on, at the latest when the app closes.
+  await iflow.close();
+  const counted = iflow.logs.records().filter((r) => r.msg === 'logins still refused with 503: too many being verified at once');
+  assert.equal(counted.reduce((sum, line) => sum + (line.count as number), 0), byStatus.get(503)! - 1);
 });
