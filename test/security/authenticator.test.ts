@@ -106,6 +106,19 @@ async function userRecord(name: string, password: string, roles: string[]): Prom
   return { name, passwordHash: await hashPassword(password), roles, createdAt: now, updatedAt: now };
 }
 
+/**
+ * alice (password "alice-password", role monitor) in a store, and an authenticator on a clock the test moves (logins
+ * last 60 s and are verified again in their last 10 s), with her header and a connection to send it on.
+ */
+async function aliceOnAClock() {
+  const users = new MemoryUsers();
+  const alice = await userRecord('alice', 'alice-password', ['monitor']);
+  await users.create(alice);
+  const clock = { now: 1_000_000 };
+  const auth = new Authenticator(users, { ttlMs: 60_000, refreshAheadMs: 10_000, now: () => clock.now });
+  return { users, alice, auth, clock, header: basicAuth('alice', 'alice-password'), connection: {} };
+}
+
 /** The two ways a change reaches the authenticator: by the user's name (the admin API, a per-row announcement), or for every user. */
 const INVALIDATIONS = [
   { way: "invalidate('alice')", invalidate: (auth: Authenticator) => auth.invalidate('alice') },
@@ -246,15 +259,10 @@ describe('Authenticator', () => {
   }
 
   test('invalidate(name) also ends a login a connection holds after a background refresh replaced it in the cache', async () => {
-    const users = new MemoryUsers();
-    await users.create(await userRecord('alice', 'alice-password', ['monitor']));
-    let now = 1_000_000;
-    const auth = new Authenticator(users, { ttlMs: 60_000, refreshAheadMs: 10_000, now: () => now });
-    const header = basicAuth('alice', 'alice-password');
-    const connection = {};
+    const { users, auth, clock, header, connection } = await aliceOnAClock();
     assert.ok(await auth.authenticate(header));
     assert.ok(auth.cachedOn(connection, header));
-    now += 55_000; // due: this request starts a refresh, which caches a new login; the connection keeps the old one
+    clock.now += 55_000; // due: this request starts a refresh, which caches a new login; the connection keeps the old one
     assert.ok(auth.cachedOn(connection, header));
     await waitFor(() => auth.verificationsRunning === 0, { what: 'the refresh to finish' });
     assert.equal(users.reads, 2);
@@ -389,21 +397,16 @@ describe('Authenticator', () => {
   });
 
   test('a login in use near its expiry is verified again in the background, so the connection never waits for it', async () => {
-    const users = new MemoryUsers();
-    await users.create(await userRecord('alice', 'alice-password', ['monitor']));
-    let now = 1_000_000;
-    const auth = new Authenticator(users, { ttlMs: 60_000, refreshAheadMs: 10_000, now: () => now });
-    const header = basicAuth('alice', 'alice-password');
-    const connection = {};
+    const { users, auth, clock, header, connection } = await aliceOnAClock();
     assert.ok(await auth.authenticate(header));
     assert.deepEqual(auth.cachedOn(connection, header), { name: 'alice', roles: ['monitor'] });
     assert.equal(users.reads, 1);
 
-    now += 45_000; // not yet due
+    clock.now += 45_000; // not yet due
     assert.ok(auth.cachedOn(connection, header));
     assert.equal(users.reads, 1);
 
-    now += 10_000; // 5 s left: this request is served at once and starts one re-verification
+    clock.now += 10_000; // 5 s left: this request is served at once and starts one re-verification
     let refreshRead!: () => void;
     const refreshStarted = new Promise<void>((resolve) => (refreshRead = resolve));
     users.onGet = () => refreshRead();
@@ -414,31 +417,25 @@ describe('Authenticator', () => {
     await waitFor(() => auth.verificationsRunning === 0, { what: 'the re-verification to finish' });
     assert.equal(users.reads, 2, 'one re-verification for the whole window');
 
-    now += 6_000; // the first login has expired: the connection finds the renewed one, synchronously
+    clock.now += 6_000; // the first login has expired: the connection finds the renewed one, synchronously
     assert.deepEqual(auth.cachedOn(connection, header), { name: 'alice', roles: ['monitor'] });
     assert.deepEqual(auth.cachedOn({}, header), { name: 'alice', roles: ['monitor'] }, 'as does a new connection');
     assert.equal(users.reads, 2);
   });
 
   test('a background re-verification that fails leaves the login to expire, and then it is checked again', async () => {
-    const users = new MemoryUsers();
-    const alice = await userRecord('alice', 'alice-password', ['monitor']);
-    await users.create(alice);
-    let now = 1_000_000;
-    const auth = new Authenticator(users, { ttlMs: 60_000, refreshAheadMs: 10_000, now: () => now });
-    const header = basicAuth('alice', 'alice-password');
-    const connection = {};
+    const { users, alice, auth, clock, header, connection } = await aliceOnAClock();
     assert.ok(await auth.authenticate(header));
     assert.ok(auth.cachedOn(connection, header));
 
     // Another instance changed her password in the shared store (this one was not told): the refresh fails.
     await users.update({ ...alice, passwordHash: await hashPassword('changed-elsewhere') });
-    now += 55_000;
+    clock.now += 55_000;
     assert.ok(auth.cachedOn(connection, header), 'still valid for its last seconds');
     assert.equal(auth.verificationsRunning, 1);
     await waitFor(() => auth.verificationsRunning === 0, { what: 'the re-verification to finish' });
     assert.equal(users.reads, 2);
-    now += 6_000;
+    clock.now += 6_000;
     assert.equal(auth.cachedOn(connection, header), undefined, 'expired, and nothing renewed it');
     assert.equal(await auth.authenticate(header), undefined);
     assert.equal(users.reads, 3, 'checked again, and refused');

@@ -1,11 +1,12 @@
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { basicAuth, startIflow, waitFor } from '../support/iflow.ts';
 import { SKIP_POSTGRES_OPTION, TestSchemas } from '../support/postgres.ts';
 import { api } from '../credentials/helpers.ts';
 import { hashPassword } from '../../src/security/passwords.ts';
 
-test('two instances on one PostgreSQL: a user changed or deleted through one is refused by the other at once, not a minute later', SKIP_POSTGRES_OPTION, async (t) => {
+/** Two iflow instances sharing one fresh PostgreSQL schema, closed after the test. */
+async function twoInstances(t: TestContext) {
   const schemas = await TestSchemas.connect();
   t.after(() => schemas.close());
   const { schema, url } = await schemas.create();
@@ -13,6 +14,11 @@ test('two instances on one PostgreSQL: a user changed or deleted through one is 
   t.after(() => one.close());
   const two = await startIflow({ env: { DATABASE_URL: url } });
   t.after(() => two.close());
+  return { schemas, schema, one, two };
+}
+
+test('two instances on one PostgreSQL: a user changed or deleted through one is refused by the other at once, not a minute later', SKIP_POSTGRES_OPTION, async (t) => {
+  const { schemas, schema, one, two } = await twoInstances(t);
 
   const asClerk = (password: string) => fetch(`${two.url}/api/v1/flows`, { headers: { authorization: basicAuth('clerk', password) } });
 
@@ -32,13 +38,7 @@ test('two instances on one PostgreSQL: a user changed or deleted through one is 
 });
 
 test("two instances on one PostgreSQL: a change to one user drops only that user's cached logins on the other", SKIP_POSTGRES_OPTION, async (t) => {
-  const schemas = await TestSchemas.connect();
-  t.after(() => schemas.close());
-  const { schema, url } = await schemas.create();
-  const one = await startIflow({ env: { DATABASE_URL: url } });
-  t.after(() => one.close());
-  const two = await startIflow({ env: { DATABASE_URL: url } });
-  t.after(() => two.close());
+  const { schemas, schema, one, two } = await twoInstances(t);
   const onTwo = (user: string, password: string) => fetch(`${two.url}/api/v1/flows`, { headers: { authorization: basicAuth(user, password) } });
 
   assert.equal((await api(one, 'POST', '/api/v1/users', { name: 'clerk', password: 'clerk-password-1', roles: ['monitor'] })).status, 201);
