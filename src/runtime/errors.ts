@@ -26,3 +26,9 @@ export function toMessageFailure(err: unknown, fallbackCode: string): MessageFai
   const message = err instanceof Error ? err.message : String(err);
   return new MessageFailure(fallbackCode, message, 500);
 }
+
+/** Where JSON.parse gave up (its message quotes the text around it, which must not be repeated): " at position N", or "". */
+export function jsonErrorPosition(err: unknown): string {
+  const position = /position (\d+)/.exec(err instanceof Error ? err.message : '')?.[1];
+  return position ? ` at position ${position}` : '';
+}

@@ -1,6 +1,10 @@
 /** The message a flow processes: body, headers and properties, as in CPI's Message API. */
+import { MessageFailure, jsonErrorPosition } from './errors.ts';
 
 type Body = Buffer | string | unknown;
+
+/** Set by the class below: marks a message's body as the caller's, as received (see markBodyFromCaller). */
+let markFromCaller: (message: Message) => void;
 
 const EMPTY_BODY = Buffer.alloc(0);
 
@@ -23,6 +27,14 @@ export class Message {
   private hasJson = false;
   /** How the body was last set; conversions cached later do not change it. */
   private bodyKind: 'bytes' | 'text' | 'json' = 'bytes';
+  /** The body is still the one the caller sent: reading it as JSON and failing is the caller's error (400), not the flow's. */
+  #bodyFromCaller = false;
+
+  static {
+    markFromCaller = (message) => {
+      message.#bodyFromCaller = true;
+    };
+  }
 
   constructor(init: { id: string; correlationId: string; body?: Body; headers?: Record<string, string> }) {
     this.id = init.id;
@@ -48,11 +60,19 @@ export class Message {
     return this.bodyString;
   }
 
-  /** The body parsed as JSON (cached); throws a SyntaxError when it is not JSON. */
+  /**
+   * The body parsed as JSON (cached); throws a SyntaxError when it is not JSON, or, while the body is still the
+   * caller's, a 400 INVALID_JSON failure (the caller sent something else than the flow reads).
+   */
   getBodyAsJson<T = unknown>(): T {
     if (!this.hasJson) {
       const text = this.getBodyAsString();
-      this.bodyJson = text === '' ? null : JSON.parse(text);
+      try {
+        this.bodyJson = text === '' ? null : JSON.parse(text);
+      } catch (err) {
+        if (!this.#bodyFromCaller) throw err;
+        throw new MessageFailure('INVALID_JSON', `This flow reads the body as JSON, and the body sent is not JSON (malformed${jsonErrorPosition(err)})`, 400);
+      }
       this.hasJson = true;
     }
     return this.bodyJson as T;
@@ -65,6 +85,7 @@ export class Message {
 
   /** A Buffer or string is taken as the raw body; anything else becomes a JSON body. */
   setBody(body: Body): void {
+    this.#bodyFromCaller = false;
     this.bodyBuffer = undefined;
     this.bodyString = undefined;
     this.bodyJson = undefined;
@@ -110,6 +131,7 @@ export class Message {
     this.bodyJson = other.bodyJson;
     this.hasJson = other.hasJson;
     this.bodyKind = other.bodyKind;
+    this.#bodyFromCaller = other.#bodyFromCaller;
   }
 
   getHeader(name: string): string | undefined {
@@ -140,4 +162,9 @@ export class Message {
   getProperties(): Record<string, unknown> {
     return this.propertyMap ? Object.fromEntries(this.propertyMap) : {};
   }
+}
+
+/** The sender marks the body it set from the request, until a step sets another one (see getBodyAsJson). */
+export function markBodyFromCaller(message: Message): void {
+  markFromCaller(message);
 }

@@ -10,8 +10,8 @@ import { parseBasicAuth } from '../security/authenticator.ts';
 import { ThrottledWarning } from '../logging/throttled-warning.ts';
 import { SENSITIVE_HEADER } from '../security/redact.ts';
 import type { MessageLogRecord, MessageStatus, StepTiming } from '../store/types.ts';
-import { MessageFailure } from './errors.ts';
-import { Message } from './message.ts';
+import { MessageFailure, jsonErrorPosition } from './errors.ts';
+import { Message, markBodyFromCaller } from './message.ts';
 import { runPipeline, type StepFailure } from './pipeline.ts';
 import { timeOrderedUuid } from './ids.ts';
 import { isoTimestamp } from './timestamps.ts';
@@ -35,8 +35,7 @@ function correlationIdOf(request: FastifyRequest): string {
 
 /** JSON.parse's own message quotes the body around the error: keep only the position. */
 export function malformedJsonMessage(err: unknown): string {
-  const position = /position (\d+)/.exec(err instanceof Error ? err.message : '')?.[1];
-  return `Malformed JSON body${position ? ` at position ${position}` : ''}`;
+  return `Malformed JSON body${jsonErrorPosition(err)}`;
 }
 
 /**
@@ -224,6 +223,7 @@ export async function senderRoutes(app: FastifyInstance, options: { registry: Fl
         else message.setBody(raw);
       } else {
         message.setBody(raw);
+        markBodyFromCaller(message);
       }
 
       const result = await runPipeline(runtime.steps, message, logger, flow.id);

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Message } from '../../src/runtime/message.ts';
+import { Message, markBodyFromCaller } from '../../src/runtime/message.ts';
+import { MessageFailure } from '../../src/runtime/errors.ts';
 import { compileExpression, formatDate } from '../../src/runtime/expressions.ts';
 
 test('Message: headers match case-insensitively and keep their case; bodies convert once and remember their kind', () => {
@@ -40,6 +41,24 @@ test('Message.assign takes over everything but the id and correlation id', () =>
   assert.equal(message.getProperty('p'), 1);
   assert.equal(message.isJsonBody(), true);
   assert.equal(message.getBodyAsString(), '{"z":1}');
+});
+
+test("Message: reading the caller's body as JSON when it is not is a 400 INVALID_JSON; a body a step set stays a SyntaxError", () => {
+  const message = new Message({ id: 'm', correlationId: 'c', body: Buffer.from('name=Ada') });
+  markBodyFromCaller(message);
+  assert.throws(
+    () => message.getBodyAsJson(),
+    (err: unknown) => err instanceof MessageFailure && err.code === 'INVALID_JSON' && err.statusCode === 400 && /the body sent is not JSON \(malformed/.test(err.message) && !err.message.includes('Ada'),
+  );
+  const copy = new Message({ id: 'n', correlationId: 'c' });
+  copy.assign(message);
+  assert.throws(() => copy.getBodyAsJson(), MessageFailure, 'assign takes the mark over with the body');
+
+  message.setBody('not json either');
+  assert.throws(() => message.getBodyAsJson(), SyntaxError, 'a body a step set is the flow\'s: no longer the caller\'s error');
+  const caller = new Message({ id: 'o', correlationId: 'c', body: Buffer.from('{"a":1}') });
+  markBodyFromCaller(caller);
+  assert.deepEqual(caller.getBodyAsJson(), { a: 1 });
 });
 
 test('expressions: headers, properties, body, ids and dates; unknown placeholders are deploy errors', () => {

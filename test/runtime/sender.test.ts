@@ -372,3 +372,34 @@ test('callers refused at a flow endpoint are logged: the first at once, with flo
   );
   for (const secret of ['clerk-wrong-password', 'Secret.Passw0rd', 'clerk-password-1']) assert.ok(!iflow.logs.text.includes(secret), secret);
 });
+
+test("a body the caller sent as something else than the JSON a flow reads is a 400 INVALID_JSON; a receiver's is the flow's 500", async (t) => {
+  const receiver = await startReceiver({ status: 200, headers: { 'content-type': 'text/plain' }, body: 'plain text' });
+  const flows = writeFlows({
+    mapped: { 'flow.yaml': 'sender: { path: /http/mapped }\nsteps:\n  - mapping: greet.jsonata\n', 'greet.jsonata': '{ "hello": name }\n' },
+    scripted: { 'flow.yaml': 'sender: { path: /http/scripted }\nsteps:\n  - script: read.mjs\n', 'read.mjs': 'export default function (message) { message.setBody({ got: message.getBodyAsJson() }); }\n' },
+    relayed: { 'flow.yaml': `sender: { path: /http/relayed }\nsteps:\n  - http: { address: "${receiver.url}/text" }\n  - mapping: greet.jsonata\n`, 'greet.jsonata': '{ "hello": name }\n' },
+  });
+  const iflow = await startIflow({ flowsDir: flows.dir });
+  t.after(async () => {
+    await iflow.close();
+    await receiver.close();
+    flows.remove();
+  });
+  const send = (path: string, body: string, contentType = 'text/plain') =>
+    fetch(`${iflow.url}${path}`, { method: 'POST', headers: { authorization: iflow.adminAuth, 'content-type': contentType }, body });
+
+  for (const path of ['/http/mapped', '/http/scripted']) {
+    const answer = await send(path, 'name=Ada');
+    assert.equal(answer.status, 400, path);
+    const { error } = (await answer.json()) as ErrorReply;
+    assert.equal(error.code, 'INVALID_JSON', path);
+    assert.match(error.message, /reads the body as JSON, and the body sent is not JSON/);
+    assert.ok(error.messageId, 'a message was made, and logged');
+    assert.ok(!error.message.includes('Ada'), 'the body is not quoted back');
+  }
+  assert.equal((await send('/http/mapped', '{"name":"Ada"}')).status, 200, 'JSON without a JSON Content-Type is read as JSON');
+  const relayed = await send('/http/relayed', '{"name":"Ada"}', 'application/json');
+  assert.equal(relayed.status, 500);
+  assert.equal(((await relayed.json()) as ErrorReply).error.code, 'MAPPING_ERROR', "a receiver's reply that is not JSON is the flow's problem");
+});

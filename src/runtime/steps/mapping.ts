@@ -22,7 +22,9 @@ export async function compileMappingStep(file: string, env: StepEnvironment): Pr
     let input: unknown;
     try {
       input = message.getBodyAsJson();
-    } catch {
+    } catch (err) {
+      // The caller's own body that is not JSON is the caller's error (400 INVALID_JSON); a step's is the flow's.
+      if (err instanceof MessageFailure) throw err;
       throw new MessageFailure('MAPPING_ERROR', `mapping ${file}: the body is not JSON`);
     }
     try {
