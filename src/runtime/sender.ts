@@ -1,6 +1,5 @@
 import { validateHeaderName, validateHeaderValue } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { ErrorObject } from 'ajv';
 import type { Logger } from 'pino';
 import { HttpError, errorBody } from '../errors.ts';
 import { writePrebuiltLine } from '../logging/index.ts';
@@ -16,6 +15,7 @@ import { runPipeline, type StepFailure } from './pipeline.ts';
 import { timeOrderedUuid } from './ids.ts';
 import { isoTimestamp } from './timestamps.ts';
 import { jsonName, stepTimingsJson } from './json-text.ts';
+import { violationsOf } from './violations.ts';
 
 const CORRELATION_ID = /^[\w.:@/+=-]{1,128}$/;
 const REFUSAL_WARNING_INTERVAL_MS = 10_000;
@@ -77,10 +77,6 @@ function tooLarge(size: number, limit: number) {
 
 function invalidReply(why: string): MessageFailure {
   return new MessageFailure('INVALID_REPLY', `the final message cannot be sent as an HTTP reply: ${why}`, 500);
-}
-
-function violations(errors: ErrorObject[] | null | undefined) {
-  return (errors ?? []).map((e) => ({ pointer: e.instancePath || '/', message: e.message ?? 'is invalid', ...(e.keyword === 'additionalProperties' ? { property: (e.params as { additionalProperty: string }).additionalProperty } : {}) }));
 }
 
 /** The last check before the body is read: a declared length over the flow's limit is a 413 at once. */
@@ -215,7 +211,7 @@ export async function senderRoutes(app: FastifyInstance, options: { registry: Fl
           return fail(reply, flow, message, startedAt, new MessageFailure('INVALID_JSON', malformedJsonMessage(err), 400), [], user);
         }
         if (runtime.validateBody && !runtime.validateBody(parsed)) {
-          const details = violations(runtime.validateBody.errors);
+          const details = violationsOf(runtime.validateBody.errors);
           const summary = details.map((d) => `${d.pointer} ${d.message}`).join('; ');
           return fail(reply, flow, message, startedAt, new MessageFailure('SCHEMA_VIOLATION', `Body does not match the flow's schema: ${summary}`, 400), [], user, details);
         }

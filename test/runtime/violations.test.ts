@@ -1,0 +1,40 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { Ajv } from 'ajv';
+import { violationsOf } from '../../src/runtime/violations.ts';
+
+const mailSchema = JSON.parse(readFileSync(new URL('../../flows/send-mail/schemas/mail-request.json', import.meta.url), 'utf8')) as object;
+
+function check(schema: object, body: unknown) {
+  const validate = new Ajv({ allErrors: true, strict: false }).compile(schema);
+  assert.equal(validate(body), false);
+  return violationsOf(validate.errors);
+}
+
+test('the alternatives of a union become one violation; unconditional demands at the same place stay apart', () => {
+  const schema = { type: 'object', required: ['to'], anyOf: [{ required: ['text'] }, { required: ['html'] }], properties: { to: { type: 'string' } } };
+  assert.deepEqual(check(schema, { to: 5 }), [
+    { pointer: '/', message: "must have required property 'text', or must have required property 'html'" },
+    { pointer: '/to', message: 'must be string' },
+  ]);
+  assert.deepEqual(check(schema, {}), [
+    { pointer: '/', message: "must have required property 'text', or must have required property 'html'" },
+    { pointer: '/', message: "must have required property 'to'" },
+  ]);
+});
+
+test('summaries ("must match a schema in anyOf", "must match "else" schema") are left out; unknown properties keep their name', () => {
+  const details = check(mailSchema, { to: 'a@b.c', subject: 's', colour: 'red' });
+  assert.ok(!details.some((d) => /must match (a schema in anyOf|"else" schema)/.test(d.message)), JSON.stringify(details));
+  assert.deepEqual(details.find((d) => d.property === 'colour'), { pointer: '/', message: 'must NOT have additional properties', property: 'colour' });
+  assert.ok(details.some((d) => d.message === "must have required property 'text', or must have required property 'html'"));
+});
+
+test('unions through $ref merge as far as schema paths tell; repeated messages are listed once; allowed values are named', () => {
+  // recipients = recipient | recipient[], recipient = address | { address }: the address's own path is not the union's.
+  const details = check(mailSchema, { to: 5, subject: 's', text: 'x' });
+  assert.deepEqual(details.map((d) => `${d.pointer} ${d.message}`), ['/to must be string', '/to must be object, or must be array']);
+  assert.deepEqual(check({ anyOf: [{ const: 1 }, { const: 1 }, { const: 'two' }] }, 3), [{ pointer: '/', message: 'must be 1, or must be "two"' }]);
+  assert.deepEqual(check({ properties: { importance: { enum: ['low', 'high'] } } }, { importance: 'urgent' }), [{ pointer: '/importance', message: 'must be one of "low", "high"' }]);
+});
