@@ -47,11 +47,20 @@ export interface ScriptContext {
   log: Logger;
 }
 
-export function secureStoreFor(material: SecurityMaterial): SecureStore {
-  const getAccessToken = (name: string) => material.getAccessToken(name);
+/** The secure store over `material`; `handedOut` hears every secret it gives (to clean a script's error text of it). */
+export function secureStoreFor(material: SecurityMaterial, handedOut?: (secret: string) => void): SecureStore {
+  const getAccessToken = async (name: string) => {
+    const token = await material.getAccessToken(name);
+    handedOut?.(token.accessToken);
+    return token;
+  };
   return {
     getAccessToken,
     getAccesTokenForOauth2AuthorizationCodeCredential: getAccessToken,
-    getUserCredential: (name: string) => material.getUserCredential(name),
+    getUserCredential: async (name: string) => {
+      const credential = await material.getUserCredential(name);
+      handedOut?.(credential.password);
+      return credential;
+    },
   };
 }

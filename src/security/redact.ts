@@ -25,3 +25,10 @@ export function secretsOfHeaderValue(value: string): string[] {
   }
   return secrets;
 }
+
+const CREDENTIAL_IN_TEXT = /\b(Bearer|Basic)\s+[^\s"',;]+/gi;
+
+/** `Bearer …` and `Basic …` anywhere in a text, with their credential replaced: for error texts scripts write. */
+export function redactCredentialsInText(text: string): string {
+  return text.replace(CREDENTIAL_IN_TEXT, '$1 [Redacted]');
+}

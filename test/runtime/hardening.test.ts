@@ -168,3 +168,40 @@ test('log redaction catches secret keys in any case and Authorization-like value
   const clean = { messageId: 'm', steps: [{ name: 'a', durationMs: 1 }] };
   assert.equal(redactSecrets(clean), clean, 'objects without secrets pass through as they are');
 });
+
+test("a script's error text loses the secrets the secure store gave it and any Authorization-like value before the caller, the log or the message log see it", async (t) => {
+  const password = 'basic-password-Secret-77';
+  const flows = writeFlows({
+    leaky: {
+      'flow.yaml': 'sender: { path: /http/leaky }\nsteps:\n  - script: leak.mjs\n',
+      'leak.mjs': `export default async function (message, context) {
+  const { password } = await context.secureStore.getUserCredential('Partner');
+  throw new Error('partner refused ' + password + ' with Authorization: Bearer eyJscript.token-1 and Basic dXNlcjpwdw==');
+}
+`,
+    },
+  });
+  const iflow = await startIflow({ flowsDir: flows.dir });
+  t.after(async () => {
+    await iflow.close();
+    flows.remove();
+  });
+  const created = await fetch(`${iflow.url}/api/v1/credentials`, {
+    method: 'POST',
+    headers: { authorization: iflow.adminAuth, 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'Partner', type: 'basic', user: 'partner', password }),
+  });
+  assert.equal(created.status, 201);
+
+  const answer = await fetch(`${iflow.url}/http/leaky`, { method: 'POST', headers: { authorization: iflow.adminAuth } });
+  assert.equal(answer.status, 500);
+  const { error } = (await answer.json()) as ErrorReply;
+  assert.equal(error.code, 'SCRIPT_ERROR');
+  assert.match(error.message, /^script leaky\/leak\.mjs:3 failed: partner refused \[Redacted\] with Authorization: Bearer \[Redacted\] and Basic \[Redacted\]$/);
+  const record = await waitFor(() => iflow.app.store.messageLogs.get(error.messageId!), { what: 'the message log' });
+  const stored = JSON.stringify(record);
+  for (const secret of [password, 'eyJscript.token-1', 'dXNlcjpwdw==']) {
+    assert.ok(!stored.includes(secret), `message log holds ${secret.slice(0, 6)}…`);
+    assert.ok(!iflow.logs.text.includes(secret), `log holds ${secret.slice(0, 6)}…`);
+  }
+});

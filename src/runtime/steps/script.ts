@@ -2,7 +2,8 @@ import { access } from 'node:fs/promises';
 import { resolve, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { FlowError } from '../../flows/errors.ts';
-import { secureStoreFor, type ScriptContext, type SecureStore } from '../context.ts';
+import { secureStoreFor, type ScriptContext, type SecureStore, type SecurityMaterial } from '../context.ts';
+import { redactCredentialsInText, redactValues } from '../../security/redact.ts';
 import { MessageFailure, toMessageFailure } from '../errors.ts';
 import { Message } from '../message.ts';
 import type { Execution, StepEnvironment, StepRun } from './types.ts';
@@ -65,7 +66,7 @@ export async function compileScriptStep(file: string, timeoutMs: number, env: St
   if (typeof processData !== 'function') {
     throw new FlowError({ file: shownName, pointer: '', message: 'a script must export default function processData(message, context)' });
   }
-  const secureStore = secureStoreFor(env.securityMaterial);
+  const material = env.securityMaterial;
   const parameters = env.parameters;
 
   /** What the script returned: the message changed in place (nothing) or a message to take over. */
@@ -75,29 +76,36 @@ export async function compileScriptStep(file: string, timeoutMs: number, env: St
       throw new MessageFailure('SCRIPT_ERROR', `script ${shownName} returned something that is not a message: change the message in place or return it`);
     }
   };
-  /** A throw or rejection from the script, as the message's failure (with the script's file and line). */
-  const failure = (err: unknown): MessageFailure => {
-    if (err instanceof MessageFailure) return err;
-    const converted = toMessageFailure(err, 'SCRIPT_ERROR');
-    if (converted.code !== 'SCRIPT_ERROR') return converted;
-    return new MessageFailure('SCRIPT_ERROR', `script ${scriptLocation(err, [path, url], shownName)} failed: ${converted.message}`);
+  /**
+   * A throw or rejection from the script, as the message's failure (with the script's file and line). Its text
+   * goes to the caller, the log and the message log: the secrets the secure store gave this script, and anything
+   * written like an Authorization value, are taken out of it.
+   */
+  const failure = (err: unknown, context: Context): MessageFailure => {
+    const converted = err instanceof MessageFailure ? err : toMessageFailure(err, 'SCRIPT_ERROR');
+    const text = redactCredentialsInText(redactValues(converted.message, context.handedOut ?? []));
+    if (err instanceof MessageFailure || converted.code !== 'SCRIPT_ERROR') {
+      return text === converted.message ? converted : new MessageFailure(converted.code, text, converted.statusCode, converted.extra);
+    }
+    return new MessageFailure('SCRIPT_ERROR', `script ${scriptLocation(err, [path, url], shownName)} failed: ${text}`);
   };
   const timedOut = () => new MessageFailure('SCRIPT_TIMEOUT', `script ${shownName} did not finish within ${timeoutMs} ms`);
 
   // Not an async function: a synchronous script (most are) completes the step without a promise.
   return (message, execution) => {
     let result: unknown;
+    const context = new Context(material, parameters, execution);
     try {
-      result = processData(message, new Context(secureStore, parameters, execution));
+      result = processData(message, context);
     } catch (err) {
-      throw failure(err);
+      throw failure(err, context);
     }
     // Only a script that returns a promise can outlive the step: a synchronous one needs no timer.
     if (isThenable(result)) {
       return withTimeout(Promise.resolve(result), timeoutMs, timedOut).then(
         (value) => takeOver(message, value),
         (err: unknown) => {
-          throw failure(err);
+          throw failure(err, context);
         },
       );
     }
@@ -107,11 +115,21 @@ export async function compileScriptStep(file: string, timeoutMs: number, env: St
 
 /** The script's context; a class, so each message gets it without a closure. */
 class Context implements ScriptContext {
+  /** The secrets its secure store gave this message's script (made on the first). */
+  handedOut: string[] | undefined;
+  private store: SecureStore | undefined;
+
   constructor(
-    readonly secureStore: SecureStore,
+    private readonly material: SecurityMaterial,
     readonly parameters: Readonly<Record<string, string>>,
     private readonly execution: Execution,
   ) {}
+
+  /** Made when the script first asks for it: most messages' scripts never do. */
+  get secureStore(): SecureStore {
+    this.store ??= secureStoreFor(this.material, (secret) => (this.handedOut ??= []).push(secret));
+    return this.store;
+  }
 
   get log() {
     return this.execution.log;
