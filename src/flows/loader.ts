@@ -28,7 +28,7 @@ const MAX_PROBLEMS = 20;
 function describe(error: ErrorObject): string {
   switch (error.keyword) {
     case 'additionalProperties':
-      return `unknown property "${(error.params as { additionalProperty: string }).additionalProperty}"`;
+      return `unknown property "${(error.params as { additionalProperty: string }).additionalProperty}"${error.parentSchema?.description ? ` (${error.parentSchema.description})` : ''}`;
     case 'required':
       return `missing required property "${(error.params as { missingProperty: string }).missingProperty}"`;
     case 'pattern':
@@ -39,13 +39,11 @@ function describe(error: ErrorObject): string {
 }
 
 /**
- * One message for everything ajv said about one place in the file. A failed union (anyOf) reports each branch
- * as well: say what was expected instead, from the union's description, its allowed constants, or the keys
- * of its object branches.
+ * One message for a failed union (anyOf) at a place, which reports each branch as well: say what was expected
+ * instead, from the union's description, its allowed constants, or the keys of its object branches.
  */
 function describePlace(errors: ErrorObject[]): string {
-  const union = errors.find((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf');
-  if (!union) return describe(errors[0]);
+  const union = errors.find((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf')!;
   if (union.parentSchema?.description) return `must be ${union.parentSchema.description}`;
   const branches = errors.filter((e) => e !== union);
   if (branches.length > 0 && branches.every((e) => e.keyword === 'const')) {
@@ -72,14 +70,23 @@ function schemaProblems(errors: ErrorObject[], file: string): FlowProblem[] {
   const places = [...byPlace].filter(
     ([pointer, found]) => !found.some((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf') || !errors.some((e) => e.instancePath.startsWith(`${pointer}/`)),
   );
-  const problems = places.slice(0, MAX_PROBLEMS).map(([pointer, found]) => ({ file, pointer, message: describePlace(found) }));
-  if (places.length > MAX_PROBLEMS) problems.push({ file, pointer: '', message: `and ${places.length - MAX_PROBLEMS} more problems not shown` });
+  // A union is one problem (what was expected there); otherwise each error at a place is one (two unknown keys).
+  const all = places.flatMap(([pointer, found]) => {
+    const messages = found.some((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf') ? [describePlace(found)] : [...new Set(found.map(describe))];
+    return messages.map((message) => ({ file, pointer, message }));
+  });
+  const problems = all.slice(0, MAX_PROBLEMS);
+  if (all.length > MAX_PROBLEMS) problems.push({ file, pointer: '', message: `and ${all.length - MAX_PROBLEMS} more problems not shown` });
   return problems;
 }
 
 /** Checks what JSON Schema cannot say clearly: exactly one kind key per step, no credentials let in. */
 function checkSemantics(definition: FlowDefinition, file: string): void {
   definition.steps.forEach((step, index) => {
+    if (step.timeout !== undefined && step.script === undefined) {
+      // Easy to write one level too high for an http step, where it would be ignored.
+      throw new FlowError({ file, pointer: `/steps/${index}/timeout`, message: 'a step-level timeout applies to script steps only: an http step takes http.timeout' });
+    }
     const kinds = STEP_KINDS.filter((kind) => step[kind] !== undefined);
     if (kinds.length !== 1) {
       throw new FlowError({
@@ -125,6 +132,12 @@ export async function readFlow(flowsDir: string, dir: string, overrides: Record<
     }
     const raw = document.toJS() as Record<string, unknown> | null;
     if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new FlowError({ file, pointer: '', message: 'a flow file is a YAML mapping' });
+    // Before parameters are substituted: a misspelt "parameters" would otherwise read as undeclared parameters.
+    const unknownKeys = Object.keys(raw).filter((key) => !(key in FlowSchema.properties));
+    if (unknownKeys.length > 0) {
+      const [first, ...others] = unknownKeys.map((key) => ({ file, pointer: '', message: `unknown property "${key}"` }));
+      throw new FlowError(first, others);
+    }
     if (typeof raw.id === 'string') source.id = raw.id;
     const declared = raw.parameters && typeof raw.parameters === 'object' ? (raw.parameters as Record<string, string | number | boolean>) : undefined;
     source.parameters = resolveParameters(declared, overrides);

@@ -31,7 +31,8 @@ const Expression = Type.String({ description: 'text with ${header.X}, ${property
 
 const SetStep = Type.Object(
   {
-    headers: Type.Optional(Type.Record(HeaderName, Expression)),
+    // A name that is not a header name would fail every message at the reply: refused at deploy instead.
+    headers: Type.Optional(Type.Record(HeaderName, Expression, { additionalProperties: false, description: 'header names: letters, digits and !#$%&\'*+.^_`|~-' })),
     properties: Type.Optional(Type.Record(Type.String({ minLength: 1 }), Expression)),
     body: Type.Optional(Expression),
   },

@@ -38,6 +38,9 @@ const BROKEN: Record<string, { yaml: string; files?: Record<string, string>; poi
   'same-path': { yaml: 'sender: { path: /http/GOOD }\nsteps:\n  - set: { body: x }\n', pointer: '/sender/path', message: /already served by flow "good"/ },
   'allows-authorization': { yaml: 'sender: { path: /http/a, allowedHeaders: [Authorization] }\nsteps:\n  - set: { body: x }\n', pointer: '/sender/allowedHeaders/0', message: /Authorization and Cookie never/ },
   'bad-duration': { yaml: 'sender: { path: /http/b }\nsteps:\n  - http: { address: "http://127.0.0.1:1/x", timeout: soon }\n', pointer: '/steps/0/http/timeout', message: /pattern|duration/ },
+  'misspelt-parameters': { yaml: 'paramters: { SYSTEM: x }\nsender: { path: /http/mp }\nsteps:\n  - set: { body: "{{SYSTEM}}" }\n', pointer: '', message: /^unknown property "paramters"$/ },
+  'bad-header-name': { yaml: 'sender: { path: /http/bh }\nsteps:\n  - set: { headers: { X Spaced: a } }\n', pointer: '/steps/0/set/headers', message: /unknown property "X Spaced" \(header names: / },
+  'http-step-timeout': { yaml: 'sender: { path: /http/ht }\nsteps:\n  - http: { address: "http://127.0.0.1:1/x" }\n    timeout: 1s\n', pointer: '/steps/0/timeout', message: /applies to script steps only: an http step takes http\.timeout/ },
   // A union branch that fits but holds a wrong value: that value is the problem, not the union.
   'bad-auth-name': {
     yaml: 'sender: { path: /http/ba }\nsteps:\n  - http: { address: "http://127.0.0.1:1/x", auth: { basic: "bad name!" } }\n',
@@ -55,6 +58,7 @@ const BROKEN: Record<string, { yaml: string; files?: Record<string, string>; poi
     pointer: '/sender/path',
     message: /under \/http\//,
   },
+  'two-typos': { yaml: 'sender: { path: /http/tt, rolle: a, allowedHeader: [X] }\nsteps:\n  - set: { body: x }\n', pointer: '/sender', message: /^unknown property "rolle"$/ },
 };
 /** What iflow check prints for 'several-problems', one line each, in the schema's order. */
 const SEVERAL_PROBLEMS = [
@@ -143,6 +147,8 @@ test('iflow check prints each broken flow and exits non-zero; 0 when all are val
     const at = lines.findIndex((line) => SEVERAL_PROBLEMS[0].test(line));
     assert.ok(at >= 0, bad.stdout);
     SEVERAL_PROBLEMS.forEach((expected, i) => assert.match(lines[at + i], expected));
+    const typos = lines.findIndex((line) => /ERROR\s+two-typos\s/.test(line));
+    assert.match(lines[typos + 1], /^\s+two-typos\/flow\.yaml at \/sender: unknown property "allowedHeader"$/, 'two problems at one place are both shown');
     const many = lines.findIndex((line) => /ERROR\s+too-many-problems\s/.test(line));
     assert.match(lines[many + 19], /at \/steps\/19\/set: /, 'twenty problems are shown');
     assert.match(lines[many + 20], /^\s+too-many-problems\/flow\.yaml: and 3 more problems not shown$/);
