@@ -30,7 +30,8 @@ export function logRequests(app: FastifyInstance, pinoLogger: Logger, logged: (p
     // 'close' comes after the reply is sent, or when the connection drops first.
     reply.raw.once('close', () => {
       const responseTime = Math.round((performance.now() - startedAt) * 1000) / 1000;
-      if (reply.raw.writableFinished) child.info({ res: { statusCode: reply.statusCode }, responseTime }, 'request completed');
+      // writableEnded, not writableFinished: an injected request (the admin UI's own calls) has no socket to flush to.
+      if (reply.raw.writableEnded) child.info({ res: { statusCode: reply.statusCode }, responseTime }, 'request completed');
       else child.warn({ responseTime }, 'connection closed before the reply was sent');
     });
     if (shutdown?.closing && shutdown.refuse(request, reply)) return;

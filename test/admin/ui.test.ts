@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { basicAuth, startIflow } from '../support/iflow.ts';
+import { basicAuth, startIflow, waitFor } from '../support/iflow.ts';
 import { writeFlows } from '../support/flows.ts';
 
 test('the admin UI shows flows, credentials with Authorize links and the latest messages, escaped', async (t) => {
@@ -28,6 +28,9 @@ test('the admin UI shows flows, credentials with Authorize links and the latest 
   assert.match(page.headers.get('content-security-policy') ?? '', /default-src 'none'/);
   const html = await page.text();
   assert.match(html, /<title>Overview – iflow<\/title>/);
+  // The page's own calls to the API are logged as completed, not as connections that dropped.
+  await waitFor(() => iflow.logs.records().filter((r) => r.msg === 'request completed' && r.res && (r.res as { statusCode: number }).statusCode === 200).length >= 3, { what: 'the request lines' });
+  assert.deepEqual(iflow.logs.records().filter((r) => r.msg === 'connection closed before the reply was sent'), []);
   assert.match(html, /POST \/http\/hello/);
   assert.match(html, /Say &#60;b&#62;hi&#60;\/b&#62; \(set\)/, 'step names are escaped');
   assert.match(html, /unknown property/);
