@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Agent } from 'undici';
 import { loadConfig } from '../config/index.ts';
@@ -19,7 +20,7 @@ export async function checkCommand(dir?: string): Promise<number> {
   try {
     const registry = await deployFlows(flowsDir, config.parameterOverrides, { securityMaterial: noSecurityMaterial, dispatcher });
     if (registry.flows.length === 0) {
-      console.error(`no flows found in ${flowsDir}`);
+      console.error(existsSync(flowsDir) ? `no flows found in ${flowsDir} (one folder per flow, each holding a flow.yaml)` : `the flows folder ${flowsDir} does not exist`);
       return 1;
     }
     for (const flow of registry.flows) {

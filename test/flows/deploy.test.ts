@@ -164,6 +164,17 @@ test('iflow check prints each broken flow and exits non-zero; 0 when all are val
   }
 });
 
+test('iflow check says when the flows folder does not exist, or holds no flow', (t) => {
+  const missing = runCheck(join(tmpdir(), 'iflow-no-such-flows-folder'));
+  assert.equal(missing.status, 1);
+  assert.match(missing.stderr, /the flows folder .*iflow-no-such-flows-folder does not exist/);
+  const empty = mkdtempSync(join(tmpdir(), 'iflow-empty-flows-'));
+  t.after(() => rmSync(empty, { recursive: true, force: true }));
+  const none = runCheck(empty);
+  assert.equal(none.status, 1);
+  assert.match(none.stderr, /no flows found in .* \(one folder per flow, each holding a flow\.yaml\)/);
+});
+
 test('the sample flows in flows/ pass iflow check', () => {
   const result = runCheck('flows');
   assert.equal(result.status, 0, result.stdout + result.stderr);
