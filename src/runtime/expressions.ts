@@ -22,6 +22,7 @@ export function formatDate(date: Date, pattern: string): string {
 }
 
 function placeholder(source: string): Expression {
+  if (source.includes('${')) throw new Error(`\${…} cannot be nested: \${${source}}`);
   const [head, ...rest] = source.trim().split('.');
   const name = rest.join('.');
   if (head === 'header' && name) return (m) => m.getHeader(name) ?? '';
@@ -38,6 +39,9 @@ function placeholder(source: string): Expression {
   if (whole === 'correlationId') return (m) => m.correlationId;
   if (whole.startsWith('date:now')) {
     const pattern = whole.slice('date:now'.length).replace(/^:/, '') || "yyyy-MM-dd'T'HH:mm:ss.SSS'Z'";
+    // Letters outside quotes that are not pattern letters would be copied as they are: a typo, or a letter not supported.
+    const unknown = pattern.replace(/'[^']*'/g, '').replace(/yyyy|yy|MM|dd|HH|mm|ss|SSS/g, '').match(/[A-Za-z]/);
+    if (unknown) throw new Error(`\${${source}}: "${unknown[0]}" is not a date pattern letter (yyyy yy MM dd HH mm ss SSS; quote text as 'T')`);
     return () => formatDate(new Date(), pattern);
   }
   throw new Error(`unknown expression \${${source}}: use \${header.X}, \${property.x}, \${body}, \${messageId}, \${correlationId} or \${date:now:yyyy-MM-dd}`);
@@ -53,6 +57,8 @@ export function compileExpression(text: string): Expression {
     last = match.index + match[0].length;
   }
   if (last < text.length) parts.push(text.slice(last));
+  const unclosed = parts.find((part) => typeof part === 'string' && part.includes('${'));
+  if (unclosed !== undefined) throw new Error(`\${ without its closing } in "${text.slice(0, 80)}"`);
   if (parts.length === 0) return () => '';
   if (parts.length === 1) {
     const only = parts[0];

@@ -61,7 +61,7 @@ test("Message: reading the caller's body as JSON when it is not is a 400 INVALID
   assert.deepEqual(caller.getBodyAsJson(), { a: 1 });
 });
 
-test('expressions: headers, properties, body, ids and dates; unknown placeholders are deploy errors', () => {
+test('expressions: headers, properties, body, ids and dates; unknown, unclosed or nested placeholders and unknown date letters are deploy errors', () => {
   const message = new Message({ id: 'm1', correlationId: 'c1', body: 'text', headers: { 'X-A': 'a' } });
   message.setProperty('n', 5);
   message.setProperty('o', { k: 'v' });
@@ -69,5 +69,9 @@ test('expressions: headers, properties, body, ids and dates; unknown placeholder
   assert.equal(compileExpression('plain')(message), 'plain');
   assert.match(compileExpression('${date:now:yyyy-MM-dd}')(message), /^\d{4}-\d{2}-\d{2}$/);
   assert.throws(() => compileExpression('${nope}'), /unknown expression \$\{nope\}/);
+  assert.throws(() => compileExpression('${header.X-Foo'), /\$\{ without its closing \} in "\$\{header\.X-Foo"/);
+  assert.throws(() => compileExpression('${property.${header.X}}'), /cannot be nested/);
+  assert.throws(() => compileExpression('${date:now:yyyy-QQ-dd}'), /"Q" is not a date pattern letter/);
+  assert.match(compileExpression("${date:now:yyyy-MM-dd'T'HH:mm:ss'Z'}")(message), /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/);
   assert.equal(formatDate(new Date(Date.UTC(2026, 0, 2, 3, 4, 5, 6)), "yyyy-MM-dd'T'HH:mm:ss.SSS"), '2026-01-02T03:04:05.006');
 });
