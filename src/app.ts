@@ -45,7 +45,10 @@ function errorHandler(this: FastifyInstance, err: FastifyError, request: Fastify
     return reply.code(err.statusCode).send(errorBody(err.code, err.message, err.details === undefined ? undefined : { details: err.details }));
   }
   if (err.validation) {
-    return reply.code(400).send(errorBody('BAD_REQUEST', err.message, { details: err.validation }));
+    // ajv's text says "must NOT have additional properties" without naming them: the details do, so name them here too.
+    const unknown = err.validation.flatMap((issue) => (issue.keyword === 'additionalProperties' ? [(issue.params as { additionalProperty?: string }).additionalProperty] : [])).filter(Boolean);
+    const message = unknown.length > 0 ? `${err.message} (unknown: ${unknown.map((name) => JSON.stringify(name)).join(', ')})` : err.message;
+    return reply.code(400).send(errorBody('BAD_REQUEST', message, { details: err.validation }));
   }
   const status = err.statusCode ?? 500;
   if (status === 413) return reply.code(413).send(errorBody('PAYLOAD_TOO_LARGE', 'Request body is larger than this endpoint accepts'));

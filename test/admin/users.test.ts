@@ -258,6 +258,8 @@ describe('the users API', () => {
       assertError(await call(iflow, 'PUT', '/api/v1/users/watcher', { body }), 400, 'BAD_REQUEST');
     }
     assert.deepEqual((await iflow.app.store.users.get('watcher'))?.roles, ['monitor']);
+    const renamed = assertError(await call(iflow, 'PUT', '/api/v1/users/watcher', { body: { roles: ['monitor'], name: 'renamed' } }), 400, 'BAD_REQUEST');
+    assert.match(renamed.error.message, /must NOT have additional properties \(unknown: "name"\)$/, 'the message names the property');
 
     for (const method of ['GET', 'DELETE'] as const) {
       assertError(await call(iflow, method, '/api/v1/users/has%20space'), 400, 'BAD_REQUEST');
