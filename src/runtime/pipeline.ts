@@ -11,6 +11,8 @@ export type StepFailure = MessageFailure & { step?: string };
 export interface PipelineResult {
   steps: StepTiming[];
   failure?: StepFailure;
+  /** The host an http step last sent the message to, if any. */
+  receiver?: string;
 }
 
 /**
@@ -35,14 +37,15 @@ export async function runPipeline(steps: readonly CompiledStep[], message: Messa
     }
     const status = failure ? 'FAILED' : 'COMPLETED';
     timings.push({ name: step.name, kind: step.kind, start: isoTimestamp(startedAt), durationMs: round(performance.now() - start), status });
-    if (failure) return { steps: timings, failure };
+    if (failure) return { steps: timings, failure, receiver: execution.receiver };
   }
-  return { steps: timings };
+  return { steps: timings, receiver: execution.receiver };
 }
 
 /** What steps see of the run: the message's logger (bound to message, correlation and flow), made on first use. */
 class MessageExecution implements Execution {
   private logger: Logger | undefined;
+  receiver: string | undefined = undefined;
 
   constructor(
     private readonly baseLogger: Logger,

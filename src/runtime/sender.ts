@@ -11,7 +11,7 @@ import { SENSITIVE_HEADER } from '../security/redact.ts';
 import type { MessageLogRecord, MessageStatus, StepTiming } from '../store/types.ts';
 import { MessageFailure, jsonErrorPosition } from './errors.ts';
 import { Message, markBodyFromCaller } from './message.ts';
-import { runPipeline, type StepFailure } from './pipeline.ts';
+import { runPipeline, type PipelineResult, type StepFailure } from './pipeline.ts';
 import { timeOrderedUuid } from './ids.ts';
 import { isoTimestamp } from './timestamps.ts';
 import { jsonName, stepTimingsJson } from './json-text.ts';
@@ -68,6 +68,8 @@ function replyOf(message: Message): { headers: [string, string][]; body: Buffer 
 }
 
 const EMPTY = Buffer.alloc(0);
+/** What a message refused before its pipeline ran has done: no steps, no receiver. */
+const NOT_RUN: Pick<PipelineResult, 'steps' | 'receiver'> = Object.freeze({ steps: [] as StepTiming[] });
 /** CPI's SAP_MessageProcessingLogID, in the lower case Fastify sends header names in (lower-casing it per reply cost a string). */
 const MPL_ID_HEADER = 'sap_messageprocessinglogid';
 
@@ -125,7 +127,8 @@ export async function senderRoutes(app: FastifyInstance, options: { registry: Fl
   app.addContentTypeParser(/^/, { parseAs: 'buffer' }, asBytes);
 
   /** The message log record, metrics and log line of a finished message: FAILED when there is a failure. */
-  function record(flow: Flow, message: Message, startedAt: number, steps: StepTiming[], failure: StepFailure | undefined, user: string | undefined) {
+  function record(flow: Flow, message: Message, startedAt: number, run: Pick<PipelineResult, 'steps' | 'receiver'>, failure: StepFailure | undefined, user: string | undefined) {
+    const { steps, receiver } = run;
     const status: MessageStatus = failure ? 'FAILED' : 'COMPLETED';
     const durationMs = Date.now() - startedAt;
     const entry: MessageLogRecord = {
@@ -138,7 +141,7 @@ export async function senderRoutes(app: FastifyInstance, options: { registry: Fl
       LogStart: isoTimestamp(startedAt),
       LogEnd: isoTimestamp(startedAt + durationMs),
       Sender: message.getHeader('SAP_Sender') ?? user ?? null,
-      Receiver: message.getHeader('SAP_Receiver') ?? flow.runtime?.receiver ?? null,
+      Receiver: message.getHeader('SAP_Receiver') ?? receiver ?? flow.runtime?.receiver ?? null,
       DurationMs: durationMs,
       Steps: steps,
       StepsJson: stepTimingsJson(steps),
@@ -157,8 +160,8 @@ export async function senderRoutes(app: FastifyInstance, options: { registry: Fl
     }
   }
 
-  function fail(reply: FastifyReply, flow: Flow, message: Message, startedAt: number, failure: StepFailure, steps: StepTiming[], user: string | undefined, details?: unknown) {
-    record(flow, message, startedAt, steps, failure, user);
+  function fail(reply: FastifyReply, flow: Flow, message: Message, startedAt: number, failure: StepFailure, run: Pick<PipelineResult, 'steps' | 'receiver'>, user: string | undefined, details?: unknown) {
+    record(flow, message, startedAt, run, failure, user);
     return reply
       .code(failure.statusCode)
       .header(MPL_ID_HEADER, message.id)
@@ -208,12 +211,12 @@ export async function senderRoutes(app: FastifyInstance, options: { registry: Fl
         try {
           parsed = raw.length === 0 ? undefined : JSON.parse(raw.toString('utf8'));
         } catch (err) {
-          return fail(reply, flow, message, startedAt, new MessageFailure('INVALID_JSON', malformedJsonMessage(err), 400), [], user);
+          return fail(reply, flow, message, startedAt, new MessageFailure('INVALID_JSON', malformedJsonMessage(err), 400), NOT_RUN, user);
         }
         if (runtime.validateBody && !runtime.validateBody(parsed)) {
           const details = violationsOf(runtime.validateBody.errors);
           const summary = details.map((d) => `${d.pointer} ${d.message}`).join('; ');
-          return fail(reply, flow, message, startedAt, new MessageFailure('SCHEMA_VIOLATION', `Body does not match the flow's schema: ${summary}`, 400), [], user, details);
+          return fail(reply, flow, message, startedAt, new MessageFailure('SCHEMA_VIOLATION', `Body does not match the flow's schema: ${summary}`, 400), NOT_RUN, user, details);
         }
         if (parsed !== undefined) message.setJsonBody(parsed, raw);
         else message.setBody(raw);
@@ -223,11 +226,11 @@ export async function senderRoutes(app: FastifyInstance, options: { registry: Fl
       }
 
       const result = await runPipeline(runtime.steps, message, logger, flow.id);
-      if (result.failure) return fail(reply, flow, message, startedAt, result.failure, result.steps, user);
+      if (result.failure) return fail(reply, flow, message, startedAt, result.failure, result, user);
 
       const answer = replyOf(message);
-      if (answer instanceof MessageFailure) return fail(reply, flow, message, startedAt, answer, result.steps, user);
-      record(flow, message, startedAt, result.steps, undefined, user);
+      if (answer instanceof MessageFailure) return fail(reply, flow, message, startedAt, answer, result, user);
+      record(flow, message, startedAt, result, undefined, user);
       reply.code(message.status);
       for (const [name, value] of answer.headers) reply.header(name, value);
       reply.header(MPL_ID_HEADER, message.id);

@@ -159,6 +159,7 @@ steps:
     assert.equal(record.Status, 'COMPLETED');
     assert.equal(record.CorrelationId, 'corr-123');
     assert.equal(record.IntegrationFlowName, 'steps');
+    assert.equal(record.Receiver, new URL(receiver.url).host, 'the receiver a built address reached, for the message log');
     assert.deepEqual(record.Steps.map((s) => [s.name, s.kind, s.status]), [
       ['Enrich', 'script', 'COMPLETED'],
       ['Stamp', 'set', 'COMPLETED'],

@@ -117,8 +117,9 @@ export function compileHttpStep(definition: HttpStepDefinition, env: StepEnviron
     throw new MessageFailure('RECEIVER_ADDRESS_INVALID', `receiver address "${truncate(url)}" is not an http(s) URL`, 500);
   }
 
-  const run: StepRun = async (message) => {
+  const run: StepRun = async (message, execution) => {
     const target = targetOf(message);
+    execution.receiver = target.host;
     // Keyed by lower-case name, so the computed Content-Type and Authorization replace copied ones.
     const headers: Record<string, string> = {};
     for (const [name, lower] of requestHeaders) {

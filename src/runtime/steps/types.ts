@@ -20,6 +20,8 @@ export interface StepEnvironment {
 export interface Execution {
   /** Child logger bound to the message; created on first use (most messages never need it). */
   readonly log: Logger;
+  /** The host the message was last sent to (http steps set it): the message log's Receiver. */
+  receiver?: string;
 }
 
 /** Runs a step over the message, changing it in place. */
