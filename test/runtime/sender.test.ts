@@ -404,3 +404,37 @@ test("a body the caller sent as something else than the JSON a flow reads is a 4
   assert.equal(relayed.status, 500);
   assert.equal(((await relayed.json()) as ErrorReply).error.code, 'MAPPING_ERROR', "a receiver's reply that is not JSON is the flow's problem");
 });
+
+test('http retry: 503s and timeouts are tried again up to the attempts; a failure after retries says how many went out', async (t) => {
+  let flaky = 0;
+  const receiver = await startReceiver((request) => {
+    if (request.url === '/flaky') return ++flaky <= 2 ? { status: 503 } : { status: 200, headers: { 'content-type': 'application/json' }, body: { ok: true } };
+    if (request.url === '/down') return { status: 503, body: 'maintenance' };
+    return { hang: true };
+  });
+  const step = (path: string) => `sender: { path: /http${path} }\nsteps:\n  - http: { address: "${receiver.url}${path}", timeout: 300ms, retry: { attempts: 2, delay: 10ms } }\n`;
+  const flows = writeFlows({ flaky: { 'flow.yaml': step('/flaky') }, down: { 'flow.yaml': step('/down') }, hung: { 'flow.yaml': step('/hung') } });
+  const iflow = await startIflow({ flowsDir: flows.dir });
+  t.after(async () => {
+    await iflow.close();
+    await receiver.close();
+    flows.remove();
+  });
+  const call = (path: string) => fetch(`${iflow.url}/http${path}`, { method: 'POST', headers: { authorization: iflow.adminAuth } });
+  const sentTo = (path: string) => receiver.received.filter((request) => request.url === path).length;
+
+  const recovered = await call('/flaky');
+  assert.equal(recovered.status, 200);
+  assert.deepEqual(await recovered.json(), { ok: true });
+  assert.equal(sentTo('/flaky'), 3, 'two 503s, then the answer');
+
+  const down = await call('/down');
+  assert.equal(down.status, 502);
+  assert.match(((await down.json()) as ErrorReply).error.message, /^receiver 127\.0\.0\.1:\d+ answered 503 Service Unavailable \(3 attempts\): maintenance$/);
+  assert.equal(sentTo('/down'), 3);
+
+  const hung = await call('/hung');
+  assert.equal(hung.status, 504);
+  assert.match(((await hung.json()) as ErrorReply).error.message, /did not answer within 300 ms \(3 attempts\)$/);
+  assert.equal(sentTo('/hung'), 3, 'a timed-out request is sent again: it may have reached the receiver each time');
+});

@@ -139,8 +139,11 @@ export function compileHttpStep(definition: HttpStepDefinition, env: StepEnviron
 
     let answer: Answer | undefined;
     let refreshed = false;
+    /** How many times the request went out, for failure texts: a retried request may have reached the receiver more than once. */
+    let sent = 0;
     for (let attempt = 1; ; attempt++) {
       let failure: MessageFailure | undefined;
+      sent++;
       try {
         answer = await exchange(dispatcher, { target, method, headers, body, timeoutMs, maxResponseBytes: MAX_RESPONSE_BYTES });
       } catch (err) {
@@ -157,7 +160,7 @@ export function compileHttpStep(definition: HttpStepDefinition, env: StepEnviron
       }
       const retriable = failure ? failure.code === 'RECEIVER_UNREACHABLE' || failure.code === 'RECEIVER_TIMEOUT' : RETRIED_STATUSES.has(answer!.statusCode);
       if (!retriable || attempt >= attempts) {
-        if (failure) throw failure;
+        if (failure) throw sent > 1 ? new MessageFailure(failure.code, `${failure.message} (${sent} attempts)`, failure.statusCode, failure.extra) : failure;
         break;
       }
       await new Promise((resolve) => setTimeout(resolve, retryDelay(answer, retryDelayMs)));
@@ -171,7 +174,7 @@ export function compileHttpStep(definition: HttpStepDefinition, env: StepEnviron
       const requestId = received['request-id'];
       throw new MessageFailure(
         'RECEIVER_ERROR',
-        `receiver ${target.host} answered ${statusCode} ${STATUS_CODES[statusCode] ?? ''}${text ? `: ${text}` : ''}`.trim(),
+        `receiver ${target.host} answered ${statusCode} ${STATUS_CODES[statusCode] ?? ''}${sent > 1 ? ` (${sent} attempts)` : ''}${text ? `: ${text}` : ''}`.trim(),
         502,
         { receiverStatus: statusCode, requestId: typeof requestId === 'string' ? requestId : undefined },
       );
