@@ -133,7 +133,7 @@ export async function readFlow(flowsDir: string, dir: string, overrides: Record<
     const raw = document.toJS() as Record<string, unknown> | null;
     if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new FlowError({ file, pointer: '', message: 'a flow file is a YAML mapping' });
     // Before parameters are substituted: a misspelt "parameters" would otherwise read as undeclared parameters.
-    const unknownKeys = Object.keys(raw).filter((key) => !(key in FlowSchema.properties));
+    const unknownKeys = Object.keys(raw).filter((key) => !Object.hasOwn(FlowSchema.properties, key));
     if (unknownKeys.length > 0) {
       const [first, ...others] = unknownKeys.map((key) => ({ file, pointer: '', message: `unknown property "${key}"` }));
       throw new FlowError(first, others);
