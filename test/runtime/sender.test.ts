@@ -438,3 +438,17 @@ test('http retry: 503s and timeouts are tried again up to the attempts; a failur
   assert.match(((await hung.json()) as ErrorReply).error.message, /did not answer within 300 ms \(3 attempts\)$/);
   assert.equal(sentTo('/hung'), 3, 'a timed-out request is sent again: it may have reached the receiver each time');
 });
+
+test('a mapping that fails at run time names the JSONata token and its position', async (t) => {
+  const flows = writeFlows({ nosuch: { 'flow.yaml': 'sender: { path: /http/nosuch }\nsteps:\n  - mapping: m.jsonata\n', 'm.jsonata': '{ "a": $nosuch(1) }\n' } });
+  const iflow = await startIflow({ flowsDir: flows.dir });
+  t.after(async () => {
+    await iflow.close();
+    flows.remove();
+  });
+  const answer = await fetch(`${iflow.url}/http/nosuch`, { method: 'POST', headers: { authorization: iflow.adminAuth, 'content-type': 'application/json' }, body: '{}' });
+  assert.equal(answer.status, 500);
+  const { error } = (await answer.json()) as ErrorReply;
+  assert.equal(error.code, 'MAPPING_ERROR');
+  assert.equal(error.message, 'mapping m.jsonata failed ("nosuch" at character 15): Attempted to invoke a non-function');
+});

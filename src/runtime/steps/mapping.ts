@@ -31,7 +31,10 @@ export async function compileMappingStep(file: string, env: StepEnvironment): Pr
       const result = await expression.evaluate(input, bindings);
       message.setBody(result === undefined ? null : result);
     } catch (err) {
-      throw new MessageFailure('MAPPING_ERROR', `mapping ${file} failed: ${(err as Error).message}`);
+      // JSONata's message alone ("Attempted to invoke a non-function") does not say where: add its token and position.
+      const { message, token, position } = err as { message: string; token?: unknown; position?: unknown };
+      const where = [typeof token === 'string' ? `"${token}"` : '', typeof position === 'number' ? `at character ${position}` : ''].filter(Boolean).join(' ');
+      throw new MessageFailure('MAPPING_ERROR', `mapping ${file} failed${where ? ` (${where})` : ''}: ${message}`);
     }
   };
 }
