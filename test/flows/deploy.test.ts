@@ -39,6 +39,13 @@ const BROKEN: Record<string, { yaml: string; files?: Record<string, string>; poi
   'allows-authorization': { yaml: 'sender: { path: /http/a, allowedHeaders: [Authorization] }\nsteps:\n  - set: { body: x }\n', pointer: '/sender/allowedHeaders/0', message: /Authorization and Cookie never/ },
   'bad-duration': { yaml: 'sender: { path: /http/b }\nsteps:\n  - http: { address: "http://127.0.0.1:1/x", timeout: soon }\n', pointer: '/steps/0/http/timeout', message: /pattern|duration/ },
   'unclosed-expression': { yaml: 'sender: { path: /http/ue }\nsteps:\n  - set: { body: "hello ${header.X-Name" }\n', pointer: '/steps/0/set/body', message: /without its closing \}/ },
+  'jsonata-parameter': {
+    yaml: 'parameters: { SHOP: x }\nsender: { path: /http/jp }\nsteps:\n  - mapping: m.jsonata\n',
+    files: { 'm.jsonata': '{ "shop": $parameters.SHOP, "typo": $parameters.SHOPP }\n' },
+    pointer: '',
+    file: 'jsonata-parameter/m.jsonata',
+    message: /^\$parameters\.SHOPP at character \d+ is not a parameter of this flow \(declared: SHOP\)$/,
+  },
   'misspelt-parameters': { yaml: 'paramters: { SYSTEM: x }\nsender: { path: /http/mp }\nsteps:\n  - set: { body: "{{SYSTEM}}" }\n', pointer: '', message: /^unknown property "paramters"$/ },
   'bad-header-name': { yaml: 'sender: { path: /http/bh }\nsteps:\n  - set: { headers: { X Spaced: a } }\n', pointer: '/steps/0/set/headers', message: /unknown property "X Spaced" \(header names: / },
   'http-step-timeout': { yaml: 'sender: { path: /http/ht }\nsteps:\n  - http: { address: "http://127.0.0.1:1/x" }\n    timeout: 1s\n', pointer: '/steps/0/timeout', message: /applies to script steps only: an http step takes http\.timeout/ },

@@ -17,6 +17,14 @@ export async function compileMappingStep(file: string, env: StepEnvironment): Pr
     const e = err as { message: string; position?: number };
     throw new FlowError({ file: `${env.flowId}/${file}`, pointer: '', message: `JSONata syntax error${e.position !== undefined ? ` at character ${e.position}` : ''}: ${e.message}` });
   }
+  const unknown = unknownParameter(expression.ast(), env.parameters);
+  if (unknown) {
+    throw new FlowError({
+      file: `${env.flowId}/${file}`,
+      pointer: '',
+      message: `$parameters.${unknown.name} at character ${unknown.position} is not a parameter of this flow (declared: ${Object.keys(env.parameters).join(', ') || 'none'})`,
+    });
+  }
   const bindings = { parameters: env.parameters };
   return async (message) => {
     let input: unknown;
@@ -37,4 +45,29 @@ export async function compileMappingStep(file: string, env: StepEnvironment): Pr
       throw new MessageFailure('MAPPING_ERROR', `mapping ${file} failed${where ? ` (${where})` : ''}: ${message}`);
     }
   };
+}
+
+/**
+ * The first `$parameters.NAME` in a JSONata tree whose NAME the flow does not declare: a misspelt parameter would
+ * otherwise be empty at run time. Only that literal form is checked (not `$lookup($parameters, …)`).
+ */
+function unknownParameter(node: unknown, parameters: Readonly<Record<string, string>>): { name: string; position: number } | undefined {
+  if (Array.isArray(node)) {
+    for (const item of node) {
+      const found = unknownParameter(item, parameters);
+      if (found) return found;
+    }
+    return undefined;
+  }
+  if (node === null || typeof node !== 'object') return undefined;
+  const { type, steps } = node as { type?: string; steps?: { type: string; value: unknown; position?: number }[] };
+  if (type === 'path' && steps && steps[0]?.type === 'variable' && steps[0].value === 'parameters' && steps[1]?.type === 'name') {
+    const name = String(steps[1].value);
+    if (!Object.hasOwn(parameters, name)) return { name, position: steps[1].position ?? 0 };
+  }
+  for (const value of Object.values(node)) {
+    const found = unknownParameter(value, parameters);
+    if (found) return found;
+  }
+  return undefined;
 }
