@@ -36,9 +36,14 @@ function violation(error: ErrorObject, message = messageOf(error)): Violation {
 export function violationsOf(errors: readonly ErrorObject[] | null | undefined): Violation[] {
   const all = errors ?? [];
   const specific = all.filter((error) => !SUMMARIES.has(error.keyword));
-  if (specific.length === 0) return dedupe(all.map((error) => violation(error)));
+  // A summary stays when nothing more specific explains it (a oneOf that matched two branches has nothing below
+  // it): explained means a specific error at its place or inside it (schema paths restart at a $ref, so the place
+  // in the body is what tells).
+  const explained = (summary: ErrorObject) =>
+    specific.some((error) => error.instancePath === summary.instancePath || error.instancePath.startsWith(`${summary.instancePath}/`));
+  const unexplained = all.filter((error) => SUMMARIES.has(error.keyword) && !explained(error));
   // The first alternative of each union stands for all of them, in ajv's order; the others are dropped.
-  const standsFor = new Map<ErrorObject, ErrorObject[]>();
+  const standsFor = new Map<ErrorObject, string>();
   const merged = new Set<ErrorObject>();
   for (const union of all) {
     if (union.keyword !== 'anyOf' && union.keyword !== 'oneOf') continue;
@@ -46,14 +51,23 @@ export function violationsOf(errors: readonly ErrorObject[] | null | undefined):
       (error) => !merged.has(error) && error.instancePath === union.instancePath && error.schemaPath.startsWith(`${union.schemaPath}/`) && error.keyword !== 'additionalProperties',
     );
     if (alternatives.length < 2) continue;
+    // Errors of one branch must all be fixed ("and"); any one branch will do ("or").
+    const byBranch = new Map<string, Set<string>>();
+    for (const error of alternatives) {
+      const branch = error.schemaPath.slice(union.schemaPath.length + 1).split('/')[0];
+      let messages = byBranch.get(branch);
+      if (!messages) byBranch.set(branch, (messages = new Set()));
+      messages.add(messageOf(error));
+    }
+    if (byBranch.size < 2) continue;
     for (const error of alternatives) merged.add(error);
-    standsFor.set(alternatives[0], alternatives);
+    standsFor.set(alternatives[0], [...new Set([...byBranch.values()].map((messages) => [...messages].join(' and ')))].join(', or '));
   }
   const result: Violation[] = [];
-  for (const error of specific) {
-    const alternatives = standsFor.get(error);
-    if (alternatives) result.push(violation(error, [...new Set(alternatives.map(messageOf))].join(', or ')));
-    else if (!merged.has(error)) result.push(violation(error));
+  for (const error of all) {
+    const message = standsFor.get(error);
+    if (message !== undefined) result.push(violation(error, message));
+    else if (specific.includes(error) ? !merged.has(error) : unexplained.includes(error)) result.push(violation(error));
   }
   return dedupe(result);
 }

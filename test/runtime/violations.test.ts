@@ -32,9 +32,18 @@ test('summaries ("must match a schema in anyOf", "must match "else" schema") are
 });
 
 test('unions through $ref merge as far as schema paths tell; repeated messages are listed once; allowed values are named', () => {
-  // recipients = recipient | recipient[], recipient = address | { address }: the address's own path is not the union's.
+  // recipients = recipient | recipient[], recipient = address | { address }: paths restart at each $ref, so these stay apart.
   const details = check(mailSchema, { to: 5, subject: 's', text: 'x' });
-  assert.deepEqual(details.map((d) => `${d.pointer} ${d.message}`), ['/to must be string', '/to must be object, or must be array']);
+  assert.deepEqual(details.map((d) => `${d.pointer} ${d.message}`), ['/to must be string', '/to must be object', '/to must be array']);
   assert.deepEqual(check({ anyOf: [{ const: 1 }, { const: 1 }, { const: 'two' }] }, 3), [{ pointer: '/', message: 'must be 1, or must be "two"' }]);
   assert.deepEqual(check({ properties: { importance: { enum: ['low', 'high'] } } }, { importance: 'urgent' }), [{ pointer: '/importance', message: 'must be one of "low", "high"' }]);
+});
+
+test('errors of one branch are joined by "and", branches by "or"; a summary nothing explains is kept', () => {
+  assert.deepEqual(check({ anyOf: [{ required: ['a', 'b'] }, { required: ['c'] }] }, {}), [
+    { pointer: '/', message: "must have required property 'a' and must have required property 'b', or must have required property 'c'" },
+  ]);
+  // x matches both branches of its oneOf (no error below it), y is of the wrong type: both are reported.
+  const details = check({ properties: { x: { oneOf: [{ type: 'number' }, { type: 'integer' }] }, y: { type: 'string' } } }, { x: 1, y: 2 });
+  assert.deepEqual(details.map((d) => `${d.pointer} ${d.message}`), ['/x must match exactly one schema in oneOf', '/y must be string']);
 });
