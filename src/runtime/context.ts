@@ -59,7 +59,11 @@ export function secureStoreFor(material: SecurityMaterial, handedOut?: (secret: 
     getAccesTokenForOauth2AuthorizationCodeCredential: getAccessToken,
     getUserCredential: async (name: string) => {
       const credential = await material.getUserCredential(name);
-      handedOut?.(credential.password);
+      if (handedOut) {
+        handedOut(credential.password);
+        // What a script builds from it for a Basic header.
+        handedOut(Buffer.from(`${credential.user}:${credential.password}`).toString('base64'));
+      }
       return credential;
     },
   };

@@ -26,7 +26,8 @@ export function secretsOfHeaderValue(value: string): string[] {
   return secrets;
 }
 
-const CREDENTIAL_IN_TEXT = /\b(Bearer|Basic)\s+[^\s"',;]+/gi;
+// A credential is a token of 8 or more token characters: "Basic auth required" keeps its words.
+const CREDENTIAL_IN_TEXT = /\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}/gi;
 
 /** `Bearer …` and `Basic …` anywhere in a text, with their credential replaced: for error texts scripts write. */
 export function redactCredentialsInText(text: string): string {

@@ -172,6 +172,19 @@ test('iflow check prints each broken flow and exits non-zero; 0 when all are val
   }
 });
 
+test('a mapping that binds $parameters itself is not checked against the flow parameters', (t) => {
+  const flows = writeFlows({
+    rebound: {
+      'flow.yaml': 'sender: { path: /http/rebound }\nsteps:\n  - mapping: a.jsonata\n  - mapping: b.jsonata\n',
+      'a.jsonata': '($parameters := {"extra": 1}; {"a": $parameters.extra})\n',
+      'b.jsonata': '$map([1], function($v, $i, $parameters) { $parameters.foo })\n',
+    },
+  });
+  t.after(() => flows.remove());
+  const result = runCheck(flows.dir);
+  assert.equal(result.status, 0, result.stdout + result.stderr);
+});
+
 test('iflow check says when the flows folder does not exist, or holds no flow', (t) => {
   const missing = runCheck(join(tmpdir(), 'iflow-no-such-flows-folder'));
   assert.equal(missing.status, 1);

@@ -5,6 +5,7 @@ import { startIflow, waitFor, type RunningIflow } from '../support/iflow.ts';
 import { writeFlows } from '../support/flows.ts';
 import { startReceiver } from '../support/receiver.ts';
 import { redactSecrets } from '../../src/logging/index.ts';
+import { redactCredentialsInText } from '../../src/security/redact.ts';
 
 type ErrorReply = { error: { code: string; message: string; messageId?: string } };
 const SCRIPT_TOKEN = 'Bearer script-set-token-0123456789';
@@ -174,9 +175,12 @@ test("a script's error text loses the secrets the secure store gave it and any A
   const flows = writeFlows({
     leaky: {
       'flow.yaml': 'sender: { path: /http/leaky }\nsteps:\n  - script: leak.mjs\n',
-      'leak.mjs': `export default async function (message, context) {
-  const { password } = await context.secureStore.getUserCredential('Partner');
-  throw new Error('partner refused ' + password + ' with Authorization: Bearer eyJscript.token-1 and Basic dXNlcjpwdw==');
+      // The credential is fetched on the first message only and kept in the module, as scripts do.
+      'leak.mjs': `let cached;
+export default async function (message, context) {
+  cached ??= await context.secureStore.getUserCredential('Partner');
+  const basic = Buffer.from(cached.user + ':' + cached.password).toString('base64');
+  throw new Error('partner refused ' + cached.password + ' (' + basic + ') with Authorization: Bearer eyJscript.token-1 and Basic dXNlcjpwdw==');
 }
 `,
     },
@@ -193,15 +197,25 @@ test("a script's error text loses the secrets the secure store gave it and any A
   });
   assert.equal(created.status, 201);
 
-  const answer = await fetch(`${iflow.url}/http/leaky`, { method: 'POST', headers: { authorization: iflow.adminAuth } });
-  assert.equal(answer.status, 500);
-  const { error } = (await answer.json()) as ErrorReply;
-  assert.equal(error.code, 'SCRIPT_ERROR');
-  assert.match(error.message, /^script leaky\/leak\.mjs:3 failed: partner refused \[Redacted\] with Authorization: Bearer \[Redacted\] and Basic \[Redacted\]$/);
-  const record = await waitFor(() => iflow.app.store.messageLogs.get(error.messageId!), { what: 'the message log' });
-  const stored = JSON.stringify(record);
-  for (const secret of [password, 'eyJscript.token-1', 'dXNlcjpwdw==']) {
-    assert.ok(!stored.includes(secret), `message log holds ${secret.slice(0, 6)}…`);
-    assert.ok(!iflow.logs.text.includes(secret), `log holds ${secret.slice(0, 6)}…`);
+  const basic = Buffer.from(`partner:${password}`).toString('base64');
+  for (const round of ['first message', 'a later message, with the credential kept from the first']) {
+    const answer = await fetch(`${iflow.url}/http/leaky`, { method: 'POST', headers: { authorization: iflow.adminAuth } });
+    assert.equal(answer.status, 500, round);
+    const { error } = (await answer.json()) as ErrorReply;
+    assert.equal(error.code, 'SCRIPT_ERROR');
+    assert.match(error.message, /^script leaky\/leak\.mjs:5 failed: partner refused \[Redacted\] \(\[Redacted\]\) with Authorization: Bearer \[Redacted\] and Basic \[Redacted\]$/, round);
+    const record = await waitFor(() => iflow.app.store.messageLogs.get(error.messageId!), { what: 'the message log' });
+    const stored = JSON.stringify(record);
+    for (const secret of [password, basic, 'eyJscript.token-1', 'dXNlcjpwdw==']) {
+      assert.ok(!stored.includes(secret), `message log holds ${secret.slice(0, 6)}… (${round})`);
+      assert.ok(!iflow.logs.text.includes(secret), `log holds ${secret.slice(0, 6)}… (${round})`);
+    }
   }
+});
+
+test('redactCredentialsInText takes Bearer and Basic credentials out of a text and leaves the words alone', () => {
+  assert.equal(
+    redactCredentialsInText('Basic auth required; Authorization: Bearer eyJ.abc-defgh, basic dXNlcjpwdw=='),
+    'Basic auth required; Authorization: Bearer [Redacted], basic [Redacted]',
+  );
 });

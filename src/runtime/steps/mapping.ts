@@ -17,7 +17,9 @@ export async function compileMappingStep(file: string, env: StepEnvironment): Pr
     const e = err as { message: string; position?: number };
     throw new FlowError({ file: `${env.flowId}/${file}`, pointer: '', message: `JSONata syntax error${e.position !== undefined ? ` at character ${e.position}` : ''}: ${e.message}` });
   }
-  const unknown = unknownParameter(expression.ast(), env.parameters);
+  // An expression that binds $parameters itself (`$parameters := …`, a lambda argument) means its own: not checked.
+  const rebinds = /\$parameters\s*:=|function\s*\([^)]*\$parameters\b/.test(source);
+  const unknown = rebinds ? undefined : unknownParameter(expression.ast(), env.parameters);
   if (unknown) {
     throw new FlowError({
       file: `${env.flowId}/${file}`,

@@ -2,13 +2,16 @@ import { access } from 'node:fs/promises';
 import { resolve, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { FlowError } from '../../flows/errors.ts';
-import { secureStoreFor, type ScriptContext, type SecureStore, type SecurityMaterial } from '../context.ts';
+import { secureStoreFor, type ScriptContext, type SecureStore } from '../context.ts';
 import { redactCredentialsInText, redactValues } from '../../security/redact.ts';
 import { MessageFailure, toMessageFailure } from '../errors.ts';
 import { Message } from '../message.ts';
 import type { Execution, StepEnvironment, StepRun } from './types.ts';
 
 type ProcessData = (message: Message, context: ScriptContext) => unknown;
+
+/** At most this many secrets handed to one step's script are remembered for cleaning its error texts. */
+const HANDED_OUT_MAX = 1000;
 
 /** "file.ts:12" from the first stack frame inside the script, so a failure points at its line. */
 function scriptLocation(err: unknown, scriptPaths: string[], shownName: string): string {
@@ -66,8 +69,14 @@ export async function compileScriptStep(file: string, timeoutMs: number, env: St
   if (typeof processData !== 'function') {
     throw new FlowError({ file: shownName, pointer: '', message: 'a script must export default function processData(message, context)' });
   }
-  const material = env.securityMaterial;
   const parameters = env.parameters;
+  // Every secret the secure store gave this step's script, on any message: a script may keep a token in a
+  // module-level variable and quote it in a later message's error. Bounded; emptied when full.
+  const handedOut = new Set<string>();
+  const secureStore = secureStoreFor(env.securityMaterial, (secret) => {
+    if (handedOut.size >= HANDED_OUT_MAX) handedOut.clear();
+    handedOut.add(secret);
+  });
 
   /** What the script returned: the message changed in place (nothing) or a message to take over. */
   const takeOver = (message: Message, result: unknown): void => {
@@ -81,9 +90,9 @@ export async function compileScriptStep(file: string, timeoutMs: number, env: St
    * goes to the caller, the log and the message log: the secrets the secure store gave this script, and anything
    * written like an Authorization value, are taken out of it.
    */
-  const failure = (err: unknown, context: Context): MessageFailure => {
+  const failure = (err: unknown): MessageFailure => {
     const converted = err instanceof MessageFailure ? err : toMessageFailure(err, 'SCRIPT_ERROR');
-    const text = redactCredentialsInText(redactValues(converted.message, context.handedOut ?? []));
+    const text = redactCredentialsInText(redactValues(converted.message, handedOut));
     if (err instanceof MessageFailure || converted.code !== 'SCRIPT_ERROR') {
       return text === converted.message ? converted : new MessageFailure(converted.code, text, converted.statusCode, converted.extra);
     }
@@ -94,18 +103,17 @@ export async function compileScriptStep(file: string, timeoutMs: number, env: St
   // Not an async function: a synchronous script (most are) completes the step without a promise.
   return (message, execution) => {
     let result: unknown;
-    const context = new Context(material, parameters, execution);
     try {
-      result = processData(message, context);
+      result = processData(message, new Context(secureStore, parameters, execution));
     } catch (err) {
-      throw failure(err, context);
+      throw failure(err);
     }
     // Only a script that returns a promise can outlive the step: a synchronous one needs no timer.
     if (isThenable(result)) {
       return withTimeout(Promise.resolve(result), timeoutMs, timedOut).then(
         (value) => takeOver(message, value),
         (err: unknown) => {
-          throw failure(err, context);
+          throw failure(err);
         },
       );
     }
@@ -115,21 +123,11 @@ export async function compileScriptStep(file: string, timeoutMs: number, env: St
 
 /** The script's context; a class, so each message gets it without a closure. */
 class Context implements ScriptContext {
-  /** The secrets its secure store gave this message's script (made on the first). */
-  handedOut: string[] | undefined;
-  private store: SecureStore | undefined;
-
   constructor(
-    private readonly material: SecurityMaterial,
+    readonly secureStore: SecureStore,
     readonly parameters: Readonly<Record<string, string>>,
     private readonly execution: Execution,
   ) {}
-
-  /** Made when the script first asks for it: most messages' scripts never do. */
-  get secureStore(): SecureStore {
-    this.store ??= secureStoreFor(this.material, (secret) => (this.handedOut ??= []).push(secret));
-    return this.store;
-  }
 
   get log() {
     return this.execution.log;
