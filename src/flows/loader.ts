@@ -28,7 +28,8 @@ const MAX_PROBLEMS = 20;
 function describe(error: ErrorObject): string {
   switch (error.keyword) {
     case 'additionalProperties':
-      return `unknown property "${(error.params as { additionalProperty: string }).additionalProperty}"${error.parentSchema?.description ? ` (${error.parentSchema.description})` : ''}`;
+      // Under a map of names (set-step headers) the "unknown property" is a name the pattern refused: say what it allows.
+      return `unknown property "${(error.params as { additionalProperty: string }).additionalProperty}"${error.parentSchema?.patternProperties && error.parentSchema.description ? ` (${error.parentSchema.description})` : ''}`;
     case 'required':
       return `missing required property "${(error.params as { missingProperty: string }).missingProperty}"`;
     case 'pattern':

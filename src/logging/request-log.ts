@@ -30,8 +30,9 @@ export function logRequests(app: FastifyInstance, pinoLogger: Logger, logged: (p
     // 'close' comes after the reply is sent, or when the connection drops first.
     reply.raw.once('close', () => {
       const responseTime = Math.round((performance.now() - startedAt) * 1000) / 1000;
-      // writableEnded, not writableFinished: an injected request (the admin UI's own calls) has no socket to flush to.
-      if (reply.raw.writableEnded) child.info({ res: { statusCode: reply.statusCode }, responseTime }, 'request completed');
+      // An injected request (the admin UI's own calls) has no socket to flush to: ended is all it gets to.
+      const injected = '_lightMyRequest' in request.raw;
+      if (reply.raw.writableFinished || (injected && reply.raw.writableEnded)) child.info({ res: { statusCode: reply.statusCode }, responseTime }, 'request completed');
       else child.warn({ responseTime }, 'connection closed before the reply was sent');
     });
     if (shutdown?.closing && shutdown.refuse(request, reply)) return;

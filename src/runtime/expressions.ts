@@ -5,7 +5,10 @@ export type Expression = (message: Message) => string;
 
 const PLACEHOLDER = /\$\{([^}]*)\}/g;
 
-/** Formats a date with Java-style pattern letters (yyyy MM dd HH mm ss SSS), in UTC, as CPI's ${date:now:…}. */
+/** Java-style date pattern letters formatDate knows, and quoted text. Zones are UTC: XXX and X give Z, Z gives +0000. */
+const DATE_TOKENS = /yyyy|yy|MM|dd|HH|mm|ss|SSS|XXX|X|Z|'([^']*)'/g;
+
+/** Formats a date with Java-style pattern letters (DATE_TOKENS), in UTC, as CPI's ${date:now:…}. */
 export function formatDate(date: Date, pattern: string): string {
   const pad = (n: number, width = 2) => String(n).padStart(width, '0');
   const fields: Record<string, string> = {
@@ -17,8 +20,11 @@ export function formatDate(date: Date, pattern: string): string {
     mm: pad(date.getUTCMinutes()),
     ss: pad(date.getUTCSeconds()),
     SSS: pad(date.getUTCMilliseconds(), 3),
+    XXX: 'Z',
+    X: 'Z',
+    Z: '+0000',
   };
-  return pattern.replace(/yyyy|yy|MM|dd|HH|mm|ss|SSS|'([^']*)'/g, (token, quoted: string | undefined) => (quoted !== undefined ? quoted : fields[token]));
+  return pattern.replace(DATE_TOKENS, (token, quoted: string | undefined) => (quoted !== undefined ? quoted : fields[token]));
 }
 
 function placeholder(source: string): Expression {
@@ -40,8 +46,8 @@ function placeholder(source: string): Expression {
   if (whole.startsWith('date:now')) {
     const pattern = whole.slice('date:now'.length).replace(/^:/, '') || "yyyy-MM-dd'T'HH:mm:ss.SSS'Z'";
     // Letters outside quotes that are not pattern letters would be copied as they are: a typo, or a letter not supported.
-    const unknown = pattern.replace(/'[^']*'/g, '').replace(/yyyy|yy|MM|dd|HH|mm|ss|SSS/g, '').match(/[A-Za-z]/);
-    if (unknown) throw new Error(`\${${source}}: "${unknown[0]}" is not a date pattern letter (yyyy yy MM dd HH mm ss SSS; quote text as 'T')`);
+    const unknown = pattern.replace(DATE_TOKENS, '').match(/[A-Za-z]/);
+    if (unknown) throw new Error(`\${${source}}: "${unknown[0]}" is not a date pattern letter (yyyy yy MM dd HH mm ss SSS XXX Z; quote text as 'T')`);
     return () => formatDate(new Date(), pattern);
   }
   throw new Error(`unknown expression \${${source}}: use \${header.X}, \${property.x}, \${body}, \${messageId}, \${correlationId} or \${date:now:yyyy-MM-dd}`);
@@ -58,7 +64,11 @@ export function compileExpression(text: string): Expression {
   }
   if (last < text.length) parts.push(text.slice(last));
   const unclosed = parts.find((part) => typeof part === 'string' && part.includes('${'));
-  if (unclosed !== undefined) throw new Error(`\${ without its closing } in "${text.slice(0, 80)}"`);
+  if (typeof unclosed === 'string') {
+    // Quoted from the \${ on: the text before it may hold a parameter's value (a key, say).
+    const at = unclosed.indexOf('${');
+    throw new Error(`\${ without its closing }: "${unclosed.slice(at, at + 60)}"`);
+  }
   if (parts.length === 0) return () => '';
   if (parts.length === 1) {
     const only = parts[0];

@@ -69,7 +69,7 @@ function replyOf(message: Message): { headers: [string, string][]; body: Buffer 
 
 const EMPTY = Buffer.alloc(0);
 /** What a message refused before its pipeline ran has done: no steps, no receiver. */
-const NOT_RUN: Pick<PipelineResult, 'steps' | 'receiver'> = Object.freeze({ steps: [] as StepTiming[] });
+const NOT_RUN: Pick<PipelineResult, 'steps' | 'receiver'> = Object.freeze({ steps: Object.freeze([]) as unknown as StepTiming[] });
 /** CPI's SAP_MessageProcessingLogID, in the lower case Fastify sends header names in (lower-casing it per reply cost a string). */
 const MPL_ID_HEADER = 'sap_messageprocessinglogid';
 

@@ -69,9 +69,11 @@ test('expressions: headers, properties, body, ids and dates; unknown, unclosed o
   assert.equal(compileExpression('plain')(message), 'plain');
   assert.match(compileExpression('${date:now:yyyy-MM-dd}')(message), /^\d{4}-\d{2}-\d{2}$/);
   assert.throws(() => compileExpression('${nope}'), /unknown expression \$\{nope\}/);
-  assert.throws(() => compileExpression('${header.X-Foo'), /\$\{ without its closing \} in "\$\{header\.X-Foo"/);
+  assert.throws(() => compileExpression('Bearer secret-key-123 ${header.X-Foo'), (err: Error) => /^\$\{ without its closing \}: "\$\{header\.X-Foo"$/.test(err.message), 'quoted from the ${ on, so no parameter value before it');
   assert.throws(() => compileExpression('${property.${header.X}}'), /cannot be nested/);
   assert.throws(() => compileExpression('${date:now:yyyy-QQ-dd}'), /"Q" is not a date pattern letter/);
   assert.match(compileExpression("${date:now:yyyy-MM-dd'T'HH:mm:ss'Z'}")(message), /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/);
   assert.equal(formatDate(new Date(Date.UTC(2026, 0, 2, 3, 4, 5, 6)), "yyyy-MM-dd'T'HH:mm:ss.SSS"), '2026-01-02T03:04:05.006');
+  assert.equal(formatDate(new Date(Date.UTC(2026, 0, 2, 3, 4, 5, 6)), "yyyy-MM-dd'T'HH:mm:ss.SSSXXX"), '2026-01-02T03:04:05.006Z', 'CPI\'s ISO pattern: the zone of UTC');
+  assert.equal(formatDate(new Date(0), 'yyyyMMddHHmmssZ'), '19700101000000+0000');
 });

@@ -119,7 +119,6 @@ export function compileHttpStep(definition: HttpStepDefinition, env: StepEnviron
 
   const run: StepRun = async (message, execution) => {
     const target = targetOf(message);
-    execution.receiver = target.host;
     // Keyed by lower-case name, so the computed Content-Type and Authorization replace copied ones.
     const headers: Record<string, string> = {};
     for (const [name, lower] of requestHeaders) {
@@ -144,6 +143,8 @@ export function compileHttpStep(definition: HttpStepDefinition, env: StepEnviron
     for (let attempt = 1; ; attempt++) {
       let failure: MessageFailure | undefined;
       sent++;
+      // Only once a request goes out is this host the message's receiver (not when the credential failed first).
+      execution.receiver = target.host;
       try {
         answer = await exchange(dispatcher, { target, method, headers, body, timeoutMs, maxResponseBytes: MAX_RESPONSE_BYTES });
       } catch (err) {
