@@ -117,7 +117,7 @@ export class ChangeListener {
     this.retryMs = FIRST_RETRY_MS;
     if (this.missed) {
       this.missed = false;
-      for (const set of this.watchers.values()) for (const watcher of set) watcher.changed();
+      this.tellEvery((watcher) => watcher.changed());
     }
   }
 
@@ -135,6 +135,11 @@ export class ChangeListener {
     for (const watcher of set) watcher.changed(name);
   }
 
+  /** Calls every watcher, of every table. */
+  private tellEvery(call: (watcher: ChangeWatcher) => void): void {
+    for (const set of this.watchers.values()) for (const watcher of set) call(watcher);
+  }
+
   private lost(client: pg.Client, err: Error): void {
     if (this.client !== client) return;
     this.client = undefined;
@@ -147,7 +152,7 @@ export class ChangeListener {
     if (this.closed) return;
     this.missed = true;
     const reason = new Error(this.reasonOf(err));
-    for (const set of this.watchers.values()) for (const watcher of set) watcher.trouble?.(reason);
+    this.tellEvery((watcher) => watcher.trouble?.(reason));
     this.retry = setTimeout(() => {
       this.retry = undefined;
       if (!this.closed) this.open();
