@@ -80,10 +80,15 @@ interface Standing {
   revoked: boolean;
 }
 
-/** A refused header, for the user name it carries as that user stood when it was refused. */
-interface Refusal extends Remembered {
-  userName: string;
+/** Where the users (any change) and one user (its own changes) stood when something was decided about it. */
+interface UserStamp {
+  generation: number;
   userGeneration: number;
+}
+
+/** A refused header, for the user name it carries as that user stood when it was refused. */
+interface Refusal extends Remembered, UserStamp {
+  userName: string;
 }
 
 /** Stores `entry` under `key` in a map that is emptied, rather than grown, once it holds `max` entries. */
@@ -209,14 +214,13 @@ export class Authenticator {
     const known = this.cachedUnder(key);
     if (known) return known.user;
     const refused = this.refused.get(key);
-    if (refused !== undefined && this.isValid(refused) && refused.userGeneration === this.userGeneration(refused.userName)) return undefined;
+    if (refused !== undefined && refused.expiresAt > this.now() && this.isCurrent(refused.userName, refused)) return undefined;
     const userName = parseBasicAuth(authorization)?.user ?? '';
-    const generation = this.generation;
-    const userGeneration = this.userGeneration(userName);
+    const stamp = this.stamp(userName);
     const user = await this.verification(authorization, key, userName);
     // Remembered only if the user did not change meanwhile (that change may be what makes this header valid).
-    if (user === undefined && generation === this.generation && userGeneration === this.userGeneration(userName)) {
-      remember(this.refused, key, { expiresAt: this.now() + this.refusedTtlMs, generation, userName, userGeneration }, REFUSED_MAX);
+    if (user === undefined && this.isCurrent(userName, stamp)) {
+      remember(this.refused, key, { expiresAt: this.now() + this.refusedTtlMs, ...stamp, userName }, REFUSED_MAX);
     }
     return user;
   }
@@ -260,10 +264,9 @@ export class Authenticator {
     const credentials = parseBasicAuth(authorization);
     if (!credentials) return undefined;
 
-    const generation = this.generation;
-    const userGeneration = this.userGeneration(credentials.user);
+    const stamp = this.stamp(credentials.user);
     const record = await this.users.get(credentials.user);
-    if (generation === this.generation && userGeneration === this.userGeneration(credentials.user)) {
+    if (this.isCurrent(credentials.user, stamp)) {
       if (this.existingUsers.size >= KNOWN_USERS_MAX) this.existingUsers.clear();
       if (record) this.existingUsers.add(credentials.user);
       else this.existingUsers.delete(credentials.user);
@@ -272,8 +275,8 @@ export class Authenticator {
     const ok = await verifyPassword(credentials.password, record?.passwordHash ?? (await this.dummy()));
     if (!record || !ok) return undefined;
     const user = { name: record.name, roles: Object.freeze([...record.roles]) };
-    if (generation === this.generation && userGeneration === this.userGeneration(credentials.user)) {
-      remember(this.cache, key, { user, standing: this.standingOf(credentials.user), expiresAt: this.now() + this.ttlMs, generation }, CACHE_MAX);
+    if (this.isCurrent(credentials.user, stamp)) {
+      remember(this.cache, key, { user, standing: this.standingOf(credentials.user), expiresAt: this.now() + this.ttlMs, generation: stamp.generation }, CACHE_MAX);
     }
     return user;
   }
@@ -309,6 +312,15 @@ export class Authenticator {
 
   private userGeneration(name: string): number {
     return this.userGenerations.get(name) ?? 0;
+  }
+
+  /** Where the users and user `name` stand now, to tell later (isCurrent) whether either changed meanwhile. */
+  private stamp(name: string): UserStamp {
+    return { generation: this.generation, userGeneration: this.userGeneration(name) };
+  }
+
+  private isCurrent(name: string, stamp: UserStamp): boolean {
+    return stamp.generation === this.generation && stamp.userGeneration === this.userGeneration(name);
   }
 
   /**
