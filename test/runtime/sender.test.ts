@@ -380,6 +380,11 @@ test("a body the caller sent as something else than the JSON a flow reads is a 4
     mapped: { 'flow.yaml': 'sender: { path: /http/mapped }\nsteps:\n  - mapping: greet.jsonata\n', 'greet.jsonata': '{ "hello": name }\n' },
     scripted: { 'flow.yaml': 'sender: { path: /http/scripted }\nsteps:\n  - script: read.mjs\n', 'read.mjs': 'export default function (message) { message.setBody({ got: message.getBodyAsJson() }); }\n' },
     relayed: { 'flow.yaml': `sender: { path: /http/relayed }\nsteps:\n  - http: { address: "${receiver.url}/text" }\n  - mapping: greet.jsonata\n`, 'greet.jsonata': '{ "hello": name }\n' },
+    // A content modifier that sets the body to itself leaves it the caller's (and JSON stays JSON).
+    modified: {
+      'flow.yaml': 'sender: { path: /http/modified }\nsteps:\n  - set: { headers: { X-Seen: "yes" }, body: "${body}" }\n  - mapping: greet.jsonata\n  - set: { body: "${ body }" }\n',
+      'greet.jsonata': '{ "hello": name }\n',
+    },
   });
   const iflow = await startIflow({ flowsDir: flows.dir });
   t.after(async () => {
@@ -390,7 +395,7 @@ test("a body the caller sent as something else than the JSON a flow reads is a 4
   const send = (path: string, body: string, contentType = 'text/plain') =>
     fetch(`${iflow.url}${path}`, { method: 'POST', headers: { authorization: iflow.adminAuth, 'content-type': contentType }, body });
 
-  for (const path of ['/http/mapped', '/http/scripted']) {
+  for (const path of ['/http/mapped', '/http/scripted', '/http/modified']) {
     const answer = await send(path, 'name=Ada');
     assert.equal(answer.status, 400, path);
     const { error } = (await answer.json()) as ErrorReply;
@@ -400,6 +405,10 @@ test("a body the caller sent as something else than the JSON a flow reads is a 4
     assert.ok(!error.message.includes('Ada'), 'the body is not quoted back');
   }
   assert.equal((await send('/http/mapped', '{"name":"Ada"}')).status, 200, 'JSON without a JSON Content-Type is read as JSON');
+  const modified = await send('/http/modified', '{"name":"Ada"}');
+  assert.equal(modified.status, 200);
+  assert.match(modified.headers.get('content-type') ?? '', /^application\/json/, 'the mapping result set to itself is still a JSON body');
+  assert.deepEqual(await modified.json(), { hello: 'Ada' });
   const relayed = await send('/http/relayed', '{"name":"Ada"}', 'application/json');
   assert.equal(relayed.status, 500);
   assert.equal(((await relayed.json()) as ErrorReply).error.code, 'MAPPING_ERROR', "a receiver's reply that is not JSON is the flow's problem");
