@@ -5,7 +5,7 @@ import { createLogger, redactUrl } from './logging/index.ts';
 import { logRequests, RequestLogController, type ShutdownGate } from './logging/request-log.ts';
 import { ThrottledWarning } from './logging/throttled-warning.ts';
 import { openStore, type Store } from './store/index.ts';
-import { HttpError, errorBody } from './errors.ts';
+import { HttpError, errorBody, unknownPropertyOf } from './errors.ts';
 import { securityPlugin } from './security/index.ts';
 import { usersRoutes } from './admin/users.ts';
 import { monitorPlugin } from './monitor/index.ts';
@@ -46,7 +46,7 @@ function errorHandler(this: FastifyInstance, err: FastifyError, request: Fastify
   }
   if (err.validation) {
     // ajv's text says "must NOT have additional properties" without naming them: the details do, so name them here too.
-    const unknown = err.validation.flatMap((issue) => (issue.keyword === 'additionalProperties' ? [(issue.params as { additionalProperty?: string }).additionalProperty] : [])).filter(Boolean);
+    const unknown = err.validation.map(unknownPropertyOf).filter((name) => name !== undefined);
     const message = unknown.length > 0 ? `${err.message} (unknown: ${unknown.map((name) => JSON.stringify(name)).join(', ')})` : err.message;
     return reply.code(400).send(errorBody('BAD_REQUEST', message, { details: err.validation }));
   }

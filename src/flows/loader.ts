@@ -2,6 +2,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, join, relative } from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 import { parseDocument } from 'yaml';
+import { unknownPropertyOf } from '../errors.ts';
 import { FlowError, type FlowProblem } from './errors.ts';
 import { resolveParameters, substituteParameters } from './parameters.ts';
 import { FlowSchema, STEP_KINDS, type FlowDefinition } from './schema.ts';
@@ -29,7 +30,7 @@ function describe(error: ErrorObject): string {
   switch (error.keyword) {
     case 'additionalProperties':
       // Under a map of names (set-step headers) the "unknown property" is a name the pattern refused: say what it allows.
-      return `unknown property "${(error.params as { additionalProperty: string }).additionalProperty}"${error.parentSchema?.patternProperties && error.parentSchema.description ? ` (${error.parentSchema.description})` : ''}`;
+      return `unknown property "${unknownPropertyOf(error)}"${error.parentSchema?.patternProperties && error.parentSchema.description ? ` (${error.parentSchema.description})` : ''}`;
     case 'required':
       return `missing required property "${(error.params as { missingProperty: string }).missingProperty}"`;
     case 'pattern':

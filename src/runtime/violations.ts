@@ -1,4 +1,5 @@
 import type { ErrorObject } from 'ajv';
+import { unknownPropertyOf } from '../errors.ts';
 
 /** One way a body breaks a flow's JSON Schema, as SCHEMA_VIOLATION's `details` list it. */
 export interface Violation {
@@ -19,11 +20,8 @@ function messageOf(error: ErrorObject): string {
 }
 
 function violation(error: ErrorObject, message = messageOf(error)): Violation {
-  return {
-    pointer: error.instancePath || '/',
-    message,
-    ...(error.keyword === 'additionalProperties' ? { property: (error.params as { additionalProperty: string }).additionalProperty } : {}),
-  };
+  const property = unknownPropertyOf(error);
+  return { pointer: error.instancePath || '/', message, ...(property === undefined ? {} : { property }) };
 }
 
 /**
