@@ -61,11 +61,31 @@ async function compileSchema(ajv: Ajv, source: FlowSource, file: string): Promis
   const text = await readFile(resolve(source.dir, file), 'utf8').catch(() => {
     throw new FlowError({ file: source.file, pointer: '/sender/schema', message: `schema file not found: ${file}` });
   });
+  let schema: unknown;
   try {
-    return ajv.compile(JSON.parse(text));
+    schema = JSON.parse(text);
+  } catch (err) {
+    throw new FlowError({ file: shown, pointer: '', message: jsonSyntaxError(err, text) });
+  }
+  try {
+    return ajv.compile(schema as object);
   } catch (err) {
     throw new FlowError({ file: shown, pointer: '', message: `invalid JSON Schema: ${(err as Error).message}` });
   }
+}
+
+/**
+ * JSON.parse's error in a flow's own file, with its position as a line and column (as YAML errors give theirs):
+ * "JSON syntax error (line 3, column 3): Expected double-quoted property name". V8 gives some errors no position.
+ */
+function jsonSyntaxError(err: unknown, text: string): string {
+  const reason = err instanceof Error ? err.message : String(err);
+  const at = / in JSON at position (\d+)/.exec(reason);
+  if (!at) return `JSON syntax error: ${reason}`;
+  const before = text.slice(0, Number(at[1]));
+  const line = before.split('\n').length;
+  const column = before.length - before.lastIndexOf('\n');
+  return `JSON syntax error (line ${line}, column ${column}): ${reason.slice(0, at.index)}`;
 }
 
 async function compileFlow(source: FlowSource, definition: FlowDefinition, services: DeployServices, ajv: Ajv): Promise<FlowRuntime> {

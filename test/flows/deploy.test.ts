@@ -66,6 +66,20 @@ const BROKEN: Record<string, { yaml: string; files?: Record<string, string>; poi
     pointer: '/sender/path',
     message: /under \/http\//,
   },
+  'schema-not-json': {
+    yaml: 'sender: { path: /http/sj, schema: s.json }\nsteps:\n  - set: { body: x }\n',
+    files: { 's.json': '{\n  "type": "object",\n  properties: {}\n}\n' },
+    pointer: '',
+    file: 'schema-not-json/s.json',
+    message: /^JSON syntax error \(line 3, column 3\): Expected double-quoted property name$/,
+  },
+  'schema-invalid': {
+    yaml: 'sender: { path: /http/si, schema: s.json }\nsteps:\n  - set: { body: x }\n',
+    files: { 's.json': '{ "type": "objekt" }\n' },
+    pointer: '',
+    file: 'schema-invalid/s.json',
+    message: /^invalid JSON Schema: schema is invalid: data\/type must be equal to one of the allowed values/,
+  },
   'two-typos': { yaml: 'sender: { path: /http/tt, rolle: a, allowedHeader: [X] }\nsteps:\n  - set: { body: x }\n', pointer: '/sender', message: /^unknown property "rolle"$/ },
 };
 /** What iflow check prints for 'several-problems', one line each, in the schema's order. */
