@@ -46,6 +46,14 @@ const BROKEN: Record<string, { yaml: string; files?: Record<string, string>; poi
     file: 'jsonata-parameter/m.jsonata',
     message: /^\$parameters\.SHOPP at character \d+ is not a parameter of this flow \(declared: SHOP\)$/,
   },
+  // $f is bound, $uppercase and $map are JSONata's own, $i is a lambda's argument: only $sumx is unknown.
+  'jsonata-unknown-function': {
+    yaml: 'sender: { path: /http/jf }\nsteps:\n  - mapping: m.jsonata\n',
+    files: { 'm.jsonata': '( $f := function($x) { $uppercase($x) };\n  { "a": $f(name), "b": $sumx(items.price), "c": $map(items, function($i) { $i.price }) } )\n' },
+    pointer: '',
+    file: 'jsonata-unknown-function/m.jsonata',
+    message: /^\$sumx at character \d+ is not a JSONata function, nor one the mapping binds$/,
+  },
   'misspelt-parameters': { yaml: 'paramters: { SYSTEM: x }\nsender: { path: /http/mp }\nsteps:\n  - set: { body: "{{SYSTEM}}" }\n', pointer: '', message: /^unknown property "paramters"$/ },
   'bad-header-name': { yaml: 'sender: { path: /http/bh }\nsteps:\n  - set: { headers: { X Spaced: a } }\n', pointer: '/steps/0/set/headers', message: /unknown property "X Spaced" \(header names: / },
   'http-step-timeout': { yaml: 'sender: { path: /http/ht }\nsteps:\n  - http: { address: "http://127.0.0.1:1/x" }\n    timeout: 1s\n', pointer: '/steps/0/timeout', message: /applies to script steps only: an http step takes http\.timeout/ },

@@ -28,6 +28,14 @@ export async function compileMappingStep(file: string, env: StepEnvironment): Pr
     });
   }
   const bindings = { parameters: env.parameters };
+  const notAFunction = await unknownFunction(expression.ast(), Object.keys(bindings));
+  if (notAFunction) {
+    throw new FlowError({
+      file: `${env.flowId}/${file}`,
+      pointer: '',
+      message: `$${notAFunction.name} at character ${notAFunction.position} is not a JSONata function, nor one the mapping binds`,
+    });
+  }
   return async (message) => {
     let input: unknown;
     try {
@@ -70,6 +78,51 @@ function unknownParameter(node: unknown, parameters: Readonly<Record<string, str
   for (const value of Object.values(node)) {
     const found = unknownParameter(value, parameters);
     if (found) return found;
+  }
+  return undefined;
+}
+
+/** Names a JSONata tree binds: `$x := …`, lambda arguments, and a path's `@$x` and `#$x`. */
+function boundNames(node: unknown, names: Set<string>): Set<string> {
+  if (Array.isArray(node)) {
+    for (const item of node) boundNames(item, names);
+    return names;
+  }
+  if (node === null || typeof node !== 'object') return names;
+  const { type, lhs, arguments: args, focus, index } = node as { type?: string; lhs?: { value?: unknown }; arguments?: { value?: unknown }[]; focus?: unknown; index?: unknown };
+  if (type === 'bind' && typeof lhs?.value === 'string') names.add(lhs.value);
+  if (type === 'lambda') for (const arg of args ?? []) if (typeof arg.value === 'string') names.add(arg.value);
+  if (typeof focus === 'string') names.add(focus);
+  if (typeof index === 'string') names.add(index);
+  for (const value of Object.values(node)) boundNames(value, names);
+  return names;
+}
+
+/** Every `$name(…)` call in a JSONata tree, by name, with the position of its first call. */
+function calledNames(node: unknown, calls: Map<string, number>): Map<string, number> {
+  if (Array.isArray(node)) {
+    for (const item of node) calledNames(item, calls);
+    return calls;
+  }
+  if (node === null || typeof node !== 'object') return calls;
+  const { type, procedure } = node as { type?: string; procedure?: { type?: string; value?: unknown; position?: number } };
+  if ((type === 'function' || type === 'partial') && procedure?.type === 'variable' && typeof procedure.value === 'string' && !calls.has(procedure.value)) {
+    calls.set(procedure.value, procedure.position ?? 0);
+  }
+  for (const value of Object.values(node)) calledNames(value, calls);
+  return calls;
+}
+
+/**
+ * The first function a JSONata tree calls that is neither one of JSONata's own, nor bound in the expression, nor
+ * one of `bound` (iflow's bindings): a misspelt `$sumx(…)` would otherwise fail only when a message comes. Whether
+ * JSONata has a function is asked of JSONata itself (`$name` evaluates to it), not of a list kept here.
+ */
+async function unknownFunction(tree: unknown, bound: readonly string[]): Promise<{ name: string; position: number } | undefined> {
+  const known = boundNames(tree, new Set(bound));
+  for (const [name, position] of calledNames(tree, new Map())) {
+    if (known.has(name) || !/^\w+$/.test(name)) continue;
+    if ((await jsonata(`$${name}`).evaluate({})) === undefined) return { name, position };
   }
   return undefined;
 }
