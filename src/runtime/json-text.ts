@@ -33,7 +33,7 @@ export function stepTimingsJson(steps: readonly StepTiming[]): string {
   let json = '[';
   for (let i = 0; i < steps.length; i++) {
     const step = steps[i];
-    json += `${i === 0 ? '' : ','}{"name":${jsonName(step.name)},"kind":${jsonName(step.kind)},"start":${JSON.stringify(step.start)},"durationMs":${millisJson(step.durationMs)},"status":"${step.status}"}`;
+    json += `${i === 0 ? '' : ','}{"name":${jsonName(step.name)},"kind":${jsonName(step.kind)},"start":${JSON.stringify(step.start)},"durationMs":${millisJson(step.durationMs)},"status":"${step.status}"${step.attempts === undefined ? '' : `,"attempts":${step.attempts}`}}`;
   }
   return `${json}]`;
 }

@@ -36,7 +36,12 @@ export async function runPipeline(steps: readonly CompiledStep[], message: Messa
       failure.step = step.name;
     }
     const status = failure ? 'FAILED' : 'COMPLETED';
-    timings.push({ name: step.name, kind: step.kind, start: isoTimestamp(startedAt), durationMs: round(performance.now() - start), status });
+    const timing: StepTiming = { name: step.name, kind: step.kind, start: isoTimestamp(startedAt), durationMs: round(performance.now() - start), status };
+    if (execution.attempts !== undefined) {
+      timing.attempts = execution.attempts;
+      execution.attempts = undefined;
+    }
+    timings.push(timing);
     if (failure) return { steps: timings, failure, receiver: execution.receiver };
   }
   return { steps: timings, receiver: execution.receiver };
@@ -46,6 +51,7 @@ export async function runPipeline(steps: readonly CompiledStep[], message: Messa
 class MessageExecution implements Execution {
   private logger: Logger | undefined;
   receiver: string | undefined = undefined;
+  attempts: number | undefined = undefined;
 
   constructor(
     private readonly baseLogger: Logger,

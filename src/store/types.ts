@@ -46,6 +46,8 @@ export interface StepTiming {
   start: string;
   durationMs: number;
   status: 'COMPLETED' | 'FAILED';
+  /** How many requests an http step sent, when it retried (absent for one). */
+  attempts?: number;
 }
 
 export interface MessageError {

@@ -22,6 +22,7 @@ test('stepTimingsJson is JSON.stringify(steps)', () => {
   const steps: StepTiming[] = [
     { name: 'Map "order"', kind: 'script', start: '2026-11-26T10:00:01.000Z', durationMs: 0.125, status: 'COMPLETED' },
     { name: 'Send', kind: 'http', start: '2026-11-26T10:00:01.002Z', durationMs: 1234.5, status: 'FAILED' },
+    { name: 'Retried', kind: 'http', start: '2026-11-26T10:00:02.002Z', durationMs: 20.5, status: 'COMPLETED', attempts: 3 },
   ];
   assert.equal(stepTimingsJson(steps), JSON.stringify(steps));
   assert.equal(stepTimingsJson([]), '[]');

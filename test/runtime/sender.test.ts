@@ -446,6 +446,21 @@ test('http retry: 503s and timeouts are tried again up to the attempts; a failur
   assert.equal(hung.status, 504);
   assert.match(((await hung.json()) as ErrorReply).error.message, /did not answer within 300 ms \(3 attempts\)$/);
   assert.equal(sentTo('/hung'), 3, 'a timed-out request is sent again: it may have reached the receiver each time');
+
+  // The message log's steps say how many requests a retried step sent (nothing when it sent one).
+  const once = await call('/flaky');
+  assert.equal(once.status, 200);
+  const attempts = async (answer: Response) => {
+    const id = answer.headers.get('sap_messageprocessinglogid')!;
+    const record = await waitFor(() => iflow.app.store.messageLogs.get(id), { what: `message log ${id}` });
+    return record.Steps.map((s) => s.attempts);
+  };
+  assert.deepEqual(await attempts(recovered), [3]);
+  assert.deepEqual(await attempts(down), [3]);
+  assert.deepEqual(await attempts(hung), [3]);
+  assert.deepEqual(await attempts(once), [undefined]);
+  const line = iflow.logs.records().find((r) => r.messageId === recovered.headers.get('sap_messageprocessinglogid'));
+  assert.equal((line?.steps as { attempts?: number }[] | undefined)?.[0].attempts, 3, 'the log line too');
 });
 
 test('a mapping that fails at run time names the JSONata token and its position', async (t) => {

@@ -143,6 +143,7 @@ export function compileHttpStep(definition: HttpStepDefinition, env: StepEnviron
     for (let attempt = 1; ; attempt++) {
       let failure: MessageFailure | undefined;
       sent++;
+      if (sent > 1) execution.attempts = sent;
       // Only once a request goes out is this host the message's receiver (not when the credential failed first).
       execution.receiver = target.host;
       try {

@@ -22,6 +22,8 @@ export interface Execution {
   readonly log: Logger;
   /** The host the message was last sent to (http steps set it): the message log's Receiver. */
   receiver?: string;
+  /** How many requests the running step sent, set by an http step once it retries; the pipeline notes and clears it. */
+  attempts?: number;
 }
 
 /** Runs a step over the message, changing it in place. */
