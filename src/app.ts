@@ -144,6 +144,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const shutdown = shutdownGate(app, logger);
   logRequests(app, logger, isAdminPath, shutdown);
   const store = await openStore(config);
+  app.log.info({ store: store.kind, ...store.settings }, 'store opened');
   app.decorate('config', config);
   app.decorate('store', store);
   app.addHook('onClose', async () => {

@@ -160,6 +160,8 @@ export interface CredentialRepository {
 
 export interface Store {
   readonly kind: 'sqlite' | 'postgres';
+  /** Where the data lives and how it is kept, for the start-up log line: no secret (a database URL's password) in it. */
+  readonly settings: Readonly<Record<string, string>>;
   readonly users: UserRepository;
   readonly messageLogs: MessageLogRepository;
   readonly credentials: CredentialRepository;

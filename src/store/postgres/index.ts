@@ -450,6 +450,7 @@ export async function openPostgresStore(databaseUrl: string, options: PostgresSt
   let closed = false;
   return {
     kind: 'postgres',
+    settings: { database: describeDatabaseUrl(databaseUrl) },
     users: new PostgresUsers(pool, changes),
     messageLogs: new PostgresMessageLogs(pool),
     credentials: new PostgresCredentials(pool, changes, max, options.lockTimeoutMillis ?? 120_000),

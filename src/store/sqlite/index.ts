@@ -189,6 +189,9 @@ class SqliteCredentials implements CredentialRepository {
   }
 }
 
+/** PRAGMA synchronous answers a number. */
+const SYNCHRONOUS_MODES: Record<number, string> = { 0: 'off', 1: 'normal', 2: 'full', 3: 'extra' };
+
 /** Opens (creating when missing) `iflow.db` in the data dir, in WAL mode, migrated to the newest schema. */
 export function openSqliteStore(dataDir: string): Store {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
@@ -205,6 +208,12 @@ export function openSqliteStore(dataDir: string): Store {
   const writer = new SqliteBatchWriter(file, { table: 'message_logs', columns: MESSAGE_LOG_COLUMNS });
   return {
     kind: 'sqlite',
+    // Read back from the connection: what it really does, not what was asked.
+    settings: {
+      file,
+      journalMode: String(db.pragma('journal_mode', { simple: true })),
+      synchronous: SYNCHRONOUS_MODES[db.pragma('synchronous', { simple: true }) as number] ?? 'unknown',
+    },
     users: new SqliteUsers(db),
     messageLogs: new SqliteMessageLogs(db, writer),
     credentials: new SqliteCredentials(db),
