@@ -46,3 +46,8 @@ export function substituteParameters(document: unknown, parameters: Record<strin
   };
   return walk(document, '');
 }
+
+/** How a reference to a parameter the flow does not declare is reported (JSONata, scripts, at deploy and at run time). */
+export function notAParameter(reference: string, declared: Readonly<Record<string, unknown>>): string {
+  return `${reference} is not a parameter of this flow (declared: ${Object.keys(declared).join(', ') || 'none'})`;
+}

@@ -54,6 +54,13 @@ const BROKEN: Record<string, { yaml: string; files?: Record<string, string>; poi
     file: 'jsonata-unknown-function/m.jsonata',
     message: /^\$sumx at character \d+ is not a JSONata function, nor one the mapping binds$/,
   },
+  'script-parameter': {
+    yaml: 'parameters: { SHOP: x }\nsender: { path: /http/sp }\nsteps:\n  - script: s.mjs\n',
+    files: { 's.mjs': 'export default function processData(message, context) {\n  message.setBody(context.parameters.SHOP + context.parameters["SHOPP"]);\n}\n' },
+    pointer: '',
+    file: 'script-parameter/s.mjs',
+    message: /^context\.parameters\.SHOPP at line 2 is not a parameter of this flow \(declared: SHOP\)$/,
+  },
   'misspelt-parameters': { yaml: 'paramters: { SYSTEM: x }\nsender: { path: /http/mp }\nsteps:\n  - set: { body: "{{SYSTEM}}" }\n', pointer: '', message: /^unknown property "paramters"$/ },
   'bad-header-name': { yaml: 'sender: { path: /http/bh }\nsteps:\n  - set: { headers: { X Spaced: a } }\n', pointer: '/steps/0/set/headers', message: /unknown property "X Spaced" \(header names: / },
   'http-step-timeout': { yaml: 'sender: { path: /http/ht }\nsteps:\n  - http: { address: "http://127.0.0.1:1/x" }\n    timeout: 1s\n', pointer: '/steps/0/timeout', message: /applies to script steps only: an http step takes http\.timeout/ },

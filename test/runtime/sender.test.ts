@@ -477,3 +477,23 @@ test('a mapping that fails at run time names the JSONata token and its position'
   assert.equal(error.code, 'MAPPING_ERROR');
   assert.equal(error.message, 'mapping m.jsonata failed ("f" at character 24): Attempted to invoke a non-function');
 });
+
+test('a script reading a parameter the flow does not declare fails the message naming it, at its line', async (t) => {
+  const flows = writeFlows({
+    typo: {
+      'flow.yaml': 'parameters: { SHOP: berlin }\nsender: { path: /http/typo }\nsteps:\n  - script: s.mjs\n',
+      // Not the literal context.parameters.X form the deploy check reads: only the message finds it.
+      's.mjs': 'export default function processData(message, { parameters }) {\n  const shop = parameters.SHOP;\n  message.setBody(`${shop} ${parameters.SHOPP}`);\n}\n',
+    },
+  });
+  const iflow = await startIflow({ flowsDir: flows.dir });
+  t.after(async () => {
+    await iflow.close();
+    flows.remove();
+  });
+  const answer = await fetch(`${iflow.url}/http/typo`, { method: 'POST', headers: { authorization: iflow.adminAuth } });
+  assert.equal(answer.status, 500);
+  const { error } = (await answer.json()) as ErrorReply;
+  assert.equal(error.code, 'SCRIPT_ERROR');
+  assert.equal(error.message, 'script typo/s.mjs:3 failed: context.parameters.SHOPP is not a parameter of this flow (declared: SHOP)');
+});

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import jsonata from 'jsonata';
 import { FlowError } from '../../flows/errors.ts';
+import { notAParameter } from '../../flows/parameters.ts';
 import { MessageFailure } from '../errors.ts';
 import type { StepEnvironment, StepRun } from './types.ts';
 
@@ -24,7 +25,7 @@ export async function compileMappingStep(file: string, env: StepEnvironment): Pr
     throw new FlowError({
       file: `${env.flowId}/${file}`,
       pointer: '',
-      message: `$parameters.${unknown.name} at character ${unknown.position} is not a parameter of this flow (declared: ${Object.keys(env.parameters).join(', ') || 'none'})`,
+      message: notAParameter(`$parameters.${unknown.name} at character ${unknown.position}`, env.parameters),
     });
   }
   const bindings = { parameters: env.parameters };

@@ -1,8 +1,9 @@
-import { access } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { resolve, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { FlowError } from '../../flows/errors.ts';
-import { secureStoreFor, type ScriptContext, type SecureStore } from '../context.ts';
+import { notAParameter } from '../../flows/parameters.ts';
+import { declaredParameters, secureStoreFor, type ScriptContext, type SecureStore } from '../context.ts';
 import { redactCredentialsInText, redactValues } from '../../security/redact.ts';
 import { MessageFailure, toMessageFailure } from '../errors.ts';
 import { Message } from '../message.ts';
@@ -48,13 +49,27 @@ function withTimeout<T>(work: Promise<T>, ms: number, onTimeout: () => Error): P
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
+/**
+ * The first `context.parameters.NAME` written in a script whose NAME the flow does not declare. Only that literal
+ * form (the documented one) is looked for; any other read of an undeclared name throws at run time instead.
+ */
+function undeclaredParameter(source: string, parameters: Readonly<Record<string, string>>): { name: string; line: number } | undefined {
+  for (const match of source.matchAll(/\bcontext\s*\.\s*parameters\s*(?:\.\s*([A-Za-z_$][\w$]*)|\[\s*(['"])([^'"\n]*)\2\s*\])/g)) {
+    const name = match[1] ?? match[3];
+    if (!Object.hasOwn(parameters, name) && !(name in Object.prototype)) return { name, line: source.slice(0, match.index).split('\n').length };
+  }
+  return undefined;
+}
+
 /** Loads the script module once at deploy; each message calls its default export `processData`. */
 export async function compileScriptStep(file: string, timeoutMs: number, env: StepEnvironment): Promise<StepRun> {
   const path = resolve(env.flowDir, file);
   const shownName = relative(resolve(env.flowDir, '..'), path);
-  await access(path).catch(() => {
+  const source = await readFile(path, 'utf8').catch(() => {
     throw new FlowError({ file: env.file, pointer: `${env.pointer}/script`, message: `script file not found: ${file}` });
   });
+  const unknown = undeclaredParameter(source, env.parameters);
+  if (unknown) throw new FlowError({ file: shownName, pointer: '', message: notAParameter(`context.parameters.${unknown.name} at line ${unknown.line}`, env.parameters) });
   const url = pathToFileURL(path).href;
   let module: { default?: unknown; processData?: unknown };
   try {
@@ -69,7 +84,7 @@ export async function compileScriptStep(file: string, timeoutMs: number, env: St
   if (typeof processData !== 'function') {
     throw new FlowError({ file: shownName, pointer: '', message: 'a script must export default function processData(message, context)' });
   }
-  const parameters = env.parameters;
+  const parameters = declaredParameters(env.parameters);
   // Every secret the secure store gave this step's script, on any message: a script may keep a token in a
   // module-level variable and quote it in a later message's error. Bounded; emptied when full.
   const handedOut = new Set<string>();
