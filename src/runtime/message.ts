@@ -5,6 +5,8 @@ type Body = Buffer | string | unknown;
 
 /** Set by the class below: marks a message's body as the caller's, as received (see markBodyFromCaller). */
 let markFromCaller: (message: Message) => void;
+/** Set by the class below: the body as it is cheapest to send (see bodyForSending). */
+let sendableBody: (message: Message) => Buffer | string;
 
 const EMPTY_BODY = Buffer.alloc(0);
 
@@ -30,10 +32,12 @@ export class Message {
   /** The body is still the one the caller sent: reading it as JSON and failing is the caller's error (400), not the flow's. */
   #bodyFromCaller = false;
 
+  // Runtime-only access, kept off the class: scripts see Message's type, and these are not part of the script API.
   static {
     markFromCaller = (message) => {
       message.#bodyFromCaller = true;
     };
+    sendableBody = (message) => message.bodyBuffer ?? message.getBodyAsString();
   }
 
   constructor(init: { id: string; correlationId: string; body?: Body; headers?: Record<string, string> }) {
@@ -46,11 +50,6 @@ export class Message {
   getBody(): Buffer {
     if (this.bodyBuffer === undefined) this.bodyBuffer = Buffer.from(this.getBodyAsString(), 'utf8');
     return this.bodyBuffer;
-  }
-
-  /** The body as it is cheapest to send: the text when it is text or JSON (no copy into bytes), else the bytes. */
-  getBodyForSending(): Buffer | string {
-    return this.bodyBuffer ?? this.getBodyAsString();
   }
 
   getBodyAsString(): string {
@@ -162,6 +161,11 @@ export class Message {
   getProperties(): Record<string, unknown> {
     return this.propertyMap ? Object.fromEntries(this.propertyMap) : {};
   }
+}
+
+/** The body as it is cheapest to send (an http step's request): the text when it is text or JSON (no copy into bytes), else the bytes. */
+export function bodyForSending(message: Message): Buffer | string {
+  return sendableBody(message);
 }
 
 /** The sender marks the body it set from the request, until a step sets another one (see getBodyAsJson). */

@@ -5,7 +5,7 @@ import type { HttpAuthDefinition, HttpStepDefinition } from '../../flows/schema.
 import type { SecurityMaterial } from '../context.ts';
 import { MessageFailure, toMessageFailure } from '../errors.ts';
 import { compileExpression, isConstant, type Expression } from '../expressions.ts';
-import type { Message } from '../message.ts';
+import { bodyForSending, type Message } from '../message.ts';
 import { SENSITIVE_HEADER, redactValues, secretsOfHeaderValue } from '../../security/redact.ts';
 import { exchange, exchangeTarget, type Answer, type ExchangeTarget } from './exchange.ts';
 import type { StepEnvironment, StepRun } from './types.ts';
@@ -125,7 +125,7 @@ export function compileHttpStep(definition: HttpStepDefinition, env: StepEnviron
       const value = message.getHeader(name);
       if (value !== undefined) headers[lower] = value;
     }
-    const body = sendsBody ? message.getBodyForSending() : undefined;
+    const body = sendsBody ? bodyForSending(message) : undefined;
     if (body !== undefined) {
       const type = contentTypeOf(message);
       if (type) headers['content-type'] = type;
