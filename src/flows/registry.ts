@@ -158,7 +158,8 @@ export class FlowRegistry {
  */
 export async function deployFlows(flowsDir: string, overrides: Record<string, string>, services: DeployServices): Promise<FlowRegistry> {
   const sources = await readFlows(flowsDir, overrides);
-  const ajv = addFormats(new Ajv({ allErrors: true, strict: false }));
+  // verbose: errors carry the schemas they come from, which is how violationsOf tells a union's branches through $refs.
+  const ajv = addFormats(new Ajv({ allErrors: true, strict: false, verbose: true }));
   const flows: Flow[] = [];
   const claimedPaths = new Map<string, string>();
   const claimedIds = new Set<string>();

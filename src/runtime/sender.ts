@@ -214,7 +214,7 @@ export async function senderRoutes(app: FastifyInstance, options: { registry: Fl
           return fail(reply, flow, message, startedAt, new MessageFailure('INVALID_JSON', malformedJsonMessage(err), 400), NOT_RUN, user);
         }
         if (runtime.validateBody && !runtime.validateBody(parsed)) {
-          const details = violationsOf(runtime.validateBody.errors);
+          const details = violationsOf(runtime.validateBody.errors, runtime.validateBody.schema);
           const summary = details.map((d) => `${d.pointer} ${d.message}`).join('; ');
           return fail(reply, flow, message, startedAt, new MessageFailure('SCHEMA_VIOLATION', `Body does not match the flow's schema: ${summary}`, 400), NOT_RUN, user, details);
         }

@@ -24,48 +24,116 @@ function violation(error: ErrorObject, message = messageOf(error)): Violation {
   return { pointer: error.instancePath || '/', message, ...(property === undefined ? {} : { property }) };
 }
 
+/** A local `$ref` ("#/definitions/x", "#/$defs/x") resolved in the root schema; undefined for any other. */
+function resolveRef(ref: string, root: unknown): unknown {
+  if (!ref.startsWith('#')) return undefined;
+  let node = root;
+  for (const segment of ref.slice(1).split('/').slice(1)) {
+    if (node === null || typeof node !== 'object') return undefined;
+    node = (node as Record<string, unknown>)[decodeURIComponent(segment).replace(/~1/g, '/').replace(/~0/g, '~')];
+  }
+  return node;
+}
+
+/** Keywords that apply a subschema to the same value (so errors they cause stay at the same place in the body). */
+const IN_PLACE_LISTS = ['allOf', 'anyOf', 'oneOf'] as const;
+const IN_PLACE_ONES = ['not', 'if', 'then', 'else'] as const;
+
+/** Whether `target` is `node` or a schema `node` applies to the same value, through local $refs and in-place keywords. */
+function reaches(node: unknown, target: unknown, root: unknown, seen: Set<unknown>): boolean {
+  if (node === target) return true;
+  if (node === null || typeof node !== 'object' || seen.has(node)) return false;
+  seen.add(node);
+  const schema = node as Record<string, unknown>;
+  if (typeof schema.$ref === 'string' && reaches(resolveRef(schema.$ref, root), target, root, seen)) return true;
+  for (const key of IN_PLACE_LISTS) {
+    const list = schema[key];
+    if (Array.isArray(list) && list.some((branch) => reaches(branch, target, root, seen))) return true;
+  }
+  return IN_PLACE_ONES.some((key) => reaches(schema[key], target, root, seen));
+}
+
 /**
- * ajv's errors (allErrors) as violations a caller can act on. The alternatives of a union at one place become one
- * violation ("must have required property 'text', or must have required property 'html'") instead of separate
- * demands of which only one need be met; the summaries are left out when other errors say what is wrong; a
- * violation repeated (the same place and message) is listed once. Alternatives are told by their schema path,
- * which ajv gives from the root of a $ref'd schema: one inlined from elsewhere may stay listed on its own.
+ * Which branch of `union` an error at its place comes from, or -1. With ajv's `verbose` errors this follows the
+ * schemas themselves (the error's parentSchema inside a branch, through $refs, whose errors ajv reports with schema
+ * paths restarting at the referenced schema); without them, only the schema path can tell.
  */
-export function violationsOf(errors: readonly ErrorObject[] | null | undefined): Violation[] {
+function branchOf(union: ErrorObject, error: ErrorObject, root: unknown): number {
+  const branches = union.schema;
+  if (Array.isArray(branches) && error.parentSchema !== undefined) {
+    return branches.findIndex((branch) => reaches(branch, error.parentSchema, root, new Set()));
+  }
+  if (!error.schemaPath.startsWith(`${union.schemaPath}/`)) return -1;
+  const index = Number(error.schemaPath.slice(union.schemaPath.length + 1).split('/')[0]);
+  return Number.isInteger(index) ? index : -1;
+}
+
+/**
+ * ajv's errors (allErrors; best with `verbose`, and the root schema for its $refs) as violations a caller can act
+ * on. The alternatives of a union at one place become one violation ("must have required property 'text', or must
+ * have required property 'html'") instead of separate demands of which only one need be met, also when a branch
+ * is a $ref or holds a union of its own (`to: 5` against recipients = recipient | recipient[], recipient = address
+ * | { address }: "must be string, or must be object, or must be array"); the summaries are left out when other
+ * errors say what is wrong; a violation repeated (the same place and message) is listed once.
+ */
+export function violationsOf(errors: readonly ErrorObject[] | null | undefined, root?: unknown): Violation[] {
   const all = errors ?? [];
   const specific = all.filter((error) => !SUMMARIES.has(error.keyword));
   // A summary stays when nothing more specific explains it (a oneOf that matched two branches has nothing below
-  // it): explained means a specific error at its place or inside it (schema paths restart at a $ref, so the place
-  // in the body is what tells).
+  // it): explained means a specific error at its place or inside it.
   const explained = (summary: ErrorObject) =>
     specific.some((error) => error.instancePath === summary.instancePath || error.instancePath.startsWith(`${summary.instancePath}/`));
   const unexplained = all.filter((error) => SUMMARIES.has(error.keyword) && !explained(error));
-  // The first alternative of each union stands for all of them, in ajv's order; the others are dropped.
+  // Unions in ajv's order, which finishes an inner union (a branch's own) before the outer one: each merged union
+  // is represented by its own summary error, carrying the merged message, which an outer union may merge in turn.
   const standsFor = new Map<ErrorObject, string>();
   const merged = new Set<ErrorObject>();
   for (const union of all) {
     if (union.keyword !== 'anyOf' && union.keyword !== 'oneOf') continue;
-    const alternatives = specific.filter(
-      (error) => !merged.has(error) && error.instancePath === union.instancePath && error.schemaPath.startsWith(`${union.schemaPath}/`) && error.keyword !== 'additionalProperties',
-    );
-    if (alternatives.length < 2) continue;
-    // Errors of one branch must all be fixed ("and"); any one branch will do ("or").
-    const byBranch = new Map<string, Set<string>>();
-    for (const error of alternatives) {
-      const branch = error.schemaPath.slice(union.schemaPath.length + 1).split('/')[0];
+    const byBranch = new Map<number, Set<string>>();
+    const members: ErrorObject[] = [];
+    for (const error of all) {
+      if (error === union || merged.has(error) || error.instancePath !== union.instancePath || error.keyword === 'additionalProperties') continue;
+      if (SUMMARIES.has(error.keyword) && !standsFor.has(error)) continue;
+      const branch = branchOf(union, error, root);
+      if (branch < 0) continue;
       let messages = byBranch.get(branch);
       if (!messages) byBranch.set(branch, (messages = new Set()));
-      messages.add(messageOf(error));
+      messages.add(standsFor.get(error) ?? messageOf(error));
+      members.push(error);
+    }
+    // A branch without an error here fits the value at this place, and what is wrong lies inside it (or is an
+    // unknown property here, reported on its own): the other branches' demands are noise (an array of recipients
+    // with one bad entry is not "must be string, or must be object").
+    const branchCount = Array.isArray(union.schema) ? union.schema.length : undefined;
+    const wrongInside = all.some(
+      (error) => error.instancePath.startsWith(`${union.instancePath}/`) || (error.keyword === 'additionalProperties' && error.instancePath === union.instancePath),
+    );
+    if (branchCount !== undefined && byBranch.size < branchCount && wrongInside) {
+      for (const error of members) {
+        merged.add(error);
+        standsFor.delete(error);
+      }
+      merged.add(union);
+      continue;
     }
     if (byBranch.size < 2) continue;
-    for (const error of alternatives) merged.add(error);
-    standsFor.set(alternatives[0], [...new Set([...byBranch.values()].map((messages) => [...messages].join(' and ')))].join(', or '));
+    for (const error of members) {
+      merged.add(error);
+      standsFor.delete(error);
+    }
+    // Errors of one branch must all be fixed ("and"); any one branch will do ("or").
+    const branchMessages = [...byBranch.values()].map((messages) =>
+      messages.size === 1 ? [...messages][0] : [...messages].map((message) => (message.includes(', or ') ? `(${message})` : message)).join(' and '),
+    );
+    standsFor.set(union, [...new Set(branchMessages)].join(', or '));
   }
   const result: Violation[] = [];
   for (const error of all) {
     const message = standsFor.get(error);
     if (message !== undefined) result.push(violation(error, message));
-    else if (specific.includes(error) ? !merged.has(error) : unexplained.includes(error)) result.push(violation(error));
+    else if (merged.has(error)) continue;
+    else if (specific.includes(error) || unexplained.includes(error)) result.push(violation(error));
   }
   return dedupe(result);
 }
