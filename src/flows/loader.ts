@@ -134,22 +134,31 @@ export async function readFlow(flowsDir: string, dir: string, overrides: Record<
     }
     const raw = document.toJS() as Record<string, unknown> | null;
     if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new FlowError({ file, pointer: '', message: 'a flow file is a YAML mapping' });
-    // Before parameters are substituted: a misspelt "parameters" would otherwise read as undeclared parameters.
+    // Unknown top-level keys first, before parameters are substituted: with a misspelt "parameters", every
+    // {{NAME}} would read as undeclared, and that would be the only error shown.
     const unknownKeys = Object.keys(raw).filter((key) => !Object.hasOwn(FlowSchema.properties, key));
-    if (unknownKeys.length > 0) {
-      const [first, ...others] = unknownKeys.map((key) => ({ file, pointer: '', message: `unknown property "${key}"` }));
-      throw new FlowError(first, others);
-    }
-    if (typeof raw.id === 'string') source.id = raw.id;
-    const declared = raw.parameters && typeof raw.parameters === 'object' ? (raw.parameters as Record<string, string | number | boolean>) : undefined;
+    const unknownKeyProblems = unknownKeys.map((key) => ({ file, pointer: '', message: `unknown property "${key}"` }));
+    const known = unknownKeys.length > 0 ? Object.fromEntries(Object.entries(raw).filter(([key]) => !unknownKeys.includes(key))) : raw;
+    if (typeof known.id === 'string') source.id = known.id;
+    const declared = known.parameters && typeof known.parameters === 'object' ? (known.parameters as Record<string, string | number | boolean>) : undefined;
     source.parameters = resolveParameters(declared, overrides);
-    const substituted = substituteParameters(raw, source.parameters, file);
-    if (!validateFlow(substituted)) {
-      const [first, ...others] = schemaProblems(validateFlow.errors ?? [], file);
+    let substituted: unknown;
+    try {
+      substituted = substituteParameters(known, source.parameters, file);
+    } catch (err) {
+      // An undeclared parameter beside an unknown key is most likely that key's doing: the key alone is reported.
+      if (unknownKeyProblems.length > 0 && err instanceof FlowError) throw new FlowError(unknownKeyProblems[0], unknownKeyProblems.slice(1));
+      throw err;
+    }
+    const problems = [...unknownKeyProblems, ...(validateFlow(substituted) ? [] : schemaProblems(validateFlow.errors ?? [], file))];
+    if (problems.length > 0) {
+      const [first, ...others] = problems;
       throw new FlowError(first, others);
     }
-    checkSemantics(substituted, file);
-    source.definition = substituted;
+    // Valid by the schema (checked just above), now that no problem was found.
+    const definition = substituted as FlowDefinition;
+    checkSemantics(definition, file);
+    source.definition = definition;
   } catch (err) {
     if (!(err instanceof FlowError)) throw err;
     source.error = err.problem;

@@ -95,6 +95,8 @@ const BROKEN: Record<string, { yaml: string; files?: Record<string, string>; poi
     file: 'schema-invalid/s.json',
     message: /^invalid JSON Schema: schema is invalid: data\/type must be equal to one of the allowed values/,
   },
+  // An unknown top-level key is reported with the file's other problems, not alone.
+  'typo-and-schema': { yaml: 'colour: red\nsender: { path: /api/ts }\nsteps:\n  - set: { body: x }\n', pointer: '', message: /^unknown property "colour"$/ },
   'two-typos': { yaml: 'sender: { path: /http/tt, rolle: a, allowedHeader: [X] }\nsteps:\n  - set: { body: x }\n', pointer: '/sender', message: /^unknown property "rolle"$/ },
 };
 /** What iflow check prints for 'several-problems', one line each, in the schema's order. */
@@ -148,6 +150,8 @@ test('each broken flow is reported with its file, pointer and reason while the g
   const several = iflow.logs.records().find((r) => r.msg === 'flow not deployed' && r.flow === 'several-problems') as { error: { pointer: string }; otherErrors: { pointer: string }[] } | undefined;
   assert.deepEqual([several?.error.pointer, ...(several?.otherErrors ?? []).map((e) => e.pointer)], ['/sender/path', '/sender/method', '/sender/bodyLimit', '/steps/0/http/auth', '/steps/0/http/timeout']);
   assert.ok(!('otherErrors' in byId.get('several-problems')!), 'the API shows the first problem only, as its contract says');
+  const typo = iflow.logs.records().find((r) => r.msg === 'flow not deployed' && r.flow === 'typo-and-schema') as { otherErrors?: { pointer: string }[] } | undefined;
+  assert.deepEqual(typo?.otherErrors?.map((e) => e.pointer), ['/sender/path'], 'the schema problem comes with the unknown key');
   const ready = await fetch(`${iflow.url}/ready`);
   assert.equal(ready.status, 200, 'ready even though some flows failed');
 
