@@ -30,11 +30,28 @@ export const REDACT_PATHS = [
   'token',
 ];
 
-const SECRET_QUERY_PARAMETERS = /([?&](?:code|state|token|access_token|refresh_token|id_token|client_secret|password|code_verifier)=)[^&#]*/gi;
+const QUERY_PARAMETER = /([?&])([^=&#]*)=([^&#]*)/g;
+/**
+ * Query parameter names whose values are kept out of logs: OAuth's (code, state, tokens, client_secret,
+ * client_assertion, code_verifier), passwords, and anything named like a key, a signature, a session or a
+ * credential (api_key, subscription-key, sig…), as headers of those names are (SENSITIVE_HEADER) and more.
+ */
+const SECRET_QUERY_NAME = /^(?:code|state|sig|signature|pwd|passwd)$|auth|key|token|secret|password|assertion|credential|session|verifier/i;
+
+function decodedName(name: string): string {
+  try {
+    return decodeURIComponent(name.replace(/\+/g, ' '));
+  } catch {
+    return name;
+  }
+}
 
 /** A URL fit for a log line: values of query parameters that carry secrets are replaced. */
 export function redactUrl(url: string): string {
-  return url.replace(SECRET_QUERY_PARAMETERS, '$1[Redacted]');
+  if (!url.includes('=')) return url;
+  return url.replace(QUERY_PARAMETER, (parameter, separator: string, name: string) =>
+    SECRET_QUERY_NAME.test(decodedName(name)) ? `${separator}${name}=[Redacted]` : parameter,
+  );
 }
 
 const SECRET_KEY = /authorization|cookie|password|secret|token|api[-_]?key|code_?verifier/i;
