@@ -168,7 +168,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     app.addHook('onClose', () => dispatcher.close());
     const registry = await deployFlows(config.flowsDir, config.parameterOverrides, { securityMaterial: app.securityMaterial, dispatcher });
     for (const flow of registry.flows) {
-      if (flow.status === 'deployed') app.log.info({ flow: flow.id, endpoint: flow.endpoint }, 'flow deployed');
+      if (flow.status === 'deployed' && flow.warnings) app.log.warn({ flow: flow.id, endpoint: flow.endpoint, warnings: flow.warnings }, 'flow deployed with warnings');
+      else if (flow.status === 'deployed') app.log.info({ flow: flow.id, endpoint: flow.endpoint }, 'flow deployed');
       else app.log.error({ flow: flow.id, error: flow.error, ...(flow.otherErrors ? { otherErrors: flow.otherErrors } : {}) }, 'flow not deployed');
     }
     app.decorate('flows', registry);

@@ -24,14 +24,18 @@ export async function checkCommand(dir?: string): Promise<number> {
       return 1;
     }
     for (const flow of registry.flows) {
-      if (flow.status === 'deployed') console.log(`ok     ${flow.id}  ${flow.method} ${flow.endpoint}  (${flow.steps.length} ${flow.steps.length === 1 ? 'step' : 'steps'})`);
-      else {
+      if (flow.status === 'deployed') {
+        console.log(`ok     ${flow.id}  ${flow.method} ${flow.endpoint}  (${flow.steps.length} ${flow.steps.length === 1 ? 'step' : 'steps'})`);
+        for (const warning of flow.warnings ?? []) console.log(`WARN   ${flow.id}  ${formatProblem(warning)}`);
+      } else {
         console.log(`ERROR  ${flow.id}  ${formatProblem(flow.error!)}`);
         for (const other of flow.otherErrors ?? []) console.log(`       ${' '.repeat(flow.id.length)}  ${formatProblem(other)}`);
       }
     }
     const failed = registry.errors.length;
-    console.log(failed === 0 ? `${registry.flows.length} flows valid` : `${failed} of ${registry.flows.length} flows invalid`);
+    const warned = registry.flows.filter((flow) => flow.warnings).length;
+    const warnedNote = warned > 0 ? ` (${warned} with warnings)` : '';
+    console.log(failed === 0 ? `${registry.flows.length} flows valid${warnedNote}` : `${failed} of ${registry.flows.length} flows invalid${warnedNote}`);
     return failed === 0 ? 0 : 1;
   } finally {
     await dispatcher.close();

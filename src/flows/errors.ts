@@ -5,6 +5,12 @@ export interface FlowProblem {
   message: string;
 }
 
+/** The 1-based line and column of `offset` in `text`. */
+export function lineAndColumn(text: string, offset: number): { line: number; column: number } {
+  const before = text.slice(0, offset);
+  return { line: before.split('\n').length, column: before.length - before.lastIndexOf('\n') };
+}
+
 /** `file at pointer: message`, as logs and `iflow check` show a problem. */
 export function formatProblem(problem: FlowProblem): string {
   return `${problem.file}${problem.pointer ? ` at ${problem.pointer}` : ''}: ${problem.message}`;

@@ -5,7 +5,7 @@ import addFormatsPlugin from 'ajv-formats';
 import type { Dispatcher } from 'undici';
 import type { SecurityMaterial } from '../runtime/context.ts';
 import { compileStep, stepKind, type CompiledStep } from '../runtime/steps/index.ts';
-import { FlowError, type FlowProblem } from './errors.ts';
+import { FlowError, lineAndColumn, type FlowProblem } from './errors.ts';
 import { readFlows, type FlowSource } from './loader.ts';
 import type { FlowDefinition } from './schema.ts';
 
@@ -48,6 +48,8 @@ export interface Flow {
   error?: FlowProblem;
   /** Further problems found with `error`, for `iflow check` and the log (the API shows `error`). */
   otherErrors?: FlowProblem[];
+  /** What a deployed flow's compilers found suspicious but not wrong (shown by `iflow check` and logged). */
+  warnings?: FlowProblem[];
   runtime?: FlowRuntime;
 }
 
@@ -80,16 +82,16 @@ async function compileSchema(ajv: Ajv, source: FlowSource, file: string): Promis
  */
 function jsonSyntaxError(err: unknown, text: string): string {
   const reason = err instanceof Error ? err.message : String(err);
-  const at = / in JSON at position (\d+)/.exec(reason);
-  if (!at) return `JSON syntax error: ${reason}`;
-  const before = text.slice(0, Number(at[1]));
-  const line = before.split('\n').length;
-  const column = before.length - before.lastIndexOf('\n');
-  return `JSON syntax error (line ${line}, column ${column}): ${reason.slice(0, at.index)}`;
+  const at = / (?:in|after) JSON at position (\d+)/.exec(reason);
+  // Without a position V8 quotes the text around the error, over several lines: its first words say enough.
+  if (!at) return `JSON syntax error: ${reason.replace(/, (?:\.\.\.)?"[\s\S]*" is not valid JSON$/, '').replace(/\s+/g, ' ')}`;
+  const { line, column } = lineAndColumn(text, Number(at[1]));
+  return `JSON syntax error (line ${line}, column ${column}): ${reason.slice(0, at.index)}${at[0].startsWith(' after') ? ' after the JSON' : ''}`;
 }
 
-async function compileFlow(source: FlowSource, definition: FlowDefinition, services: DeployServices, ajv: Ajv): Promise<FlowRuntime> {
-  const parameters = Object.fromEntries(Object.entries(source.parameters).map(([k, v]) => [k, String(v)]));
+async function compileFlow(source: FlowSource, definition: FlowDefinition, services: DeployServices, ajv: Ajv, warnings: FlowProblem[]): Promise<FlowRuntime> {
+  // Frozen: scripts and mappings of every message read the same object, and none may change it for the others.
+  const parameters = Object.freeze(Object.fromEntries(Object.entries(source.parameters).map(([k, v]) => [k, String(v)])));
   const steps: CompiledStep[] = [];
   for (const [index, step] of definition.steps.entries()) {
     steps.push(
@@ -101,6 +103,7 @@ async function compileFlow(source: FlowSource, definition: FlowDefinition, servi
         parameters,
         securityMaterial: services.securityMaterial,
         dispatcher: services.dispatcher,
+        warn: (problem) => warnings.push(problem),
       }),
     );
   }
@@ -173,8 +176,10 @@ export async function deployFlows(flowsDir: string, overrides: Record<string, st
       const path = definition.sender.path.toLowerCase();
       const owner = claimedPaths.get(path);
       if (owner) throw new FlowError({ file: source.file, pointer: '/sender/path', message: `path ${definition.sender.path} is already served by flow "${owner}"` });
-      flow.runtime = await compileFlow(source, definition, services, ajv);
+      const warnings: FlowProblem[] = [];
+      flow.runtime = await compileFlow(source, definition, services, ajv, warnings);
       flow.status = 'deployed';
+      if (warnings.length > 0) flow.warnings = warnings;
       claimedIds.add(source.id);
       claimedPaths.set(path, source.id);
     } catch (err) {

@@ -1,5 +1,4 @@
 import type { Logger } from 'pino';
-import { notAParameter } from '../flows/parameters.ts';
 
 /** What the secure store hands out for an OAuth 2.0 credential. */
 export interface AccessToken {
@@ -42,30 +41,10 @@ export interface SecureStore {
 /** The second argument of a script's `processData(message, context)`. */
 export interface ScriptContext {
   secureStore: SecureStore;
-  /** The flow's externalized parameters, overrides applied. */
+  /** The flow's externalized parameters, overrides applied (read-only: every message sees the same). */
   parameters: Readonly<Record<string, string>>;
   /** A pino child logger bound to the message (messageId, correlationId, flow). */
   log: Logger;
-}
-
-/** Names JavaScript itself may ask any object for (serialising, awaiting, inspecting): never a misspelt parameter. */
-const LANGUAGE_NAMES = new Set(['toJSON', 'then', 'inspect', 'asymmetricMatch', '$$typeof', 'nodeType', 'tagName']);
-
-/**
- * A flow's parameters as scripts get them: reading one the flow does not declare throws (naming the declared ones)
- * instead of giving undefined, so `context.parameters.RECIEVER_URL` fails the first message with a reason rather
- * than sending it to "undefined/…". Made once per step; reading a declared one is a plain property read.
- */
-export function declaredParameters(parameters: Readonly<Record<string, string>>): Readonly<Record<string, string>> {
-  const declared = Object.freeze({ ...parameters });
-  return new Proxy(declared, {
-    get(target, key, receiver) {
-      if (typeof key === 'string' && !Object.hasOwn(target, key) && !(key in Object.prototype) && !LANGUAGE_NAMES.has(key)) {
-        throw new Error(notAParameter(`context.parameters.${key}`, target));
-      }
-      return Reflect.get(target, key, receiver) as unknown;
-    },
-  });
 }
 
 /** The secure store over `material`; `handedOut` hears every secret it gives (to clean a script's error text of it). */

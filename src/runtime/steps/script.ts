@@ -1,9 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { resolve, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { FlowError } from '../../flows/errors.ts';
+import { FlowError, lineAndColumn } from '../../flows/errors.ts';
 import { notAParameter } from '../../flows/parameters.ts';
-import { declaredParameters, secureStoreFor, type ScriptContext, type SecureStore } from '../context.ts';
+import { secureStoreFor, type ScriptContext, type SecureStore } from '../context.ts';
 import { redactCredentialsInText, redactValues } from '../../security/redact.ts';
 import { MessageFailure, toMessageFailure } from '../errors.ts';
 import { Message } from '../message.ts';
@@ -49,16 +49,41 @@ function withTimeout<T>(work: Promise<T>, ms: number, onTimeout: () => Error): P
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
-/**
- * The first `context.parameters.NAME` written in a script whose NAME the flow does not declare. Only that literal
- * form (the documented one) is looked for; any other read of an undeclared name throws at run time instead.
- */
-function undeclaredParameter(source: string, parameters: Readonly<Record<string, string>>): { name: string; line: number } | undefined {
-  for (const match of source.matchAll(/\bcontext\s*\.\s*parameters\s*(?:\.\s*([A-Za-z_$][\w$]*)|\[\s*(['"])([^'"\n]*)\2\s*\])/g)) {
-    const name = match[1] ?? match[3];
-    if (!Object.hasOwn(parameters, name) && !(name in Object.prototype)) return { name, line: source.slice(0, match.index).split('\n').length };
+/** Comments and string literals (templates too), blanked out with their line breaks kept, so positions stay. */
+const COMMENTS_AND_STRINGS = /\/\/[^\n]*|\/\*[\s\S]*?\*\/|'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*"|`(?:[^`\\]|\\.)*`/g;
+
+/** A template literal with its text blanked and its `${…}` expressions kept (they are code). */
+function templateCode(template: string): string {
+  let depth = 0;
+  let out = '';
+  for (let i = 0; i < template.length; i++) {
+    const char = template[i];
+    if (depth === 0 && char === '$' && template[i + 1] === '{') {
+      depth = 1;
+      out += '  ';
+      i++;
+    } else if (depth > 0) {
+      if (char === '{') depth++;
+      else if (char === '}') depth--;
+      out += depth === 0 ? ' ' : char;
+    } else out += char === '\n' ? '\n' : ' ';
   }
-  return undefined;
+  return out;
+}
+
+/**
+ * Each `context.parameters.NAME` in a script's code (not its comments or strings) whose NAME the flow does not
+ * declare: at run time it is undefined, and a message goes to "undefined/…". A warning, not an error: the text is
+ * not parsed, so a `context` of the script's own would be read the same way.
+ */
+function undeclaredParameters(source: string, parameters: Readonly<Record<string, string>>): { name: string; line: number }[] {
+  const code = source.replace(COMMENTS_AND_STRINGS, (text) => (text.startsWith('`') ? templateCode(text) : text.replace(/[^\n]/g, ' ')));
+  const found = new Map<string, number>();
+  for (const match of code.matchAll(/\bcontext\s*\.\s*parameters\s*\.\s*([A-Za-z_$][\w$]*)/g)) {
+    const name = match[1];
+    if (!Object.hasOwn(parameters, name) && !(name in Object.prototype) && !found.has(name)) found.set(name, lineAndColumn(code, match.index).line);
+  }
+  return [...found].map(([name, line]) => ({ name, line }));
 }
 
 /** Loads the script module once at deploy; each message calls its default export `processData`. */
@@ -68,8 +93,9 @@ export async function compileScriptStep(file: string, timeoutMs: number, env: St
   const source = await readFile(path, 'utf8').catch(() => {
     throw new FlowError({ file: env.file, pointer: `${env.pointer}/script`, message: `script file not found: ${file}` });
   });
-  const unknown = undeclaredParameter(source, env.parameters);
-  if (unknown) throw new FlowError({ file: shownName, pointer: '', message: notAParameter(`context.parameters.${unknown.name} at line ${unknown.line}`, env.parameters) });
+  for (const unknown of undeclaredParameters(source, env.parameters)) {
+    env.warn({ file: shownName, pointer: '', message: notAParameter(`context.parameters.${unknown.name} at line ${unknown.line}`, env.parameters) });
+  }
   const url = pathToFileURL(path).href;
   let module: { default?: unknown; processData?: unknown };
   try {
@@ -84,7 +110,7 @@ export async function compileScriptStep(file: string, timeoutMs: number, env: St
   if (typeof processData !== 'function') {
     throw new FlowError({ file: shownName, pointer: '', message: 'a script must export default function processData(message, context)' });
   }
-  const parameters = declaredParameters(env.parameters);
+  const parameters = env.parameters;
   // Every secret the secure store gave this step's script, on any message: a script may keep a token in a
   // module-level variable and quote it in a later message's error. Bounded; emptied when full.
   const handedOut = new Set<string>();

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
 import type { StepKind } from '../../flows/schema.ts';
 import type { SecurityMaterial } from '../context.ts';
+import type { FlowProblem } from '../../flows/errors.ts';
 import type { Message } from '../message.ts';
 
 /** What a step needs at deploy time: where it lives and the shared services it will call. */
@@ -14,6 +15,8 @@ export interface StepEnvironment {
   parameters: Readonly<Record<string, string>>;
   securityMaterial: SecurityMaterial;
   dispatcher: Dispatcher;
+  /** Notes something suspicious that does not stop the flow from deploying (`iflow check` shows it, the log has it). */
+  warn(problem: FlowProblem): void;
 }
 
 /** What a step sees per message besides the message. */
