@@ -46,7 +46,7 @@ export interface StepTiming {
   start: string;
   durationMs: number;
   status: 'COMPLETED' | 'FAILED';
-  /** How many requests an http step sent, when it retried (absent for one). */
+  /** How many requests an http step sent, when more than one (retries, a resend with a refreshed token); absent for one. */
   attempts?: number;
 }
 

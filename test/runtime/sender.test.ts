@@ -416,13 +416,22 @@ test("a body the caller sent as something else than the JSON a flow reads is a 4
 
 test('http retry: 503s and timeouts are tried again up to the attempts; a failure after retries says how many went out', async (t) => {
   let flaky = 0;
+  let flakyFirst = 0;
   const receiver = await startReceiver((request) => {
     if (request.url === '/flaky') return ++flaky <= 2 ? { status: 503 } : { status: 200, headers: { 'content-type': 'application/json' }, body: { ok: true } };
+    if (request.url === '/flaky-first') return ++flakyFirst <= 2 ? { status: 503 } : { status: 200 };
+    if (request.url === '/second') return { status: 200, headers: { 'content-type': 'application/json' }, body: { second: true } };
     if (request.url === '/down') return { status: 503, body: 'maintenance' };
     return { hang: true };
   });
   const step = (path: string) => `sender: { path: /http${path} }\nsteps:\n  - http: { address: "${receiver.url}${path}", timeout: 300ms, retry: { attempts: 2, delay: 10ms } }\n`;
-  const flows = writeFlows({ flaky: { 'flow.yaml': step('/flaky') }, down: { 'flow.yaml': step('/down') }, hung: { 'flow.yaml': step('/hung') } });
+  const flows = writeFlows({
+    flaky: { 'flow.yaml': step('/flaky') },
+    down: { 'flow.yaml': step('/down') },
+    hung: { 'flow.yaml': step('/hung') },
+    // A retried step, then one that is not: the second step's timing must not inherit the first one's attempts.
+    two: { 'flow.yaml': `${step('/flaky-first').replace('/http/flaky-first', '/http/two')}  - http: { address: "${receiver.url}/second" }\n` },
+  });
   const iflow = await startIflow({ flowsDir: flows.dir });
   t.after(async () => {
     await iflow.close();
@@ -459,6 +468,9 @@ test('http retry: 503s and timeouts are tried again up to the attempts; a failur
   assert.deepEqual(await attempts(down), [3]);
   assert.deepEqual(await attempts(hung), [3]);
   assert.deepEqual(await attempts(once), [undefined]);
+  const two = await call('/two');
+  assert.equal(two.status, 200);
+  assert.deepEqual(await attempts(two), [3, undefined]);
   const line = iflow.logs.records().find((r) => r.messageId === recovered.headers.get('sap_messageprocessinglogid'));
   assert.equal((line?.steps as { attempts?: number }[] | undefined)?.[0].attempts, 3, 'the log line too');
 });
