@@ -16,6 +16,7 @@ test('SQLite: the log names the file, WAL and synchronous FULL (users and creden
   assert.equal(line.file, join(iflow.app.config.dataDir, 'iflow.db'));
   assert.equal(line.journalMode, 'wal');
   assert.equal(line.synchronous, 'full');
+  assert.equal(line.messageLogSynchronous, 'normal', 'message logs are written by the writer thread, without waiting for the disk');
 });
 
 test('PostgreSQL: the log names user, host, port and database, never the password', SKIP_POSTGRES_OPTION, async (t) => {

@@ -6,8 +6,8 @@ import Database from 'better-sqlite3';
 
 const db = new Database(workerData.file);
 db.pragma('journal_mode = WAL');
-// NORMAL (not FULL like the main connection): in WAL mode a power cut can lose the last batches, never corrupt the file.
-db.pragma('synchronous = NORMAL');
+// The durability batch-writer.ts chooses for message logs (BATCH_WRITER_SYNCHRONOUS).
+db.pragma(`synchronous = ${workerData.synchronous}`);
 db.pragma('busy_timeout = 5000');
 const insert = db.prepare(workerData.sql);
 // Each row is an array of its values, in the statement's column order.

@@ -5,6 +5,9 @@ import { Worker } from 'node:worker_threads';
  * connection: the message-log hot path then costs the main thread a postMessage, not the inserts.
  * Other bulk writes (deleting old message logs) run there too, in order with the batches.
  */
+/** The writer's durability: NORMAL (not FULL like the main connection), since in WAL mode a power cut can lose the last batches, never corrupt the file. */
+export const BATCH_WRITER_SYNCHRONOUS = 'normal';
+
 export class SqliteBatchWriter {
   private readonly worker: Worker;
   private readonly waiting = new Map<number, { resolve: (changes: number) => void; reject: (err: Error) => void }>();
@@ -18,7 +21,7 @@ export class SqliteBatchWriter {
   constructor(file: string, layout: { table: string; columns: readonly string[] }) {
     const { table, columns } = layout;
     const sql = `INSERT OR REPLACE INTO ${table} (${columns.map((c) => `"${c}"`).join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`;
-    this.worker = new Worker(new URL('./batch-writer.mjs', import.meta.url), { workerData: { file, sql } });
+    this.worker = new Worker(new URL('./batch-writer.mjs', import.meta.url), { workerData: { file, sql, synchronous: BATCH_WRITER_SYNCHRONOUS } });
     this.worker.on('message', ({ id, error, changes }: { id: number; error?: string; changes?: number }) => {
       const waiter = this.waiting.get(id);
       this.waiting.delete(id);

@@ -5,7 +5,7 @@ import { MESSAGE_LOG_COLUMNS, credentialFromRow, messageLogFromRow, messageLogVa
 import { compileFilter, compileOrderBy } from '../sql-filter.ts';
 import { KeyedMutex } from '../keyed-mutex.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
-import { SqliteBatchWriter } from './batch-writer.ts';
+import { BATCH_WRITER_SYNCHRONOUS, SqliteBatchWriter } from './batch-writer.ts';
 import type {
   CredentialRecord,
   CredentialRepository,
@@ -208,11 +208,13 @@ export function openSqliteStore(dataDir: string): Store {
   const writer = new SqliteBatchWriter(file, { table: 'message_logs', columns: MESSAGE_LOG_COLUMNS });
   return {
     kind: 'sqlite',
-    // Read back from the connection: what it really does, not what was asked.
+    // The main connection's read back from it (what it really does, not what was asked); message logs are
+    // written by the writer thread's connection, with the durability that thread is given.
     settings: {
       file,
       journalMode: String(db.pragma('journal_mode', { simple: true })),
       synchronous: SYNCHRONOUS_MODES[db.pragma('synchronous', { simple: true }) as number] ?? 'unknown',
+      messageLogSynchronous: BATCH_WRITER_SYNCHRONOUS,
     },
     users: new SqliteUsers(db),
     messageLogs: new SqliteMessageLogs(db, writer),
