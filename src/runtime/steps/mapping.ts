@@ -18,9 +18,10 @@ export async function compileMappingStep(file: string, env: StepEnvironment): Pr
     const e = err as { message: string; position?: number };
     throw new FlowError({ file: `${env.flowId}/${file}`, pointer: '', message: `JSONata syntax error${e.position !== undefined ? ` at character ${e.position}` : ''}: ${e.message}` });
   }
+  const tree = expression.ast();
+  const bound = boundNames(tree);
   // An expression that binds $parameters itself (`$parameters := …`, a lambda argument) means its own: not checked.
-  const rebinds = /\$parameters\s*:=|function\s*\([^)]*\$parameters\b/.test(source);
-  const unknown = rebinds ? undefined : unknownParameter(expression.ast(), env.parameters);
+  const unknown = bound.has('parameters') ? undefined : unknownParameter(tree, env.parameters);
   if (unknown) {
     throw new FlowError({
       file: `${env.flowId}/${file}`,
@@ -29,7 +30,7 @@ export async function compileMappingStep(file: string, env: StepEnvironment): Pr
     });
   }
   const bindings = { parameters: env.parameters };
-  const notAFunction = await unknownFunction(expression.ast(), Object.keys(bindings));
+  const notAFunction = await unknownFunction(calledNames(tree), new Set([...bound, ...Object.keys(bindings)]));
   if (notAFunction) {
     throw new FlowError({
       file: `${env.flowId}/${file}`,
@@ -58,71 +59,65 @@ export async function compileMappingStep(file: string, env: StepEnvironment): Pr
   };
 }
 
+/** Calls `visit` on every node of a JSONata tree (its objects), depth first. */
+function walk(node: unknown, visit: (node: Record<string, unknown>) => void): void {
+  if (Array.isArray(node)) {
+    for (const item of node) walk(item, visit);
+    return;
+  }
+  if (node === null || typeof node !== 'object') return;
+  visit(node as Record<string, unknown>);
+  for (const value of Object.values(node)) walk(value, visit);
+}
+
 /**
  * The first `$parameters.NAME` in a JSONata tree whose NAME the flow does not declare: a misspelt parameter would
  * otherwise be empty at run time. Only that literal form is checked (not `$lookup($parameters, …)`).
  */
-function unknownParameter(node: unknown, parameters: Readonly<Record<string, string>>): { name: string; position: number } | undefined {
-  if (Array.isArray(node)) {
-    for (const item of node) {
-      const found = unknownParameter(item, parameters);
-      if (found) return found;
-    }
-    return undefined;
-  }
-  if (node === null || typeof node !== 'object') return undefined;
-  const { type, steps } = node as { type?: string; steps?: { type: string; value: unknown; position?: number }[] };
-  if (type === 'path' && steps && steps[0]?.type === 'variable' && steps[0].value === 'parameters' && steps[1]?.type === 'name') {
+function unknownParameter(tree: unknown, parameters: Readonly<Record<string, string>>): { name: string; position: number } | undefined {
+  let found: { name: string; position: number } | undefined;
+  walk(tree, (node) => {
+    const steps = node.steps as { type: string; value: unknown; position?: number }[] | undefined;
+    if (found || node.type !== 'path' || !steps || steps[0]?.type !== 'variable' || steps[0].value !== 'parameters' || steps[1]?.type !== 'name') return;
     const name = String(steps[1].value);
-    if (!Object.hasOwn(parameters, name)) return { name, position: steps[1].position ?? 0 };
-  }
-  for (const value of Object.values(node)) {
-    const found = unknownParameter(value, parameters);
-    if (found) return found;
-  }
-  return undefined;
+    if (!Object.hasOwn(parameters, name)) found = { name, position: steps[1].position ?? 0 };
+  });
+  return found;
 }
 
 /** Names a JSONata tree binds: `$x := …`, lambda arguments, and a path's `@$x` and `#$x`. */
-function boundNames(node: unknown, names: Set<string>): Set<string> {
-  if (Array.isArray(node)) {
-    for (const item of node) boundNames(item, names);
-    return names;
-  }
-  if (node === null || typeof node !== 'object') return names;
-  const { type, lhs, arguments: args, focus, index } = node as { type?: string; lhs?: { value?: unknown }; arguments?: { value?: unknown }[]; focus?: unknown; index?: unknown };
-  if (type === 'bind' && typeof lhs?.value === 'string') names.add(lhs.value);
-  if (type === 'lambda') for (const arg of args ?? []) if (typeof arg.value === 'string') names.add(arg.value);
-  if (typeof focus === 'string') names.add(focus);
-  if (typeof index === 'string') names.add(index);
-  for (const value of Object.values(node)) boundNames(value, names);
+function boundNames(tree: unknown): Set<string> {
+  const names = new Set<string>();
+  walk(tree, (node) => {
+    const { type, lhs, arguments: args, focus, index } = node as { type?: string; lhs?: { value?: unknown }; arguments?: { value?: unknown }[]; focus?: unknown; index?: unknown };
+    if (type === 'bind' && typeof lhs?.value === 'string') names.add(lhs.value);
+    if (type === 'lambda') for (const arg of args ?? []) if (typeof arg.value === 'string') names.add(arg.value);
+    if (typeof focus === 'string') names.add(focus);
+    if (typeof index === 'string') names.add(index);
+  });
   return names;
 }
 
 /** Every `$name(…)` call in a JSONata tree, by name, with the position of its first call. */
-function calledNames(node: unknown, calls: Map<string, number>): Map<string, number> {
-  if (Array.isArray(node)) {
-    for (const item of node) calledNames(item, calls);
-    return calls;
-  }
-  if (node === null || typeof node !== 'object') return calls;
-  const { type, procedure } = node as { type?: string; procedure?: { type?: string; value?: unknown; position?: number } };
-  if ((type === 'function' || type === 'partial') && procedure?.type === 'variable' && typeof procedure.value === 'string' && !calls.has(procedure.value)) {
-    calls.set(procedure.value, procedure.position ?? 0);
-  }
-  for (const value of Object.values(node)) calledNames(value, calls);
+function calledNames(tree: unknown): Map<string, number> {
+  const calls = new Map<string, number>();
+  walk(tree, (node) => {
+    const procedure = node.procedure as { type?: string; value?: unknown; position?: number } | undefined;
+    if ((node.type === 'function' || node.type === 'partial') && procedure?.type === 'variable' && typeof procedure.value === 'string' && !calls.has(procedure.value)) {
+      calls.set(procedure.value, procedure.position ?? 0);
+    }
+  });
   return calls;
 }
 
 /**
- * The first function a JSONata tree calls that is neither one of JSONata's own, nor bound in the expression, nor
- * one of `bound` (iflow's bindings): a misspelt `$sumx(…)` would otherwise fail only when a message comes. Whether
- * JSONata has a function is asked of JSONata itself (`$name` evaluates to it), not of a list kept here.
+ * The first function called that is neither one of JSONata's own, nor `bound` (in the expression, or iflow's
+ * bindings): a misspelt `$sumx(…)` would otherwise fail only when a message comes. Whether JSONata has a function
+ * is asked of JSONata itself (`$name` evaluates to it), not of a list kept here.
  */
-async function unknownFunction(tree: unknown, bound: readonly string[]): Promise<{ name: string; position: number } | undefined> {
-  const known = boundNames(tree, new Set(bound));
-  for (const [name, position] of calledNames(tree, new Map())) {
-    if (known.has(name) || !/^\w+$/.test(name)) continue;
+async function unknownFunction(calls: Map<string, number>, bound: ReadonlySet<string>): Promise<{ name: string; position: number } | undefined> {
+  for (const [name, position] of calls) {
+    if (bound.has(name) || !/^\w+$/.test(name)) continue;
     if ((await jsonata(`$${name}`).evaluate({})) === undefined) return { name, position };
   }
   return undefined;
