@@ -249,8 +249,9 @@ interface SideBySide {
  * alternates): the CPU time per answered request of each main thread, and of each whole process. Measured at the
  * same moments, both see the same machine, where the throughput runs above see whatever speed the machine had in
  * their slice. On two cores shared with the load generator and the receiver, every thread's time is taken from the
- * others, so the whole-process ratio is the one the saturated req/s ratio follows (within a few hundredths in the
- * runs of 2026-11-27); the main-thread ratio shows how much of the difference the event loop itself carries.
+ * others, so the saturated req/s ratio follows the whole-process ratio far more closely than the main-thread one
+ * (in the runs of 2026-11-27, 0.70-0.75 against 0.67-0.77 and 0.82-0.91); the main-thread ratio shows how much of
+ * the difference the event loop itself carries.
  */
 async function sideBySide(iflow: Target, raw: Target): Promise<SideBySide | undefined> {
   const pids = [iflow.child.process.pid, raw.child.process.pid];
