@@ -1,16 +1,16 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { HttpError } from '../errors.ts';
 import { requireRole } from '../security/index.ts';
-import { hashPassword } from '../security/passwords.ts';
+import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, USER_NAME_PATTERN, USER_NAME_RULE, hashPassword } from '../security/passwords.ts';
 import { INITIAL_PASSWORD_FILE } from '../security/bootstrap.ts';
 import { ErrorResponse } from './schemas.ts';
 import type { UserRecord } from '../store/types.ts';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 
-const UserName = Type.String({ pattern: '^[A-Za-z0-9._@-]{1,64}$', description: '1–64 of A-Z a-z 0-9 . _ @ -' });
+const UserName = Type.String({ pattern: USER_NAME_PATTERN, description: USER_NAME_RULE });
 const Role = Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$' });
-const Password = Type.String({ minLength: 8, maxLength: 256 });
+const Password = Type.String({ minLength: PASSWORD_MIN_LENGTH, maxLength: PASSWORD_MAX_LENGTH });
 const UserView = Type.Object({ name: Type.String(), roles: Type.Array(Type.String()), createdAt: Type.String(), updatedAt: Type.String() });
 const NameParams = Type.Object({ name: UserName });
 

@@ -1,5 +1,7 @@
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
+import { checkMasterKeyText, MasterKeyError } from '../security/crypto.ts';
+import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, USER_NAME_PATTERN, USER_NAME_RULE } from '../security/passwords.ts';
 import { parseDuration } from './duration.ts';
 
 /** Everything iflow reads from the environment, resolved once at start. */
@@ -86,6 +88,30 @@ function trustProxy(value: string | undefined): Config['trustProxy'] {
   return entries;
 }
 
+/** The bootstrap admin's name and password follow the users API's rules (the password is never echoed). */
+function adminSettings(env: NodeJS.ProcessEnv): { adminUser: string; adminPassword?: string } {
+  const adminUser = env.IFLOW_ADMIN_USER || 'admin';
+  if (!new RegExp(USER_NAME_PATTERN).test(adminUser)) throw new ConfigError(`IFLOW_ADMIN_USER: a user name is ${USER_NAME_RULE}`);
+  const adminPassword = env.IFLOW_ADMIN_PASSWORD || undefined;
+  if (adminPassword !== undefined && (adminPassword.length < PASSWORD_MIN_LENGTH || adminPassword.length > PASSWORD_MAX_LENGTH)) {
+    throw new ConfigError(`IFLOW_ADMIN_PASSWORD: a password is ${PASSWORD_MIN_LENGTH} to ${PASSWORD_MAX_LENGTH} characters (this one has ${adminPassword.length})`);
+  }
+  return { adminUser, adminPassword };
+}
+
+/** IFLOW_MASTER_KEY, checked before anything is written (a store, an admin, a generated password). */
+function masterKeySetting(env: NodeJS.ProcessEnv): string | undefined {
+  const masterKey = env.IFLOW_MASTER_KEY || undefined;
+  if (masterKey === undefined) return undefined;
+  try {
+    checkMasterKeyText(masterKey);
+  } catch (err) {
+    if (err instanceof MasterKeyError) throw new ConfigError(err.message);
+    throw err;
+  }
+  return masterKey;
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const listenPort = port(env.PORT);
   const parameterOverrides: Record<string, string> = {};
@@ -105,9 +131,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     flowsDir: resolve(env.IFLOW_FLOWS_DIR || './flows'),
     dataDir: resolve(env.IFLOW_DATA_DIR || './data'),
     databaseUrl: env.DATABASE_URL || undefined,
-    masterKey: env.IFLOW_MASTER_KEY || undefined,
-    adminUser: env.IFLOW_ADMIN_USER || 'admin',
-    adminPassword: env.IFLOW_ADMIN_PASSWORD || undefined,
+    masterKey: masterKeySetting(env),
+    ...adminSettings(env),
     parameterOverrides,
     logLevel: env.LOG_LEVEL || 'info',
     tokenKeepAliveMs: duration('IFLOW_TOKEN_KEEPALIVE', env.IFLOW_TOKEN_KEEPALIVE, '24h'),

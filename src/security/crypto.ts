@@ -94,6 +94,11 @@ export function keyIdOf(stored: string): string | undefined {
   return parts.length === 5 && parts[0] === FORMAT ? parts[1] : undefined;
 }
 
+/** Throws MasterKeyError when IFLOW_MASTER_KEY's text is not a key (the configuration checks it up front). */
+export function checkMasterKeyText(text: string): void {
+  decodeKey(text, 'IFLOW_MASTER_KEY');
+}
+
 function decodeKey(text: string, what: string): Buffer {
   const trimmed = text.trim();
   // Strict base64 (standard or url-safe alphabet, padding optional): never echo the value itself.

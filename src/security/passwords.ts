@@ -1,5 +1,11 @@
 import { randomBytes, scrypt as scryptCallback, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 
+/** The rules for users' names and passwords: the users API's schema and the bootstrap admin's settings share them. */
+export const USER_NAME_PATTERN = '^[A-Za-z0-9._@-]{1,64}$';
+export const USER_NAME_RULE = '1–64 of A-Z a-z 0-9 . _ @ -';
+export const PASSWORD_MIN_LENGTH = 8;
+export const PASSWORD_MAX_LENGTH = 256;
+
 const KEY_LENGTH = 32;
 // N=2^15 (OWASP's scrypt floor is 2^17 with r=8,p=1 at ~64 MiB; 2^15 keeps a login near 50 ms on small hosts).
 const COST = { N: 1 << 15, r: 8, p: 1, maxmem: 64 * 1024 * 1024 };

@@ -1,5 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ConfigError, loadConfig } from '../../src/config/index.ts';
 
 test('IFLOW_TRUST_PROXY: off by default; true, or addresses and CIDR ranges', () => {
@@ -37,4 +41,33 @@ test('IFLOW_MPL_RETENTION: 30 days by default, a duration, 0 keeps message logs 
   assert.throws(() => loadConfig({ IFLOW_MPL_RETENTION: 'a month' }), (err: Error) => err instanceof ConfigError && err.message.startsWith('IFLOW_MPL_RETENTION: invalid duration "a month"'));
   assert.equal(loadConfig({ IFLOW_MPL_RETENTION: '36500d' }).messageLogRetentionMs, 36_500 * 86_400_000);
   assert.throws(() => loadConfig({ IFLOW_MPL_RETENTION: '200000000d' }), (err: Error) => err instanceof ConfigError && err.message === 'IFLOW_MPL_RETENTION: at most 36500d (use 0 to keep message logs forever)');
+});
+
+test("the bootstrap admin's name and password follow the users API's rules; the password is never echoed", () => {
+  assert.equal(loadConfig({ IFLOW_ADMIN_PASSWORD: 'eight-ch' }).adminPassword, 'eight-ch');
+  assert.throws(
+    () => loadConfig({ IFLOW_ADMIN_PASSWORD: 'short7!' }),
+    (err: Error) => err instanceof ConfigError && err.message === 'IFLOW_ADMIN_PASSWORD: a password is 8 to 256 characters (this one has 7)',
+  );
+  assert.throws(() => loadConfig({ IFLOW_ADMIN_PASSWORD: 'x'.repeat(257) }), /IFLOW_ADMIN_PASSWORD: a password is 8 to 256 characters \(this one has 257\)/);
+  assert.throws(() => loadConfig({ IFLOW_ADMIN_USER: 'the admin' }), (err: Error) => err instanceof ConfigError && /^IFLOW_ADMIN_USER: a user name is 1–64 of/.test(err.message));
+});
+
+test('a malformed IFLOW_MASTER_KEY stops iflow before it writes anything', () => {
+  assert.throws(() => loadConfig({ IFLOW_MASTER_KEY: 'c2hvcnQ=' }), (err: Error) => err instanceof ConfigError && /^IFLOW_MASTER_KEY must be 32 bytes encoded in base64, but it decodes to 5 bytes/.test(err.message));
+  const dataDir = mkdtempSync(join(tmpdir(), 'iflow-key-'));
+  try {
+    const started = spawnSync(process.execPath, ['bin/iflow.js', 'start'], {
+      encoding: 'utf8',
+      timeout: 30_000,
+      env: { ...process.env, IFLOW_DATA_DIR: dataDir, IFLOW_MASTER_KEY: 'c2hvcnQ=', IFLOW_ADMIN_PASSWORD: '', PORT: '0', HOST: '127.0.0.1' },
+    });
+    assert.equal(started.status, 1, started.stdout + started.stderr);
+    assert.match(started.stderr, /IFLOW_MASTER_KEY must be 32 bytes/);
+    assert.doesNotMatch(started.stderr, /created administrator/, 'no admin password was generated');
+    assert.deepEqual(readdirSync(dataDir), [], 'no store, no password file');
+    assert.ok(!existsSync(join(dataDir, 'iflow.db')));
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
 });
