@@ -61,6 +61,7 @@ export const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const record: UserRecord = { name, passwordHash: await hashPassword(password), roles: [...new Set(roles)], createdAt: now, updatedAt: now };
       if (!(await users.create(record))) throw new HttpError(409, 'CONFLICT', `User "${name}" exists already`);
       await afterChange(name, false);
+      request.log.info({ user: name, roles: record.roles, by: request.user?.name }, 'user created');
       return reply.code(201).send(view(record));
     },
   );
@@ -89,6 +90,9 @@ export const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
       };
       await users.update(updated);
       await afterChange(existing.name, password !== undefined);
+      // What changed, by name: a field named like a password would be redacted from the line, rightly.
+      const changed = [...(password !== undefined ? ['password'] : []), ...(roles ? ['roles'] : [])];
+      request.log.info({ user: existing.name, changed, ...(roles ? { roles: updated.roles } : {}), by: request.user?.name }, 'user changed');
       return view(updated);
     },
   );
@@ -102,6 +106,7 @@ export const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
       if (await isLastAdmin(name)) throw new HttpError(409, 'LAST_ADMIN', `"${name}" is the last administrator and cannot be deleted`);
       await users.delete(name);
       await afterChange(name, false);
+      request.log.info({ user: name, by: request.user?.name }, 'user deleted');
       return reply.code(204).send(null);
     },
   );

@@ -64,7 +64,7 @@ export const credentialAdminRoutes: FastifyPluginAsyncTypebox<CredentialRoutesOp
     const draft = { name, type: request.body.type, settings, secrets, state: request.body.type === 'basic' ? {} : { status: 'unauthorized' as const }, createdAt: now, updatedAt: now };
     if (!(await vault.create(draft))) throw new HttpError(409, 'CONFLICT', `Credential "${name}" exists already`);
     changed(name);
-    request.log.info({ credential: name, type: draft.type }, 'credential created');
+    request.log.info({ credential: name, type: draft.type, by: request.user?.name }, 'credential created');
     return reply.code(201).send(view({ ...draft, version: 1 }));
   });
 
@@ -87,7 +87,7 @@ export const credentialAdminRoutes: FastifyPluginAsyncTypebox<CredentialRoutesOp
       if (!result) throw notFound(name);
       if (!result.written) throw new HttpError(409, 'CONFLICT', `Credential "${name}" changed type meanwhile`);
       changed(name);
-      request.log.info({ credential: name, type: result.credential.type, status: result.credential.state.status }, 'credential updated');
+      request.log.info({ credential: name, type: result.credential.type, status: result.credential.state.status, by: request.user?.name }, 'credential updated');
       return view(result.credential);
     },
   );
@@ -96,7 +96,7 @@ export const credentialAdminRoutes: FastifyPluginAsyncTypebox<CredentialRoutesOp
     const { name } = request.params;
     if (!(await vault.repository.delete(name))) throw notFound(name);
     changed(name);
-    request.log.info({ credential: name }, 'credential deleted');
+    request.log.info({ credential: name, by: request.user?.name }, 'credential deleted');
     return reply.code(204).send(null);
   });
 

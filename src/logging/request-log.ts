@@ -32,7 +32,9 @@ export function logRequests(app: FastifyInstance, pinoLogger: Logger, logged: (p
       const responseTime = Math.round((performance.now() - startedAt) * 1000) / 1000;
       // An injected request (the admin UI's own calls) has no socket to flush to: ended is all it gets to.
       const injected = '_lightMyRequest' in request.raw;
-      if (reply.raw.writableFinished || (injected && reply.raw.writableEnded)) child.info({ res: { statusCode: reply.statusCode }, responseTime }, 'request completed');
+      // The user the request was let in as, if any (the security plugin's request.user).
+      const user = (request as { user?: { name?: string } | null }).user?.name;
+      if (reply.raw.writableFinished || (injected && reply.raw.writableEnded)) child.info({ res: { statusCode: reply.statusCode }, responseTime, user }, 'request completed');
       else child.warn({ responseTime }, 'connection closed before the reply was sent');
     });
     if (shutdown?.closing && shutdown.refuse(request, reply)) return;

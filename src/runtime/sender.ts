@@ -4,9 +4,7 @@ import type { Logger } from 'pino';
 import { HttpError, errorBody } from '../errors.ts';
 import { writePrebuiltLine } from '../logging/index.ts';
 import type { Flow, FlowRegistry, FlowRuntime } from '../flows/registry.ts';
-import { authorizeRequest, cachedAuthorization } from '../security/index.ts';
-import { parseBasicAuth } from '../security/authenticator.ts';
-import { ThrottledWarning } from '../logging/throttled-warning.ts';
+import { authorizeRequest, cachedAuthorization, refusalWarning } from '../security/index.ts';
 import { SENSITIVE_HEADER } from '../security/redact.ts';
 import type { MessageLogRecord, MessageStatus, StepTiming } from '../store/types.ts';
 import { MessageFailure, jsonErrorPosition } from './errors.ts';
@@ -18,7 +16,6 @@ import { jsonName, stepTimingsJson } from './json-text.ts';
 import { violationsOf } from './violations.ts';
 
 const CORRELATION_ID = /^[\w.:@/+=-]{1,128}$/;
-const REFUSAL_WARNING_INTERVAL_MS = 10_000;
 /** Message headers never sent back to the caller: framing, and (with SENSITIVE_HEADER) anything like a credential. */
 const NOT_REPLIED = new Set(['authorization', 'proxy-authorization', 'cookie', 'set-cookie', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'host']);
 
@@ -102,19 +99,8 @@ export async function senderRoutes(app: FastifyInstance, options: { registry: Fl
 
   // Flow endpoints write no request lines: refused callers (a client with a wrong password, a guesser) are
   // logged here, the first at once, then a count every 10 s while they go on.
-  const refusals = new ThrottledWarning(logger, {
-    message: 'caller refused at a flow endpoint',
-    summary: 'callers still refused at flow endpoints',
-    intervalMs: REFUSAL_WARNING_INTERVAL_MS,
-    listed: { flow: 'flows', statusCode: 'statusCodes', user: 'users', remoteAddress: 'remoteAddresses' },
-  });
-  app.addHook('onClose', async () => refusals.close());
-  function noteRefusal(request: FastifyRequest, flow: Flow, statusCode: number) {
-    // Only the name of a user that exists: a caller may send anything as its user name, its password included.
-    const name = parseBasicAuth(request.headers.authorization)?.user;
-    const user = name !== undefined && app.authenticator.isKnownUser(name) ? name : undefined;
-    refusals.note({ flow: flow.id, statusCode, user, remoteAddress: request.ip });
-  }
+  const refusal = refusalWarning(app, { message: 'caller refused at a flow endpoint', summary: 'callers still refused at flow endpoints' }, { flow: 'flows' });
+  const noteRefusal = (request: FastifyRequest, flow: Flow, statusCode: number) => refusal(request, statusCode, { flow: flow.id });
 
   app.decorateRequest('flow', null);
   app.removeAllContentTypeParsers();

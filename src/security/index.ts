@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin';
-import type { FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from 'fastify';
 import { HttpError } from '../errors.ts';
 import { Authenticator, VerificationsBusyError, hasAnyRole, parseBasicAuth, type AuthenticatedUser } from './authenticator.ts';
 import { ensureBootstrapAdmin } from './bootstrap.ts';
@@ -10,14 +10,39 @@ export { hasAnyRole, type AuthenticatedUser } from './authenticator.ts';
 declare module 'fastify' {
   interface FastifyInstance {
     authenticator: Authenticator;
+    /** Notes a caller refused (401, 403) at the administration API, for the throttled warning. */
+    noteAdminRefusal(request: FastifyRequest, statusCode: number): void;
   }
   interface FastifyRequest {
     user: AuthenticatedUser | null;
   }
 }
 
-/** Logged at most this often while logins are refused as busy (a flood of guesses must not flood the log too). */
-const BUSY_WARNING_INTERVAL_MS = 10_000;
+/** Logged at most this often while logins are refused as busy, or callers refused (a flood of guesses must not flood the log too). */
+const WARNING_INTERVAL_MS = 10_000;
+
+/**
+ * A throttled warning for callers refused (401, 403): the first at once, with `statusCode`, `user` and
+ * `remoteAddress` beside the caller's `fields`, then their count every 10 s while refusals go on. The user is
+ * named only when that user exists: a caller may send anything as its user name, its password included.
+ */
+export function refusalWarning(
+  app: FastifyInstance,
+  text: { message: string; summary: string },
+  listed: Readonly<Record<string, string>>,
+): (request: FastifyRequest, statusCode: number, fields?: Record<string, string>) => void {
+  const refusals = new ThrottledWarning(app.log, {
+    ...text,
+    intervalMs: WARNING_INTERVAL_MS,
+    listed: { ...listed, statusCode: 'statusCodes', user: 'users', remoteAddress: 'remoteAddresses' },
+  });
+  app.addHook('onClose', async () => refusals.close());
+  return (request, statusCode, fields) => {
+    const name = parseBasicAuth(request.headers.authorization)?.user;
+    const user = name !== undefined && request.server.authenticator.isKnownUser(name) ? name : undefined;
+    refusals.note({ ...fields, statusCode, user, remoteAddress: request.ip });
+  };
+}
 
 /** The request's verified user, if any; a 503 HttpError (Retry-After 1 s) when too many logins are being verified. */
 async function authenticate(request: FastifyRequest, reply: FastifyReply): Promise<AuthenticatedUser | undefined> {
@@ -48,7 +73,10 @@ export async function authorizeRequest(request: FastifyRequest, reply: FastifyRe
     reply.header('WWW-Authenticate', 'Basic realm="iflow", charset="UTF-8"');
     throw new HttpError(401, 'UNAUTHORIZED', refusalMessage(request.headers.authorization));
   }
-  if (!hasAnyRole(user, roles)) throw new HttpError(403, 'FORBIDDEN', `User "${user.name}" lacks the role ${what} needs (${roles.join(' or ')})`);
+  if (!hasAnyRole(user, roles)) {
+    const accepted = roles.includes('admin') ? roles : [...roles, 'admin'];
+    throw new HttpError(403, 'FORBIDDEN', `User "${user.name}" lacks the role ${what} needs (${accepted.join(' or ')})`);
+  }
   request.user = user;
   return user;
 }
@@ -71,7 +99,12 @@ export function cachedAuthorization(request: FastifyRequest, roles: readonly str
  */
 export function requireRole(...roles: string[]): onRequestAsyncHookHandler {
   return async function checkRole(this: unknown, request: FastifyRequest, reply: FastifyReply) {
-    await authorizeRequest(request, reply, roles);
+    try {
+      await authorizeRequest(request, reply, roles);
+    } catch (err) {
+      if (err instanceof HttpError && (err.statusCode === 401 || err.statusCode === 403)) request.server.noteAdminRefusal(request, err.statusCode);
+      throw err;
+    }
   };
 }
 
@@ -82,7 +115,7 @@ export const securityPlugin = fp(
     const busy = new ThrottledWarning(app.log, {
       message: 'too many logins being verified at once: new ones refused with 503',
       summary: 'logins still refused with 503: too many being verified at once',
-      intervalMs: BUSY_WARNING_INTERVAL_MS,
+      intervalMs: WARNING_INTERVAL_MS,
     });
     app.addHook('onClose', async () => busy.close());
     const onBusy = (running: number) => busy.note({ running });
@@ -96,6 +129,12 @@ export const securityPlugin = fp(
     });
     app.addHook('onClose', async () => stopWatching());
     app.decorateRequest('user', null);
+    const adminRefusal = refusalWarning(
+      app,
+      { message: 'caller refused at the administration API', summary: 'callers still refused at the administration API' },
+      { path: 'paths' },
+    );
+    app.decorate('noteAdminRefusal', (request: FastifyRequest, statusCode: number) => adminRefusal(request, statusCode, { path: request.url.split('?')[0] }));
     await ensureBootstrapAdmin(app.config, app.store.users, app.log);
   },
   { name: 'iflow-security' },

@@ -397,3 +397,49 @@ describe('the last administrator', () => {
     assert.deepEqual(((await call(iflow, 'GET', '/api/v1/users', { auth: secondAuth })).json as UserView[]).map((u) => u.name), ['second-admin']);
   });
 });
+
+describe('who did what, in the log', () => {
+  test('user changes name the user and who made them; admin requests name their user; refused callers are warned about', async (t) => {
+    const iflow = await startIflow();
+    t.after(() => iflow.close());
+    assert.equal((await call(iflow, 'POST', '/api/v1/users', { body: { name: 'pat', password: 'pat-password-1', roles: ['monitor'] } })).status, 201);
+    assert.equal((await call(iflow, 'PUT', '/api/v1/users/pat', { body: { password: 'pat-password-2' } })).status, 200);
+    assert.equal((await call(iflow, 'PUT', '/api/v1/users/pat', { body: { roles: ['monitor', 'ESBMessaging.send'] } })).status, 200);
+    const lines = () => iflow.logs.records();
+    const audit = lines().filter((r) => typeof r.msg === 'string' && /^user (created|changed|deleted)$/.test(r.msg));
+    assert.deepEqual(
+      audit.map(({ msg, user, roles, changed, by }) => ({ msg, user, roles, changed, by })),
+      [
+        { msg: 'user created', user: 'pat', roles: ['monitor'], changed: undefined, by: ADMIN_USER },
+        { msg: 'user changed', user: 'pat', roles: undefined, changed: ['password'], by: ADMIN_USER },
+        { msg: 'user changed', user: 'pat', roles: ['monitor', 'ESBMessaging.send'], changed: ['roles'], by: ADMIN_USER },
+      ],
+    );
+    assert.equal((await call(iflow, 'DELETE', '/api/v1/users/pat')).status, 204);
+    await waitFor(() => lines().find((r) => r.msg === 'user deleted' && r.user === 'pat' && r.by === ADMIN_USER), { what: 'user deleted line' });
+    const completed = await waitFor(() => lines().find((r) => r.msg === 'request completed' && (r.res as { statusCode?: number } | undefined)?.statusCode === 204), { what: 'request completed line' });
+    assert.equal(completed.user, ADMIN_USER, 'the request line names the user it was let in as');
+
+    // A wrong password at the administration API: a warning at once, without a user name nobody has.
+    const refused = await call(iflow, 'GET', '/api/v1/flows?x=1', { auth: basicAuth('guesser', 'guessed-password-1') });
+    assert.equal(refused.status, 401);
+    const warning = await waitFor(() => lines().find((r) => r.msg === 'caller refused at the administration API'), { what: 'refusal warning' });
+    assert.deepEqual({ level: warning.level, path: warning.path, statusCode: warning.statusCode, user: warning.user, remoteAddress: warning.remoteAddress }, {
+      level: 40,
+      path: '/api/v1/flows',
+      statusCode: 401,
+      user: undefined,
+      remoteAddress: '127.0.0.1',
+    });
+    assert.ok(!iflow.logs.text.includes('guessed-password-1'));
+  });
+
+  test("a 403 names every role that would do, admin included", async (t) => {
+    const iflow = await startIflow();
+    t.after(() => iflow.close());
+    assert.equal((await call(iflow, 'POST', '/api/v1/users', { body: { name: 'erp', password: 'erp-password-1', roles: ['ESBMessaging.send'] } })).status, 201);
+    const answer = await call(iflow, 'GET', '/api/v1/MessageProcessingLogs', { auth: basicAuth('erp', 'erp-password-1') });
+    const body = assertError(answer, 403, 'FORBIDDEN');
+    assert.equal(body.error.message, 'User "erp" lacks the role this needs (monitor or admin)');
+  });
+});
