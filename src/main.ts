@@ -10,10 +10,17 @@ export async function start(): Promise<void> {
     if (closing) return;
     closing = true;
     app.log.info({ signal }, 'shutting down');
+    const startedAt = performance.now();
+    let code = 0;
     try {
       await app.close();
+      // The last line an operator waits for: nothing was left running or unwritten.
+      app.log.info({ durationMs: Math.round(performance.now() - startedAt) }, 'stopped: messages in flight finished, message logs written, store closed');
+    } catch (err) {
+      code = 1;
+      app.log.error({ err }, 'stopping failed');
     } finally {
-      process.exit(0);
+      process.exit(code);
     }
   };
   process.once('SIGINT', () => void stop('SIGINT'));

@@ -58,5 +58,8 @@ test('iflow start writes its JSON lines to stdout, none lost at shutdown', async
     lines.some((line) => line.msg === 'shutting down'),
     'the shutdown line is written too',
   );
+  const stopped = lines.at(-1);
+  assert.match(String(stopped?.msg), /^stopped: messages in flight finished, message logs written, store closed$/, 'the last line says iflow stopped cleanly');
+  assert.equal(typeof stopped?.durationMs, 'number');
   assert.ok(!stdout.includes('stdout-test-password'), 'the password never reaches stdout');
 });
