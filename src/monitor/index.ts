@@ -29,6 +29,10 @@ declare module 'fastify' {
 
 const COLLECTION = '/api/v1/MessageProcessingLogs';
 const ENTITY_TYPE = 'com.sap.hci.api.MessageProcessingLog';
+const ERROR_INFORMATION_TYPE = 'com.sap.hci.api.MessageProcessingLogErrorInformation';
+/** CPI's sub-resources of one log: the error of a failed message, as an entity or as its text. */
+const ERROR_INFORMATION = '/ErrorInformation';
+const ERROR_TEXT = '/ErrorInformation/$value';
 
 /** An ISO instant in OData V2 JSON's date form, `/Date(<ms since epoch>)/`, as CPI renders LogStart / LogEnd. */
 export function odataDate(iso: string | null): string | null {
@@ -146,13 +150,33 @@ async function monitor(app: FastifyInstance) {
     return reply.header('DataServiceVersion', '2.0').type('text/plain; charset=utf-8').send(String(total ?? 0));
   }
 
+  /** A client that just got SAP_MessageProcessingLogID reads it at once: the writer's buffer is looked in before the store. */
+  async function record(guid: string): Promise<MessageLogRecord> {
+    const found = writer.find(guid) ?? (await messageLogs.get(guid));
+    if (!found) throw new HttpError(404, 'NOT_FOUND', `No message processing log "${guid}"`);
+    return found;
+  }
+
   async function read(guid: string, raw: Record<string, unknown>, reply: FastifyReply) {
     checkFormat(raw);
     const select = readSelect(raw);
-    // A client that just got SAP_MessageProcessingLogID reads it at once: look in the writer's buffer before the store.
-    const record = writer.find(guid) ?? (await messageLogs.get(guid));
-    if (!record) throw new HttpError(404, 'NOT_FOUND', `No message processing log "${guid}"`);
-    return sendOData(reply, { d: toODataEntry(record, app.config.publicUrl, select) });
+    return sendOData(reply, { d: toODataEntry(await record(guid), app.config.publicUrl, select) });
+  }
+
+  /**
+   * CPI's `…('<guid>')/ErrorInformation` (MessageGuid, Type: iflow's error code, LastErrorModelStepId: the step)
+   * and `…/ErrorInformation/$value` (the error text, as monitoring scripts fetch it); 404 for a message that did
+   * not fail.
+   */
+  async function errorInformation(guid: string, raw: Record<string, unknown>, reply: FastifyReply, asText: boolean) {
+    checkFormat(raw);
+    const { Error: error, Status } = await record(guid);
+    if (!error) throw new HttpError(404, 'NOT_FOUND', `Message "${guid}" has no error information: its status is ${Status}`);
+    if (asText) return reply.header('DataServiceVersion', '2.0').type('text/plain; charset=utf-8').send(error.message);
+    const uri = `${entityUri(app.config.publicUrl, guid)}${ERROR_INFORMATION}`;
+    return sendOData(reply, {
+      d: { __metadata: { id: uri, uri, type: ERROR_INFORMATION_TYPE }, MessageGuid: guid, Type: error.code, LastErrorModelStepId: error.step ?? null },
+    });
   }
 
   app.get(COLLECTION, monitorOnly, async (request, reply) => list(request.query as Record<string, unknown>, reply));
@@ -164,6 +188,10 @@ async function monitor(app: FastifyInstance) {
     const rest = (request.params as { '*': string })['*'];
     if (rest === '' || rest === '/') return list(raw, reply);
     if (rest === '/$count') return count(raw, reply);
+    for (const [suffix, asText] of [[ERROR_TEXT, true], [ERROR_INFORMATION, false]] as const) {
+      const owner = rest.endsWith(suffix) ? parseKey(rest.slice(0, -suffix.length)) : undefined;
+      if (owner !== undefined) return errorInformation(owner, raw, reply, asText);
+    }
     const key = parseKey(rest);
     if (key === undefined) throw new HttpError(404, 'NOT_FOUND', `No route for GET ${request.url.split('?')[0]}`);
     return read(key, raw, reply);

@@ -299,6 +299,34 @@ describe('the message processing log API', () => {
     }
   });
 
+  test("a failed message's error: …('<guid>')/ErrorInformation as an entity, /ErrorInformation/$value as text; 404 for one that did not fail", async () => {
+    const failed = records.find((record) => record.Status === 'FAILED' && record.Error)!;
+    const completed = records.find((record) => record.Status === 'COMPLETED')!;
+    for (const key of [`('${failed.MessageGuid}')`, `/${failed.MessageGuid}`]) {
+      const text = await get(`/api/v1/MessageProcessingLogs${key}/ErrorInformation/$value`, monitorAuth);
+      assert.equal(text.status, 200, key);
+      assert.equal(text.headers.get('content-type'), 'text/plain; charset=utf-8');
+      assert.equal(await text.text(), failed.Error!.message);
+    }
+    const entity = await get(`/api/v1/MessageProcessingLogs('${failed.MessageGuid}')/ErrorInformation`, monitorAuth);
+    assert.equal(entity.status, 200);
+    const uri = `${iflow.app.config.publicUrl}/api/v1/MessageProcessingLogs('${failed.MessageGuid}')/ErrorInformation`;
+    assert.deepEqual(((await entity.json()) as { d: unknown }).d, {
+      __metadata: { id: uri, uri, type: 'com.sap.hci.api.MessageProcessingLogErrorInformation' },
+      MessageGuid: failed.MessageGuid,
+      Type: failed.Error!.code,
+      LastErrorModelStepId: failed.Error!.step ?? null,
+    });
+    for (const path of [`('${completed.MessageGuid}')/ErrorInformation/$value`, `('${completed.MessageGuid}')/ErrorInformation`, "('no-such-guid')/ErrorInformation/$value", `('${failed.MessageGuid}')/Nothing`]) {
+      const missing = await get(`/api/v1/MessageProcessingLogs${path}`, monitorAuth);
+      assert.equal(missing.status, 404, path);
+      const { error } = (await missing.json()) as ErrorBody;
+      assert.equal(error.code, 'NOT_FOUND');
+      if (path.startsWith(`('${completed.MessageGuid}')`)) assert.equal(error.message, `Message "${completed.MessageGuid}" has no error information: its status is COMPLETED`);
+    }
+    assert.equal((await get(`/api/v1/MessageProcessingLogs('${failed.MessageGuid}')/ErrorInformation/$value`, senderAuth)).status, 403);
+  });
+
   test('a record is readable the moment it was added, before any flush; the list shows it too', async () => {
     const fresh = logRecord({ MessageGuid: "fresh'one", IntegrationFlowName: 'fresh-flow' });
     iflow.app.messageLogs.add(fresh);
