@@ -22,7 +22,7 @@ test('SQLite: the log names the file, WAL and synchronous FULL (users and creden
 test('PostgreSQL: the log names user, host, port and database, never the password', SKIP_POSTGRES_OPTION, async (t) => {
   const schemas = await TestSchemas.connect();
   t.after(() => schemas.close());
-  const { url } = await schemas.create();
+  const { schema, url } = await schemas.create();
   // The test server trusts local connections: a password in the URL is never asked for, but must not be logged.
   const withPassword = new URL(url);
   withPassword.password = 'pg-Secret-9f3';
@@ -32,5 +32,6 @@ test('PostgreSQL: the log names user, host, port and database, never the passwor
   assert.ok(line, 'a store opened line');
   assert.equal(line.store, 'postgres');
   assert.equal(line.database, `${decodeURIComponent(withPassword.username)}@${withPassword.hostname}:${withPassword.port || '5432'}${withPassword.pathname}`);
+  assert.equal(line.schema, schema, 'the schema the tables are in');
   assert.ok(!iflow.logs.text.includes('pg-Secret-9f3'));
 });

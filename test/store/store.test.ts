@@ -15,7 +15,7 @@ import { describeDatabaseUrl, openPostgresStore, type PostgresStoreOptions } fro
 import { POSTGRES_MIGRATIONS } from '../../src/store/postgres/migrations.ts';
 import { openSqliteStore } from '../../src/store/sqlite/index.ts';
 import { logRecord as messageLog } from '../support/message-logs.ts';
-import { SKIP_POSTGRES_OPTION, TestSchemas } from '../support/postgres.ts';
+import { SKIP_POSTGRES_OPTION, TestSchemas, urlForSchema } from '../support/postgres.ts';
 import { waitFor } from '../support/iflow.ts';
 import type { CredentialRecord, MessageLogQuery, MessageLogRecord, Store, UserRecord } from '../../src/store/types.ts';
 
@@ -667,6 +667,15 @@ describe('PostgreSQL store: connection failures', () => {
       assert.ok(!String(err.stack).includes(password));
     });
   }
+
+  test('a search_path schema that does not exist is named, with the fix', SKIP_POSTGRES_OPTION, async () => {
+    const schema = `iflow_test_missing_${randomBytes(4).toString('hex')}`;
+    const err: Error = await openPostgresStore(urlForSchema(schema)).then(
+      () => assert.fail('opened a store in a schema that does not exist'),
+      (e: Error) => e,
+    );
+    assert.match(err.message, new RegExp(`no schema has been selected to create in \\(the search_path schema "${schema}" does not exist: create it with CREATE SCHEMA`));
+  });
 
   test('describeDatabaseUrl shows no password, and copes with unparsable URLs', () => {
     assert.equal(describeDatabaseUrl('postgres://u:secret@db.example:6543/iflow?sslmode=require'), 'u@db.example:6543/iflow');

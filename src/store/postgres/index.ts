@@ -386,6 +386,23 @@ class PostgresCredentials implements CredentialRepository {
   }
 }
 
+/**
+ * PostgreSQL's "no schema has been selected to create in" (3F000) does not say which: the search_path the URL
+ * asks for names a schema that does not exist, and creating it is the fix.
+ */
+function missingSchemaHint(err: unknown, databaseUrl: string): string {
+  if ((err as { code?: unknown } | null)?.code !== '3F000') return '';
+  let options = '';
+  try {
+    options = new URL(databaseUrl).searchParams.get('options') ?? '';
+  } catch {
+    // unparsable: no schema to name
+  }
+  const path = /search_path\s*=\s*(\S+)/.exec(options)?.[1];
+  const which = path ? `the search_path schema "${path}" does not exist` : 'no schema of the search_path exists';
+  return ` (${which}: create it with CREATE SCHEMA, or name an existing one with ?options=-c%20search_path%3D<schema>)`;
+}
+
 /** `user@host:port/database` from a connection URL: what error messages may show (never the password). */
 export function describeDatabaseUrl(databaseUrl: string): string {
   let url: URL;
@@ -444,13 +461,13 @@ export async function openPostgresStore(databaseUrl: string, options: PostgresSt
     schema = (await pool.query<{ schema: string }>('SELECT current_schema() AS schema')).rows[0].schema;
   } catch (err) {
     await pool.end().catch(() => undefined);
-    throw new Error(`Cannot open the PostgreSQL store at ${describeDatabaseUrl(databaseUrl)}: ${redact(reasonOf(err), databaseUrl)}`, { cause: err });
+    throw new Error(`Cannot open the PostgreSQL store at ${describeDatabaseUrl(databaseUrl)}: ${redact(reasonOf(err), databaseUrl)}${missingSchemaHint(err, databaseUrl)}`, { cause: err });
   }
   const changes = new ChangeListener(databaseUrl, CHANGES_CHANNEL, schema, (err) => redact(reasonOf(err), databaseUrl));
   let closed = false;
   return {
     kind: 'postgres',
-    settings: { database: describeDatabaseUrl(databaseUrl) },
+    settings: { database: describeDatabaseUrl(databaseUrl), schema },
     users: new PostgresUsers(pool, changes),
     messageLogs: new PostgresMessageLogs(pool),
     credentials: new PostgresCredentials(pool, changes, max, options.lockTimeoutMillis ?? 120_000),
