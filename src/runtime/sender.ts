@@ -201,6 +201,8 @@ export async function senderRoutes(app: FastifyInstance, options: { registry: Fl
         }
         if (runtime.validateBody && !runtime.validateBody(parsed)) {
           const details = violationsOf(runtime.validateBody.errors, runtime.validateBody.schema);
+          // Verbose errors hold the parsed body: let it go now, not at the next validation.
+          runtime.validateBody.errors = null;
           const summary = details.map((d) => `${d.pointer} ${d.message}`).join('; ');
           return fail(reply, flow, message, startedAt, new MessageFailure('SCHEMA_VIOLATION', `Body does not match the flow's schema: ${summary}`, 400), NOT_RUN, user, details);
         }

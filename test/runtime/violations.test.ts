@@ -62,3 +62,37 @@ test('without verbose errors, unions still merge where schema paths tell', () =>
   assert.equal(validate({}), false);
   assert.deepEqual(violationsOf(validate.errors), [{ pointer: '/', message: "must have required property 'a' and must have required property 'b', or must have required property 'c'" }]);
 });
+
+test("a union's demands are kept when a branch only fails inside: a tagged union, an unknown property, a schema used beside and inside a union", () => {
+  const lines = (schema: object, body: unknown) => check(schema, body).map((d) => `${d.pointer} ${d.message}${d.property ? ` (${d.property})` : ''}`);
+  const tagged = {
+    oneOf: [
+      { properties: { kind: { const: 'mail' }, to: {} }, required: ['kind'] },
+      { properties: { kind: { const: 'sms' }, phone: {} }, required: ['kind', 'phone'] },
+    ],
+  };
+  // The sms branch is meant: its missing phone must not be dropped because the mail branch failed only on kind.
+  assert.deepEqual(lines(tagged, { kind: 'sms' }), ['/kind must be "mail"', "/ must have required property 'phone'"]);
+  const closed = {
+    oneOf: [
+      { properties: { kind: { const: 'a' } }, required: ['kind'] },
+      { properties: { kind: { const: 'b' }, y: {} }, required: ['kind', 'y'], additionalProperties: false },
+    ],
+  };
+  assert.deepEqual(lines(closed, { kind: 'b', x: 1 }).sort(), ['/ must NOT have additional properties (x)', "/ must have required property 'y'", '/kind must be "a"'].sort());
+  // named is required beside the oneOf and inside person: name stays a demand of its own.
+  const shared = {
+    definitions: { named: { required: ['name'] }, person: { allOf: [{ $ref: '#/definitions/named' }, { required: ['born'] }] }, company: { required: ['regNo'] } },
+    allOf: [{ $ref: '#/definitions/named' }, { oneOf: [{ $ref: '#/definitions/person' }, { $ref: '#/definitions/company' }] }],
+  };
+  const sharedLines = lines(shared, {});
+  assert.ok(sharedLines.includes("/ must have required property 'name'"), JSON.stringify(sharedLines));
+  assert.ok(sharedLines.some((line) => line.endsWith(", or must have required property 'regNo'")), JSON.stringify(sharedLines));
+});
+
+test('a body that breaks the schema thousands of times gets the first 99 violations and a last entry saying there are more', () => {
+  const details = check({ type: 'array', items: { anyOf: [{ type: 'string' }, { type: 'number' }] } }, Array.from({ length: 5000 }, () => ({})));
+  assert.equal(details.length, 100);
+  assert.deepEqual(details[0], { pointer: '/0', message: 'must be string, or must be number' });
+  assert.deepEqual(details[99], { pointer: '/', message: 'and more: the body breaks the schema in 15000 ways in all; the first are listed' });
+});
