@@ -93,8 +93,10 @@ function adminSettings(env: NodeJS.ProcessEnv): { adminUser: string; adminPasswo
   const adminUser = env.IFLOW_ADMIN_USER || 'admin';
   if (!new RegExp(USER_NAME_PATTERN).test(adminUser)) throw new ConfigError(`IFLOW_ADMIN_USER: a user name is ${USER_NAME_RULE}`);
   const adminPassword = env.IFLOW_ADMIN_PASSWORD || undefined;
-  if (adminPassword !== undefined && (adminPassword.length < PASSWORD_MIN_LENGTH || adminPassword.length > PASSWORD_MAX_LENGTH)) {
-    throw new ConfigError(`IFLOW_ADMIN_PASSWORD: a password is ${PASSWORD_MIN_LENGTH} to ${PASSWORD_MAX_LENGTH} characters (this one has ${adminPassword.length})`);
+  // Characters as the users API's schema counts them (code points, not UTF-16 units).
+  const length = adminPassword === undefined ? 0 : [...adminPassword].length;
+  if (adminPassword !== undefined && (length < PASSWORD_MIN_LENGTH || length > PASSWORD_MAX_LENGTH)) {
+    throw new ConfigError(`IFLOW_ADMIN_PASSWORD: a password is ${PASSWORD_MIN_LENGTH} to ${PASSWORD_MAX_LENGTH} characters (this one has ${length})`);
   }
   return { adminUser, adminPassword };
 }

@@ -50,6 +50,8 @@ test("the bootstrap admin's name and password follow the users API's rules; the 
     (err: Error) => err instanceof ConfigError && err.message === 'IFLOW_ADMIN_PASSWORD: a password is 8 to 256 characters (this one has 7)',
   );
   assert.throws(() => loadConfig({ IFLOW_ADMIN_PASSWORD: 'x'.repeat(257) }), /IFLOW_ADMIN_PASSWORD: a password is 8 to 256 characters \(this one has 257\)/);
+  // Counted as the users API counts: four emoji are four characters (eight UTF-16 units).
+  assert.throws(() => loadConfig({ IFLOW_ADMIN_PASSWORD: '😀😀😀😀' }), /\(this one has 4\)/);
   assert.throws(() => loadConfig({ IFLOW_ADMIN_USER: 'the admin' }), (err: Error) => err instanceof ConfigError && /^IFLOW_ADMIN_USER: a user name is 1–64 of/.test(err.message));
 });
 

@@ -6,7 +6,8 @@ test('redactUrl replaces the values of query parameters named like secrets, and 
   const secretNames = [
     'code', 'state', 'token', 'access_token', 'refresh_token', 'id_token', 'client_secret', 'client_assertion', 'code_verifier',
     'password', 'pwd', 'passwd', 'secret', 'key', 'api_key', 'api-key', 'apikey', 'subscription-key', 'Ocp-Apim-Subscription-Key',
-    'auth', 'authorization', 'sig', 'signature', 'session', 'sessionid', 'credential', 'x-api%2Dkey',
+    'auth', 'authorization', 'sig', 'signature', 'X-Amz-Signature', 'X-Goog-Signature', 'X-Amz-Credential', 'X-Amz-Security-Token',
+    'hmac', 'jwt', 'session', 'sessionid', 'credential', 'x-api%2Dkey',
   ];
   for (const name of secretNames) {
     assert.equal(redactUrl(`/api/v1/flows?a=1&${name}=V-${name}&b=2`), `/api/v1/flows?a=1&${name}=[Redacted]&b=2`, name);
