@@ -271,22 +271,38 @@ test('a script reading context.parameters.NAME the flow does not declare deploys
     'export default function processData(message, context) {',
     '  if (!context.parameters.SHOP) throw new Error("set context.parameters.SHOP_URL");',
     '  message.setBody(`${context.parameters.SHOP}/${context.parameters.SHOPP}`);',
+    "  message.setHeader('X-Region', context.parameters['REGION'] ?? context.parameters[\"SHOP\"]);",
     '  return context.parameters.SHOPP ?? context.parameters.toString();',
     '}',
   ].join('\n');
-  const flows = writeFlows({ warned: { 'flow.yaml': 'parameters: { SHOP: berlin }\nsender: { path: /http/warned }\nsteps:\n  - script: s.mjs\n', 's.mjs': `${script}\n` } });
+  const many = Array.from({ length: 15 }, (_, i) => `  context.parameters.P${i};`).join('\n');
+  const flows = writeFlows({
+    warned: { 'flow.yaml': 'parameters: { SHOP: berlin }\nsender: { path: /http/warned }\nsteps:\n  - script: s.mjs\n', 's.mjs': `${script}\n` },
+    many: { 'flow.yaml': 'sender: { path: /http/many }\nsteps:\n  - script: s.mjs\n', 's.mjs': `export default function processData(message, context) {\n${many}\n}\n` },
+  });
   t.after(() => flows.remove());
   const checked = runCheck(flows.dir);
   assert.equal(checked.status, 0, 'a warning is not an error');
+  const output = checked.stdout.split('\n').filter(Boolean);
+  assert.equal(output.filter((line) => line.startsWith('WARN   many ')).length, 10, 'at most ten per script');
+  assert.equal(output.at(-1), '2 flows valid (2 with warnings)');
   assert.deepEqual(
-    checked.stdout.split('\n').filter(Boolean),
-    ['ok     warned  POST /http/warned  (1 step)', 'WARN   warned  warned/s.mjs: context.parameters.SHOPP at line 5 is not a parameter of this flow (declared: SHOP)', '1 flows valid (1 with warnings)'],
+    output.filter((line) => /\bwarned\b/.test(line)),
+    [
+      'ok     warned  POST /http/warned  (1 step)',
+      'WARN   warned  warned/s.mjs: context.parameters.SHOPP at line 5 is not a parameter of this flow (declared: SHOP)',
+      'WARN   warned  warned/s.mjs: context.parameters.REGION at line 6 is not a parameter of this flow (declared: SHOP)',
+    ],
   );
   const iflow = await startIflow({ flowsDir: flows.dir });
   t.after(() => iflow.close());
   const line = iflow.logs.records().find((r) => r.flow === 'warned');
   assert.equal(line?.msg, 'flow deployed with warnings');
   assert.equal(line?.level, 40);
+  assert.deepEqual(
+    (line?.warnings as { file: string; message: string }[]).map((w) => `${w.file}: ${w.message}`),
+    ['warned/s.mjs: context.parameters.SHOPP at line 5 is not a parameter of this flow (declared: SHOP)', 'warned/s.mjs: context.parameters.REGION at line 6 is not a parameter of this flow (declared: SHOP)'],
+  );
   const listed = (await (await fetch(`${iflow.url}/api/v1/flows/warned`, { headers: { authorization: iflow.adminAuth } })).json()) as Record<string, unknown>;
   assert.equal(listed.status, 'deployed');
 });

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { resolve, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { FlowError, lineAndColumn } from '../../flows/errors.ts';
+import { FlowError } from '../../flows/errors.ts';
 import { notAParameter } from '../../flows/parameters.ts';
 import { secureStoreFor, type ScriptContext, type SecureStore } from '../context.ts';
 import { redactCredentialsInText, redactValues } from '../../security/redact.ts';
@@ -49,6 +49,9 @@ function withTimeout<T>(work: Promise<T>, ms: number, onTimeout: () => Error): P
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
+/** At most this many undeclared parameters are reported per script: the first ones say enough. */
+const MAX_PARAMETER_WARNINGS = 10;
+
 /** Comments and string literals (templates too), blanked out with their line breaks kept, so positions stay. */
 const COMMENTS_AND_STRINGS = /\/\/[^\n]*|\/\*[\s\S]*?\*\/|'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*"|`(?:[^`\\]|\\.)*`/g;
 
@@ -79,11 +82,19 @@ function templateCode(template: string): string {
 function undeclaredParameters(source: string, parameters: Readonly<Record<string, string>>): { name: string; line: number }[] {
   const code = source.replace(COMMENTS_AND_STRINGS, (text) => (text.startsWith('`') ? templateCode(text) : text.replace(/[^\n]/g, ' ')));
   const found = new Map<string, number>();
-  for (const match of code.matchAll(/\bcontext\s*\.\s*parameters\s*\.\s*([A-Za-z_$][\w$]*)/g)) {
-    const name = match[1];
-    if (!Object.hasOwn(parameters, name) && !(name in Object.prototype) && !found.has(name)) found.set(name, lineAndColumn(code, match.index).line);
+  // Lines counted as the matches go (in order), not from the start for each.
+  let line = 1;
+  let counted = 0;
+  // `.NAME`, or `['NAME']` whose string (blanked in `code`) is read from the source.
+  for (const match of code.matchAll(/\bcontext\s*\.\s*parameters\s*(?:\.\s*([A-Za-z_$][\w$]*)|\[(\s+)\])/g)) {
+    const quoted = match[2] === undefined ? undefined : /^\s*(['"])([^'"\n]*)\1\s*$/.exec(source.slice(match.index + match[0].length - match[2].length - 1, match.index + match[0].length - 1));
+    const name = match[1] ?? quoted?.[2];
+    if (name === undefined || Object.hasOwn(parameters, name) || name in Object.prototype || found.has(name)) continue;
+    for (; counted < match.index; counted++) if (code.charCodeAt(counted) === 10) line++;
+    found.set(name, line);
+    if (found.size >= MAX_PARAMETER_WARNINGS) break;
   }
-  return [...found].map(([name, line]) => ({ name, line }));
+  return [...found].map(([name, at]) => ({ name, line: at }));
 }
 
 /** Loads the script module once at deploy; each message calls its default export `processData`. */
