@@ -77,9 +77,13 @@ function schemaProblems(errors: ErrorObject[], file: string): FlowProblem[] {
     const messages = found.some((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf') ? [describePlace(found)] : [...new Set(found.map(describe))];
     return messages.map((message) => ({ file, pointer, message }));
   });
-  const problems = all.slice(0, MAX_PROBLEMS);
-  if (all.length > MAX_PROBLEMS) problems.push({ file, pointer: '', message: `and ${all.length - MAX_PROBLEMS} more problems not shown` });
-  return problems;
+  return all;
+}
+
+/** At most MAX_PROBLEMS of a file's problems, and a last line saying how many more there are. */
+function capped(problems: FlowProblem[], file: string): FlowProblem[] {
+  if (problems.length <= MAX_PROBLEMS) return problems;
+  return [...problems.slice(0, MAX_PROBLEMS), { file, pointer: '', message: `and ${problems.length - MAX_PROBLEMS} more problems not shown` }];
 }
 
 /** Checks what JSON Schema cannot say clearly: exactly one kind key per step, no credentials let in. */
@@ -150,7 +154,7 @@ export async function readFlow(flowsDir: string, dir: string, overrides: Record<
       if (unknownKeyProblems.length > 0 && err instanceof FlowError) throw new FlowError(unknownKeyProblems[0], unknownKeyProblems.slice(1));
       throw err;
     }
-    const problems = [...unknownKeyProblems, ...(validateFlow(substituted) ? [] : schemaProblems(validateFlow.errors ?? [], file))];
+    const problems = capped([...unknownKeyProblems, ...(validateFlow(substituted) ? [] : schemaProblems(validateFlow.errors ?? [], file))], file);
     if (problems.length > 0) {
       const [first, ...others] = problems;
       throw new FlowError(first, others);

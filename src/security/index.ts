@@ -102,7 +102,9 @@ export function requireRole(...roles: string[]): onRequestAsyncHookHandler {
     try {
       await authorizeRequest(request, reply, roles);
     } catch (err) {
-      if (err instanceof HttpError && (err.statusCode === 401 || err.statusCode === 403)) request.server.noteAdminRefusal(request, err.statusCode);
+      // Without credentials a 401 is the challenge a browser starts every login with, not a refusal.
+      const refused = err instanceof HttpError && ((err.statusCode === 401 && request.headers.authorization !== undefined) || err.statusCode === 403);
+      if (refused) request.server.noteAdminRefusal(request, (err as HttpError).statusCode);
       throw err;
     }
   };

@@ -420,6 +420,8 @@ describe('who did what, in the log', () => {
     const completed = await waitFor(() => lines().find((r) => r.msg === 'request completed' && (r.res as { statusCode?: number } | undefined)?.statusCode === 204), { what: 'request completed line' });
     assert.equal(completed.user, ADMIN_USER, 'the request line names the user it was let in as');
 
+    // No credentials at all is the challenge a browser starts with, not a refusal: no warning.
+    assert.equal((await call(iflow, 'GET', '/api/v1/users', { auth: null })).status, 401);
     // A wrong password at the administration API: a warning at once, without a user name nobody has.
     const refused = await call(iflow, 'GET', '/api/v1/flows?x=1', { auth: basicAuth('guesser', 'guessed-password-1') });
     assert.equal(refused.status, 401);
@@ -431,6 +433,7 @@ describe('who did what, in the log', () => {
       user: undefined,
       remoteAddress: '127.0.0.1',
     });
+    assert.equal(lines().filter((r) => r.msg === 'caller refused at the administration API').length, 1, 'the unauthenticated request was not one');
     assert.ok(!iflow.logs.text.includes('guessed-password-1'));
   });
 

@@ -68,6 +68,12 @@ const BROKEN: Record<string, { yaml: string; files?: Record<string, string>; poi
     pointer: '/steps/0/set',
     message: /must NOT have fewer than 1 properties/,
   },
+  // The cap counts an unknown top-level key with the schema problems.
+  'many-and-a-typo': {
+    yaml: `colour: red\nsender: { path: /http/mat }\nsteps:\n${Array.from({ length: 20 }, () => '  - set: {}\n').join('')}`,
+    pointer: '',
+    message: /^unknown property "colour"$/,
+  },
   // Several schema problems: the API shows the first (in the schema's order); iflow check prints each (below).
   'several-problems': {
     yaml: 'sender: { path: /api/x, method: PUSH, bodyLimit: lots }\nsteps:\n  - http: { address: "http://127.0.0.1:1/x", timeout: soon, auth: { bearer: x } }\n',
@@ -201,6 +207,8 @@ test('iflow check prints each broken flow and exits non-zero; 0 when all are val
     const many = lines.findIndex((line) => /ERROR\s+too-many-problems\s/.test(line));
     assert.match(lines[many + 19], /at \/steps\/19\/set: /, 'twenty problems are shown');
     assert.match(lines[many + 20], /^\s+too-many-problems\/flow\.yaml: and 3 more problems not shown$/);
+    const typoFirst = lines.findIndex((line) => /ERROR\s+many-and-a-typo\s/.test(line));
+    assert.match(lines[typoFirst + 20], /^\s+many-and-a-typo\/flow\.yaml: and 1 more problems not shown$/);
     assert.match(bad.stdout, /ok\s+good/);
     assert.match(bad.stdout, new RegExp(`${Object.keys(BROKEN).length} of ${Object.keys(BROKEN).length + 1} flows invalid`));
     const ok = runCheck(good.dir);

@@ -675,6 +675,12 @@ describe('PostgreSQL store: connection failures', () => {
       (e: Error) => e,
     );
     assert.match(err.message, new RegExp(`no schema has been selected to create in \\(the search_path schema "${schema}" does not exist: create it with CREATE SCHEMA`));
+    // A list names its first schema (where the tables would go), a quoted name without its quotes.
+    const quoted = await openPostgresStore(urlForSchema(`"${schema}_Q",${schema}_other`)).then(
+      () => assert.fail('opened a store in schemas that do not exist'),
+      (e: Error) => e,
+    );
+    assert.match(quoted.message, new RegExp(`\\(the search_path schema "${schema}_Q" does not exist`));
   });
 
   test('describeDatabaseUrl shows no password, and copes with unparsable URLs', () => {

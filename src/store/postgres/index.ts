@@ -398,8 +398,9 @@ function missingSchemaHint(err: unknown, databaseUrl: string): string {
   } catch {
     // unparsable: no schema to name
   }
-  const path = /search_path\s*=\s*(\S+)/.exec(options)?.[1];
-  const which = path ? `the search_path schema "${path}" does not exist` : 'no schema of the search_path exists';
+  // Tables go into the first schema of the path: name that one, unquoted ("NoPe" keeps its case in PostgreSQL).
+  const first = /search_path\s*=\s*(\S+)/.exec(options)?.[1].split(',')[0].trim().replace(/^"(.*)"$/, '$1');
+  const which = first ? `the search_path schema "${first}" does not exist` : 'no schema of the search_path exists';
   return ` (${which}: create it with CREATE SCHEMA, or name an existing one with ?options=-c%20search_path%3D<schema>)`;
 }
 
