@@ -185,6 +185,28 @@ steps:
     assert.equal(graph.requestCount - graphBefore, 2, 'one refused call and one retry');
   });
 
+  test('send-mail (token taken by the script): a Graph 401 refreshes that token once and sends once more', async () => {
+    // Warm: the credential's cached token is the one the script hands on.
+    assert.equal((await send('/http/sendmail', { to: 'i@contoso.example', subject: 'warm', text: 't' })).status, 202);
+    entra.expireAccessTokens();
+    const refreshesBefore = entra.countTokenRequests('refresh_token');
+    const graphBefore = graph.requestCount;
+    const response = await send('/http/sendmail', { to: 'i@contoso.example', subject: 'after expiry', text: 't' });
+    assert.equal(response.status, 202, await response.clone().text());
+    assert.equal(entra.countTokenRequests('refresh_token') - refreshesBefore, 1, 'exactly one refresh');
+    assert.equal(graph.requestCount - graphBefore, 2, 'one refused call and one more with the fresh token');
+    assert.equal((graph.sent.at(-1)!.message as { subject: string }).subject, 'after expiry');
+  });
+
+  test('send-mail: a throttled Graph (429 with Retry-After) is waited for and sent once more', async () => {
+    graph.failNext(1, { status: 429, code: 'ApplicationThrottled', message: 'Application is over its MailboxConcurrency limit.', retryAfterSeconds: 0 });
+    const graphBefore = graph.requestCount;
+    const response = await send('/http/sendmail', { to: 'j@contoso.example', subject: 'throttled once', text: 't' });
+    assert.equal(response.status, 202, await response.clone().text());
+    assert.equal(graph.requestCount - graphBefore, 2);
+    assert.equal((graph.sent.at(-1)!.message as { subject: string }).subject, 'throttled once');
+  });
+
   test('a revoked grant fails messages at once with what to do, until the admin authorizes again', async () => {
     entra.revokeRefreshTokens({ errorCodes: [700082] });
     entra.expireAccessTokens();

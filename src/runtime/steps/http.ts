@@ -160,6 +160,21 @@ export function compileHttpStep(definition: HttpStepDefinition, env: StepEnviron
         attempt--;
         continue;
       }
+      if (answer && answer.statusCode === 401 && !auth && !refreshed) {
+        // A token a script took from the secure store and put into Authorization: refresh it the same way, once.
+        const rejected = headers.authorization?.startsWith('Bearer ') ? headers.authorization.slice('Bearer '.length) : undefined;
+        const credential = rejected === undefined ? undefined : execution.issuedTokens?.get(rejected);
+        if (credential !== undefined) {
+          refreshed = true;
+          const fresh = await env.securityMaterial.getAccessToken(credential, { rejectedToken: rejected });
+          execution.issuedTokens!.set(fresh.accessToken, credential);
+          headers.authorization = `Bearer ${fresh.accessToken}`;
+          // Later steps of this message send the fresh one too.
+          message.setHeader('Authorization', headers.authorization);
+          attempt--;
+          continue;
+        }
+      }
       const retriable = failure ? failure.code === 'RECEIVER_UNREACHABLE' || failure.code === 'RECEIVER_TIMEOUT' : RETRIED_STATUSES.has(answer!.statusCode);
       if (!retriable || attempt >= attempts) {
         if (failure) throw sent > 1 ? new MessageFailure(failure.code, `${failure.message} (${sent} attempts)`, failure.statusCode, failure.extra) : failure;

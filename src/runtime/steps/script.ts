@@ -175,11 +175,26 @@ export async function compileScriptStep(file: string, timeoutMs: number, env: St
 
 /** The script's context; a class, so each message gets it without a closure. */
 class Context implements ScriptContext {
+  #secureStore: SecureStore | undefined;
+
   constructor(
-    readonly secureStore: SecureStore,
+    private readonly sharedStore: SecureStore,
     readonly parameters: Readonly<Record<string, string>>,
     private readonly execution: Execution,
   ) {}
+
+  /** The step's secure store, noting the tokens it hands this message (for an http step's 401); made on first use. */
+  get secureStore(): SecureStore {
+    if (this.#secureStore) return this.#secureStore;
+    const { sharedStore, execution } = this;
+    const getAccessToken = async (name: string) => {
+      const token = await sharedStore.getAccessToken(name);
+      (execution.issuedTokens ??= new Map()).set(token.accessToken, name);
+      return token;
+    };
+    this.#secureStore = { getAccessToken, getAccesTokenForOauth2AuthorizationCodeCredential: getAccessToken, getUserCredential: sharedStore.getUserCredential };
+    return this.#secureStore;
+  }
 
   get log() {
     return this.execution.log;

@@ -27,6 +27,11 @@ export interface Execution {
   receiver?: string;
   /** How many requests the running step sent, set by an http step once it retries; the pipeline notes and clears it. */
   attempts?: number;
+  /**
+   * The access tokens the secure store gave this message's scripts, each with its credential's name: an http step
+   * whose receiver answers 401 to one of them gets it refreshed and sends once more, as it does for its own `auth:`.
+   */
+  issuedTokens?: Map<string, string>;
 }
 
 /** Runs a step over the message, changing it in place. */
