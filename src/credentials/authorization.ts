@@ -147,7 +147,7 @@ export class Authorization {
       log.warn({ credential: name, outcome: 'discarded' }, 'credential changed during authorization; tokens discarded');
       return { kind: 'changed', credential: name };
     }
-    log.info({ credential: name, grantType: 'authorization_code', outcome: 'authorized', status: 'authorized', expiresAt, user, hasRefreshToken: response.refreshToken !== undefined }, 'credential authorized');
+    log.info({ credential: name, grantType: 'authorization_code', outcome: 'authorized', status: 'authorized', expiresAt, user, refreshable: response.refreshToken !== undefined }, 'credential authorized');
     return { kind: 'authorized', credential: name, user, expiresAt };
   }
 }

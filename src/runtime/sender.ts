@@ -203,7 +203,7 @@ export async function senderRoutes(app: FastifyInstance, options: { registry: Fl
           const details = violationsOf(runtime.validateBody.errors, runtime.validateBody.schema);
           // Verbose errors hold the parsed body: let it go now, not at the next validation.
           runtime.validateBody.errors = null;
-          const summary = details.map((d) => `${d.pointer} ${d.message}`).join('; ');
+          const summary = details.map((d) => `${d.pointer} ${d.message}${d.property === undefined ? '' : ` (${JSON.stringify(d.property)})`}`).join('; ');
           return fail(reply, flow, message, startedAt, new MessageFailure('SCHEMA_VIOLATION', `Body does not match the flow's schema: ${summary}`, 400), NOT_RUN, user, details);
         }
         if (parsed !== undefined) message.setJsonBody(parsed, raw);

@@ -236,6 +236,7 @@ steps:
     assert.equal(violations.error.code, 'SCHEMA_VIOLATION');
     const pointers = violations.error.details!.map((d) => d.pointer).sort();
     assert.deepEqual(pointers, ['/', '/id', '/qty']);
+    assert.match(violations.error.message, /\/ must NOT have additional properties \("extra"\)/, 'the message names the unknown property');
     const record = await waitFor(() => iflow.app.store.messageLogs.get(violations.error.messageId!), { what: 'record' });
     assert.equal(record.Status, 'FAILED');
     assert.equal(record.Error?.code, 'SCHEMA_VIOLATION');
