@@ -46,12 +46,22 @@ function authorizer(auth: HttpAuthDefinition | undefined, material: SecurityMate
   };
 }
 
-async function authorize(auth: Authorizer, rejectedToken?: string): Promise<string> {
+/** A credential's answer, its errors (CredentialError keeps its status and code) as the message's failure. */
+async function fromCredentials<T>(work: Promise<T>): Promise<T> {
   try {
-    return await auth.header(rejectedToken);
+    return await work;
   } catch (err) {
     throw toMessageFailure(err, 'CREDENTIAL_ERROR');
   }
+}
+
+/** A renewed access token for a script-taken one the receiver refused (the same one when none is newer). */
+async function renewToken(material: SecurityMaterial, credential: string, rejectedToken: string): Promise<string> {
+  return (await fromCredentials(material.getAccessToken(credential, { rejectedToken }))).accessToken;
+}
+
+function authorize(auth: Authorizer, rejectedToken?: string): Promise<string> {
+  return fromCredentials(auth.header(rejectedToken));
 }
 
 function contentTypeOf(message: Message): string | undefined {
@@ -155,10 +165,14 @@ export function compileHttpStep(definition: HttpStepDefinition, env: StepEnviron
       if (answer && answer.statusCode === 401 && auth?.refreshable && !refreshed && token) {
         // The token was refused (revoked, or expired early): refresh once and retry once.
         refreshed = true;
-        token = await authorize(auth, token.slice('Bearer '.length));
-        headers.authorization = token;
-        attempt--;
-        continue;
+        const renewed = await authorize(auth, token.slice('Bearer '.length));
+        // No newer token to send (the token service could not get one): the 401 stands.
+        if (renewed !== token) {
+          token = renewed;
+          headers.authorization = token;
+          attempt--;
+          continue;
+        }
       }
       if (answer && answer.statusCode === 401 && !auth && !refreshed) {
         // A token a script took from the secure store and put into Authorization: refresh it the same way, once.
@@ -166,13 +180,15 @@ export function compileHttpStep(definition: HttpStepDefinition, env: StepEnviron
         const credential = rejected === undefined ? undefined : execution.issuedTokens?.get(rejected);
         if (credential !== undefined) {
           refreshed = true;
-          const fresh = await env.securityMaterial.getAccessToken(credential, { rejectedToken: rejected });
-          execution.issuedTokens!.set(fresh.accessToken, credential);
-          headers.authorization = `Bearer ${fresh.accessToken}`;
-          // Later steps of this message send the fresh one too.
-          message.setHeader('Authorization', headers.authorization);
-          attempt--;
-          continue;
+          const fresh = await renewToken(env.securityMaterial, credential, rejected!);
+          if (fresh !== rejected) {
+            execution.issuedTokens!.set(fresh, credential);
+            headers.authorization = `Bearer ${fresh}`;
+            // Later steps of this message send the fresh one too.
+            message.setHeader('Authorization', headers.authorization);
+            attempt--;
+            continue;
+          }
         }
       }
       const retriable = failure ? failure.code === 'RECEIVER_UNREACHABLE' || failure.code === 'RECEIVER_TIMEOUT' : RETRIED_STATUSES.has(answer!.statusCode);
