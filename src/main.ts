@@ -1,6 +1,9 @@
 import { loadConfig } from './config/index.ts';
 import { buildApp } from './app.ts';
 
+/** How long the last log lines may take to be written at exit. */
+const EXIT_FLUSH_LIMIT_MS = 2000;
+
 /** Starts the server and stops it cleanly on SIGINT / SIGTERM (message logs flushed, store closed). */
 export async function start(): Promise<void> {
   const config = loadConfig();
@@ -20,7 +23,12 @@ export async function start(): Promise<void> {
       code = 1;
       app.log.error({ err }, 'stopping failed');
     } finally {
-      process.exit(code);
+      // Exit once the log has written its last lines, after any write still running, so none is lost or
+      // reordered (at exit, a chunk still being written on the thread pool would land after these). Bounded:
+      // a stdout that takes no more must not keep the process.
+      const exit = () => process.exit(code);
+      setTimeout(exit, EXIT_FLUSH_LIMIT_MS).unref();
+      (app.log as unknown as { flush(done: () => void): void }).flush(exit);
     }
   };
   process.once('SIGINT', () => void stop('SIGINT'));
