@@ -8,7 +8,7 @@ import { compileExpression, isConstant, type Expression } from '../expressions.t
 import { bodyForSending, type Message } from '../message.ts';
 import { SENSITIVE_HEADER, redactValues, secretsOfHeaderValue } from '../../security/redact.ts';
 import { exchange, exchangeTarget, type Answer, type ExchangeTarget } from './exchange.ts';
-import type { StepEnvironment, StepRun } from './types.ts';
+import type { Execution, StepEnvironment, StepRun } from './types.ts';
 
 const DEFAULT_TIMEOUT_MS = 60_000;
 const ERROR_BODY_LIMIT = 512;
@@ -53,11 +53,6 @@ async function fromCredentials<T>(work: Promise<T>): Promise<T> {
   } catch (err) {
     throw toMessageFailure(err, 'CREDENTIAL_ERROR');
   }
-}
-
-/** A renewed access token for a script-taken one the receiver refused (the same one when none is newer). */
-async function renewToken(material: SecurityMaterial, credential: string, rejectedToken: string): Promise<string> {
-  return (await fromCredentials(material.getAccessToken(credential, { rejectedToken }))).accessToken;
 }
 
 function authorize(auth: Authorizer, rejectedToken?: string): Promise<string> {
@@ -127,6 +122,28 @@ export function compileHttpStep(definition: HttpStepDefinition, env: StepEnviron
     throw new MessageFailure('RECEIVER_ADDRESS_INVALID', `receiver address "${truncate(url)}" is not an http(s) URL`, 500);
   }
 
+  /**
+   * A newer Authorization for a Bearer token a receiver refused with 401: from the step's own refreshable `auth:`,
+   * or, without one, for a token the secure store gave this message's script. Undefined when there is none to get.
+   */
+  async function renewedAuthorization(sent: string | undefined, execution: Execution): Promise<string | undefined> {
+    const rejected = sent?.startsWith('Bearer ') ? sent.slice('Bearer '.length) : undefined;
+    if (rejected === undefined) return undefined;
+    let renewed: string;
+    if (auth) {
+      if (!auth.refreshable) return undefined;
+      renewed = await authorize(auth, rejected);
+    } else {
+      const credential = execution.issuedTokens?.get(rejected);
+      if (credential === undefined) return undefined;
+      const token = (await fromCredentials(env.securityMaterial.getAccessToken(credential, { rejectedToken: rejected }))).accessToken;
+      execution.issuedTokens!.set(token, credential);
+      renewed = `Bearer ${token}`;
+    }
+    // The token service found no newer token: the 401 stands.
+    return renewed === sent ? undefined : renewed;
+  }
+
   const run: StepRun = async (message, execution) => {
     const target = targetOf(message);
     // Keyed by lower-case name, so the computed Content-Type and Authorization replace copied ones.
@@ -140,11 +157,7 @@ export function compileHttpStep(definition: HttpStepDefinition, env: StepEnviron
       const type = contentTypeOf(message);
       if (type) headers['content-type'] = type;
     }
-    let token: string | undefined;
-    if (auth) {
-      token = await authorize(auth);
-      headers.authorization = token;
-    }
+    if (auth) headers.authorization = await authorize(auth);
 
     let answer: Answer | undefined;
     let refreshed = false;
@@ -162,33 +175,17 @@ export function compileHttpStep(definition: HttpStepDefinition, env: StepEnviron
         failure = err as MessageFailure;
         answer = undefined;
       }
-      if (answer && answer.statusCode === 401 && auth?.refreshable && !refreshed && token) {
-        // The token was refused (revoked, or expired early): refresh once and retry once.
+      if (answer?.statusCode === 401 && !refreshed) {
+        // The token was refused (revoked, or expired early): renewed once and sent once more, whether the step's
+        // own auth: got it or a script took it from the secure store.
         refreshed = true;
-        const renewed = await authorize(auth, token.slice('Bearer '.length));
-        // No newer token to send (the token service could not get one): the 401 stands.
-        if (renewed !== token) {
-          token = renewed;
-          headers.authorization = token;
+        const renewed = await renewedAuthorization(headers.authorization, execution);
+        if (renewed !== undefined) {
+          headers.authorization = renewed;
+          // A script's token lives in the message: later steps send the renewed one too.
+          if (!auth) message.setHeader('Authorization', renewed);
           attempt--;
           continue;
-        }
-      }
-      if (answer && answer.statusCode === 401 && !auth && !refreshed) {
-        // A token a script took from the secure store and put into Authorization: refresh it the same way, once.
-        const rejected = headers.authorization?.startsWith('Bearer ') ? headers.authorization.slice('Bearer '.length) : undefined;
-        const credential = rejected === undefined ? undefined : execution.issuedTokens?.get(rejected);
-        if (credential !== undefined) {
-          refreshed = true;
-          const fresh = await renewToken(env.securityMaterial, credential, rejected!);
-          if (fresh !== rejected) {
-            execution.issuedTokens!.set(fresh, credential);
-            headers.authorization = `Bearer ${fresh}`;
-            // Later steps of this message send the fresh one too.
-            message.setHeader('Authorization', headers.authorization);
-            attempt--;
-            continue;
-          }
         }
       }
       const retriable = failure ? failure.code === 'RECEIVER_UNREACHABLE' || failure.code === 'RECEIVER_TIMEOUT' : RETRIED_STATUSES.has(answer!.statusCode);
