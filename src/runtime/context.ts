@@ -47,11 +47,21 @@ export interface ScriptContext {
   log: Logger;
 }
 
-/** The secure store over `material`; `handedOut` hears every secret it gives (to clean a script's error text of it). */
-export function secureStoreFor(material: SecurityMaterial, handedOut?: (secret: string) => void): SecureStore {
+/** What the secure store tells of what it hands out. */
+export interface SecureStoreHooks {
+  /** Every secret it gives (to clean a script's error text of it). */
+  handedOut?(secret: string): void;
+  /** Every access token it gives, with its credential's name (so an http step can renew one a receiver refused). */
+  tokenIssued?(accessToken: string, credential: string): void;
+}
+
+/** The secure store over `material`, telling `hooks` of what it hands out. */
+export function secureStoreFor(material: SecurityMaterial, hooks: SecureStoreHooks = {}): SecureStore {
+  const { handedOut } = hooks;
   const getAccessToken = async (name: string) => {
     const token = await material.getAccessToken(name);
     handedOut?.(token.accessToken);
+    hooks.tokenIssued?.(token.accessToken, name);
     return token;
   };
   return {

@@ -8,9 +8,11 @@ test('the secure store tells of every secret it hands a script: tokens (also und
     getUserCredential: async () => ({ user: 'partner', password: 'partner-password-1' }),
   };
   const handedOut: string[] = [];
-  const store = secureStoreFor(material, (secret) => handedOut.push(secret));
+  const issued: string[] = [];
+  const store = secureStoreFor(material, { handedOut: (secret) => handedOut.push(secret), tokenIssued: (token, credential) => issued.push(`${credential}:${token}`) });
   assert.equal((await store.getAccessToken('Mail')).accessToken, 'token-of-Mail');
   assert.equal((await store.getAccesTokenForOauth2AuthorizationCodeCredential('Graph')).accessToken, 'token-of-Graph');
   assert.equal((await store.getUserCredential('Partner')).password, 'partner-password-1');
   assert.deepEqual(handedOut, ['token-of-Mail', 'token-of-Graph', 'partner-password-1', Buffer.from('partner:partner-password-1').toString('base64')]);
+  assert.deepEqual(issued, ['Mail:token-of-Mail', 'Graph:token-of-Graph'], 'access tokens with their credential, for an http step to renew');
 });

@@ -3,7 +3,7 @@ import { resolve, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { FlowError } from '../../flows/errors.ts';
 import { notAParameter } from '../../flows/parameters.ts';
-import { secureStoreFor, type ScriptContext, type SecureStore } from '../context.ts';
+import { secureStoreFor, type ScriptContext, type SecureStore, type SecurityMaterial } from '../context.ts';
 import { redactCredentialsInText, redactValues } from '../../security/redact.ts';
 import { MessageFailure, toMessageFailure } from '../errors.ts';
 import { Message } from '../message.ts';
@@ -125,10 +125,11 @@ export async function compileScriptStep(file: string, timeoutMs: number, env: St
   // Every secret the secure store gave this step's script, on any message: a script may keep a token in a
   // module-level variable and quote it in a later message's error. Bounded; emptied when full.
   const handedOut = new Set<string>();
-  const secureStore = secureStoreFor(env.securityMaterial, (secret) => {
+  const rememberSecret = (secret: string) => {
     if (handedOut.size >= HANDED_OUT_MAX) handedOut.clear();
     handedOut.add(secret);
-  });
+  };
+  const material = env.securityMaterial;
 
   /** What the script returned: the message changed in place (nothing) or a message to take over. */
   const takeOver = (message: Message, result: unknown): void => {
@@ -156,7 +157,7 @@ export async function compileScriptStep(file: string, timeoutMs: number, env: St
   return (message, execution) => {
     let result: unknown;
     try {
-      result = processData(message, new Context(secureStore, parameters, execution));
+      result = processData(message, new Context(material, rememberSecret, parameters, execution));
     } catch (err) {
       throw failure(err);
     }
@@ -178,21 +179,19 @@ class Context implements ScriptContext {
   #secureStore: SecureStore | undefined;
 
   constructor(
-    private readonly sharedStore: SecureStore,
+    private readonly material: SecurityMaterial,
+    private readonly rememberSecret: (secret: string) => void,
     readonly parameters: Readonly<Record<string, string>>,
     private readonly execution: Execution,
   ) {}
 
-  /** The step's secure store, noting the tokens it hands this message (for an http step's 401); made on first use. */
+  /** The secure store for this message, noting the tokens it hands out (for an http step's 401); made on first use. */
   get secureStore(): SecureStore {
-    if (this.#secureStore) return this.#secureStore;
-    const { sharedStore, execution } = this;
-    const getAccessToken = async (name: string) => {
-      const token = await sharedStore.getAccessToken(name);
-      (execution.issuedTokens ??= new Map()).set(token.accessToken, name);
-      return token;
-    };
-    this.#secureStore = { getAccessToken, getAccesTokenForOauth2AuthorizationCodeCredential: getAccessToken, getUserCredential: sharedStore.getUserCredential };
+    const { execution } = this;
+    this.#secureStore ??= secureStoreFor(this.material, {
+      handedOut: this.rememberSecret,
+      tokenIssued: (token, credential) => (execution.issuedTokens ??= new Map()).set(token, credential),
+    });
     return this.#secureStore;
   }
 
