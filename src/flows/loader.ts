@@ -73,11 +73,10 @@ function schemaProblems(errors: ErrorObject[], file: string): FlowProblem[] {
     ([pointer, found]) => !found.some((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf') || !errors.some((e) => e.instancePath.startsWith(`${pointer}/`)),
   );
   // A union is one problem (what was expected there); otherwise each error at a place is one (two unknown keys).
-  const all = places.flatMap(([pointer, found]) => {
+  return places.flatMap(([pointer, found]) => {
     const messages = found.some((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf') ? [describePlace(found)] : [...new Set(found.map(describe))];
     return messages.map((message) => ({ file, pointer, message }));
   });
-  return all;
 }
 
 /** At most MAX_PROBLEMS of a file's problems, and a last line saying how many more there are. */

@@ -75,6 +75,11 @@ function sendOData(reply: FastifyReply, body: unknown) {
   return reply.header('DataServiceVersion', '2.0').type('application/json; charset=utf-8').send(body);
 }
 
+/** A plain value (`/$count`, `/$value`) as OData V2 sends it: text. */
+function sendODataText(reply: FastifyReply, text: string) {
+  return reply.header('DataServiceVersion', '2.0').type('text/plain; charset=utf-8').send(text);
+}
+
 /** Rebuilds the list URL with every query option kept except $top / $skip, which move on to the next page. */
 function nextLink(publicUrl: string, raw: Record<string, unknown>, skip: number, top: number | undefined): string {
   const params = new URLSearchParams();
@@ -147,7 +152,7 @@ async function monitor(app: FastifyInstance) {
     const { query } = parseMessageLogListQuery({ ...raw, $top: '0', $skip: '0', $inlinecount: 'allpages' });
     await writer.flush();
     const { count: total } = await messageLogs.query(query);
-    return reply.header('DataServiceVersion', '2.0').type('text/plain; charset=utf-8').send(String(total ?? 0));
+    return sendODataText(reply, String(total ?? 0));
   }
 
   /** A client that just got SAP_MessageProcessingLogID reads it at once: the writer's buffer is looked in before the store. */
@@ -172,7 +177,7 @@ async function monitor(app: FastifyInstance) {
     checkFormat(raw);
     const { Error: error, Status } = await record(guid);
     if (!error) throw new HttpError(404, 'NOT_FOUND', `Message "${guid}" has no error information: its status is ${Status}`);
-    if (asText) return reply.header('DataServiceVersion', '2.0').type('text/plain; charset=utf-8').send(error.message);
+    if (asText) return sendODataText(reply, error.message);
     const uri = `${entityUri(app.config.publicUrl, guid)}${ERROR_INFORMATION}`;
     return sendOData(reply, {
       d: { __metadata: { id: uri, uri, type: ERROR_INFORMATION_TYPE }, MessageGuid: guid, Type: error.code, LastErrorModelStepId: error.step ?? null },
