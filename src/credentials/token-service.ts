@@ -34,6 +34,11 @@ interface CachedToken {
 const FIVE_MINUTES = 5 * 60_000;
 /** After a transient failure of a refresh ahead of expiry, the still valid token is used this long before the next try. */
 const AHEAD_BACKOFF_MS = 30_000;
+/**
+ * After a receiver refused a token renewed for its 401, its 401s renew no token of that credential for this long:
+ * without it a receiver that refuses every token costs one token request per message, which Entra may throttle.
+ */
+export const RENEWAL_PAUSE_MS = 60_000;
 /** Retry-After longer than this is not waited for inside a message. */
 const MAX_RETRY_AFTER_MS = 10_000;
 /** A basic credential (user and password) is read from the store again after this long, so another instance's update is seen. */
@@ -66,6 +71,8 @@ export class TokenService implements SecurityMaterial {
   private readonly inflight = new Map<string, Promise<AccessToken>>();
   /** Per credential: no refresh ahead of expiry before this time (epoch ms), after a transient failure. */
   private readonly aheadBackoffUntil = new Map<string, number>();
+  /** Per credential: until when (epoch ms) a receiver's 401 renews no token, since a renewed token was refused too. */
+  private readonly renewalPausedUntil = new Map<string, number>();
   /** When each credential's client secret expiry was last warned about (once a day is enough). */
   private readonly secretWarnedAt = new Map<string, number>();
   /** Basic credentials (user and password), read from the store at most every BASIC_CACHE_MS. */
@@ -110,6 +117,18 @@ export class TokenService implements SecurityMaterial {
   forget(name: string): void {
     this.changedInStore(name);
     this.aheadBackoffUntil.delete(name);
+    // An admin changed or authorized it again (new scopes, say): the next 401 may renew at once.
+    this.renewalPausedUntil.delete(name);
+  }
+
+  renewedTokenRefused(name: string): void {
+    const now = this.now();
+    if ((this.renewalPausedUntil.get(name) ?? 0) > now) return;
+    this.renewalPausedUntil.set(name, now + RENEWAL_PAUSE_MS);
+    this.log.warn(
+      { credential: name, pausedUntil: new Date(now + RENEWAL_PAUSE_MS).toISOString(), hint: "check the app's API permissions and the credential's scope" },
+      'a receiver refused a renewed token too; its 401s renew no token of this credential for a minute',
+    );
   }
 
   /**
@@ -141,7 +160,8 @@ export class TokenService implements SecurityMaterial {
   }
 
   async getAccessToken(name: string, options: { rejectedToken?: string } = {}): Promise<AccessToken> {
-    const rejected = options.rejectedToken;
+    // While renewing is paused, a rejected token is handed out again as if not rejected: the receiver's 401 stands.
+    const rejected = (this.renewalPausedUntil.get(name) ?? 0) > this.now() ? undefined : options.rejectedToken;
     const cached = this.cache.get(name);
     if (cached && this.isFresh(cached.obtainedAtMs, cached.expiresAtMs) && cached.token.accessToken !== rejected) return { ...cached.token };
     for (let attempt = 0; ; attempt++) {

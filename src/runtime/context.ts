@@ -26,6 +26,11 @@ export interface SecurityMaterial {
    * token is refreshed unless the stored one is already newer than the rejected one.
    */
   getAccessToken(name: string, options?: { rejectedToken?: string }): Promise<AccessToken>;
+  /**
+   * A receiver answered 401 to a token renewed for its 401 as well: renewing does not help (missing permission,
+   * wrong scope, a receiver that refuses every token), so a while a receiver's 401 renews no token of `name`.
+   */
+  renewedTokenRefused(name: string): void;
   /** The user and password of a `basic` credential. */
   getUserCredential(name: string): Promise<UserCredential>;
 }

@@ -4,7 +4,7 @@ import type { FakeEntra } from '../support/fake-entra.ts';
 import { waitFor, type RunningIflow } from '../support/iflow.ts';
 import { CLIENT_SECRET, TENANT, api, authorizeInBrowser, createAndAuthorize, startWired } from './helpers.ts';
 import { CredentialError } from '../../src/credentials/index.ts';
-import { TokenService, type TokenServiceOptions } from '../../src/credentials/token-service.ts';
+import { RENEWAL_PAUSE_MS, TokenService, type TokenServiceOptions } from '../../src/credentials/token-service.ts';
 import { CredentialVault } from '../../src/credentials/vault.ts';
 import { loadMasterKey } from '../../src/security/crypto.ts';
 
@@ -89,6 +89,32 @@ describe('token service', () => {
     // Rejecting an older token than the stored one does not refresh again.
     assert.equal((await material().getAccessToken(name, { rejectedToken: token.accessToken })).accessToken, a.accessToken);
     assert.equal(entra.countTokenRequests('refresh_token'), 1);
+  });
+
+  test('after a renewed token was refused too, a rejection renews nothing for a minute; then, or after forget(), it does again', async () => {
+    const name = await createAndAuthorize(iflow, entra, { name: 'RefusedTwice' });
+    let offset = 0;
+    const service = separateService({ now: () => Date.now() + offset });
+    const token = await service.getAccessToken(name);
+    entra.resetCounters();
+    service.renewedTokenRefused(name);
+    service.renewedTokenRefused(name);
+    assert.equal((await service.getAccessToken(name, { rejectedToken: token.accessToken })).accessToken, token.accessToken, 'handed out again');
+    assert.equal(entra.countTokenRequests(), 0);
+
+    offset = RENEWAL_PAUSE_MS + 1;
+    const renewed = await service.getAccessToken(name, { rejectedToken: token.accessToken });
+    assert.notEqual(renewed.accessToken, token.accessToken);
+    assert.equal(entra.countTokenRequests('refresh_token'), 1);
+
+    service.renewedTokenRefused(name);
+    assert.equal((await service.getAccessToken(name, { rejectedToken: renewed.accessToken })).accessToken, renewed.accessToken);
+    service.forget(name);
+    assert.notEqual((await service.getAccessToken(name, { rejectedToken: renewed.accessToken })).accessToken, renewed.accessToken);
+    assert.equal(entra.countTokenRequests('refresh_token'), 2);
+    // One warning per pause, not per refused message.
+    const warnings = iflow.logs.records().filter((r) => r.credential === name && r.msg === 'a receiver refused a renewed token too; its 401s renew no token of this credential for a minute');
+    assert.equal(warnings.length, 2);
   });
 
   test('invalid_grant (AADSTS700082) → reauthorization-required → fail fast with a clear error → re-authorize → works again', async () => {

@@ -231,6 +231,41 @@ steps:
     assert.equal(again.status, 202, await again.clone().text());
   });
 
+  test('a Graph refusing renewed tokens too costs one token refresh, then none for a while, until the admin authorizes again', async () => {
+    const refusal = { status: 401, code: 'InvalidAuthenticationToken', message: 'Access token validation failure. Invalid audience.' };
+    const mail = { to: 'k@contoso.example', subject: 'refused', text: 't' };
+    assert.equal((await send('/http/sendmail', mail)).status, 202, 'warm');
+    const refreshesBefore = entra.countTokenRequests('refresh_token');
+    const graphBefore = graph.requestCount;
+
+    // The token is refused, renewed once, and the renewed one refused too.
+    graph.failNext(2, refusal);
+    const first = await send('/http/sendmail', mail);
+    assert.equal(first.status, 502);
+    const error = ((await first.json()) as { error: { code: string; message: string } }).error;
+    assert.equal(error.code, 'RECEIVER_ERROR');
+    assert.match(error.message, /answered 401/);
+    assert.equal(entra.countTokenRequests('refresh_token') - refreshesBefore, 1);
+    assert.equal(graph.requestCount - graphBefore, 2);
+    const warning = await waitFor(() => iflow.logs.records().find((r) => r.msg === 'a receiver refused a renewed token too; its 401s renew no token of this credential for a minute'));
+    assert.equal(warning.credential, 'Microsoft365_Mail');
+    assert.equal(warning.level, 40);
+
+    // Further 401s, through the script's token or the step's auth:, renew nothing: each stands as the receiver's answer.
+    graph.failNext(2, refusal);
+    assert.equal((await send('/http/sendmail', mail)).status, 502);
+    assert.equal((await send('/http/sendmail-auth', RAW_MAIL)).status, 502);
+    assert.equal(entra.countTokenRequests('refresh_token') - refreshesBefore, 1, 'no further refresh');
+    assert.equal(graph.requestCount - graphBefore, 4, 'each sent once');
+
+    // The admin fixes the app's permissions and authorizes again: a 401 renews the token at once.
+    await authorizeInBrowser();
+    graph.failNext(1, refusal);
+    const after = await send('/http/sendmail', mail);
+    assert.equal(after.status, 202, await after.clone().text());
+    assert.equal(entra.countTokenRequests('refresh_token') - refreshesBefore, 2);
+  });
+
   test('no secret reaches the logs', async () => {
     const text = iflow.logs.text;
     for (const secret of [CLIENT_SECRET, APP_SECRET, SENDER_PASSWORD, ...entra.issuedAccessTokens, ...entra.issuedRefreshTokens]) {

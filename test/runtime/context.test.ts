@@ -6,6 +6,7 @@ test('the secure store tells of every secret it hands a script: tokens (also und
   const material: SecurityMaterial = {
     getAccessToken: async (name) => ({ accessToken: `token-of-${name}`, tokenType: 'Bearer', expiresAt: '2030-01-01T00:00:00Z' }),
     getUserCredential: async () => ({ user: 'partner', password: 'partner-password-1' }),
+    renewedTokenRefused: () => {},
   };
   const handedOut: string[] = [];
   const issued: string[] = [];

@@ -21,15 +21,14 @@ const RETRIED_STATUSES = new Set([429, 502, 503, 504]);
 
 interface Authorizer {
   header(rejectedToken?: string): Promise<string>;
-  /** OAuth tokens can be refreshed and retried once after a 401; Basic cannot. */
-  refreshable: boolean;
+  /** The OAuth credential whose tokens can be refreshed and retried once after a 401; none for Basic. */
+  refreshable?: string;
 }
 
 function authorizer(auth: HttpAuthDefinition | undefined, material: SecurityMaterial): Authorizer | undefined {
   if (!auth) return undefined;
   if ('basic' in auth) {
     return {
-      refreshable: false,
       async header() {
         const { user, password } = await material.getUserCredential(auth.basic);
         return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
@@ -38,7 +37,7 @@ function authorizer(auth: HttpAuthDefinition | undefined, material: SecurityMate
   }
   const name = 'oauth2AuthorizationCode' in auth ? auth.oauth2AuthorizationCode : auth.oauth2ClientCredentials;
   return {
-    refreshable: true,
+    refreshable: name,
     async header(rejectedToken) {
       const token = await material.getAccessToken(name, rejectedToken ? { rejectedToken } : undefined);
       return `Bearer ${token.accessToken}`;
@@ -123,25 +122,28 @@ export function compileHttpStep(definition: HttpStepDefinition, env: StepEnviron
   }
 
   /**
-   * A newer Authorization for a Bearer token a receiver refused with 401: from the step's own refreshable `auth:`,
-   * or, without one, for a token the secure store gave this message's script. Undefined when there is none to get.
+   * A newer Authorization for a Bearer token a receiver refused with 401, and its credential: from the step's own
+   * refreshable `auth:`, or, without one, for a token the secure store gave this message's script. Undefined when
+   * there is none to get.
    */
-  async function renewedAuthorization(sent: string | undefined, execution: Execution): Promise<string | undefined> {
+  async function renewedAuthorization(sent: string | undefined, execution: Execution): Promise<{ authorization: string; credential: string } | undefined> {
     const rejected = sent?.startsWith('Bearer ') ? sent.slice('Bearer '.length) : undefined;
     if (rejected === undefined) return undefined;
-    let renewed: string;
+    let authorization: string;
+    let credential: string | undefined;
     if (auth) {
-      if (!auth.refreshable) return undefined;
-      renewed = await authorize(auth, rejected);
+      credential = auth.refreshable;
+      if (credential === undefined) return undefined;
+      authorization = await authorize(auth, rejected);
     } else {
-      const credential = execution.issuedTokens?.get(rejected);
+      credential = execution.issuedTokens?.get(rejected);
       if (credential === undefined) return undefined;
       const token = (await fromCredentials(env.securityMaterial.getAccessToken(credential, { rejectedToken: rejected }))).accessToken;
       execution.issuedTokens!.set(token, credential);
-      renewed = `Bearer ${token}`;
+      authorization = `Bearer ${token}`;
     }
-    // The token service found no newer token: the 401 stands.
-    return renewed === sent ? undefined : renewed;
+    // The token service found no newer token (or renewing is paused): the 401 stands.
+    return authorization === sent ? undefined : { authorization, credential };
   }
 
   const run: StepRun = async (message, execution) => {
@@ -161,6 +163,8 @@ export function compileHttpStep(definition: HttpStepDefinition, env: StepEnviron
 
     let answer: Answer | undefined;
     let refreshed = false;
+    /** The credential whose token was renewed after a 401, while its renewed token has not been answered yet. */
+    let renewedFor: string | undefined;
     /** How many times the request went out, for failure texts: a retried request may have reached the receiver more than once. */
     let sent = 0;
     for (let attempt = 1; ; attempt++) {
@@ -175,15 +179,21 @@ export function compileHttpStep(definition: HttpStepDefinition, env: StepEnviron
         failure = err as MessageFailure;
         answer = undefined;
       }
+      if (renewedFor !== undefined) {
+        // Renewing did not help: the token service stops renewing this credential's tokens for receivers' 401s a while.
+        if (answer?.statusCode === 401) env.securityMaterial.renewedTokenRefused(renewedFor);
+        renewedFor = undefined;
+      }
       if (answer?.statusCode === 401 && !refreshed) {
         // The token was refused (revoked, or expired early): renewed once and sent once more, whether the step's
         // own auth: got it or a script took it from the secure store.
         refreshed = true;
         const renewed = await renewedAuthorization(headers.authorization, execution);
         if (renewed !== undefined) {
-          headers.authorization = renewed;
+          headers.authorization = renewed.authorization;
+          renewedFor = renewed.credential;
           // A script's token lives in the message: later steps send the renewed one too.
-          if (!auth) message.setHeader('Authorization', renewed);
+          if (!auth) message.setHeader('Authorization', renewed.authorization);
           attempt--;
           continue;
         }
