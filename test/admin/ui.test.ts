@@ -1,17 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { basicAuth, startIflow, waitFor } from '../support/iflow.ts';
-import { writeFlows } from '../support/flows.ts';
+import { basicAuth, startIflowWithFlows, waitFor } from '../support/iflow.ts';
 
 test('the admin UI shows flows, credentials with Authorize links and the latest messages, escaped', async (t) => {
-  const flows = writeFlows({
+  const iflow = await startIflowWithFlows(t, {
     hello: { 'flow.yaml': 'sender: { path: /http/hello }\nsteps:\n  - name: Say <b>hi</b>\n    set: { body: hi }\n' },
     broken: { 'flow.yaml': 'sender: { path: /http/x, colour: "<script>" }\nsteps:\n  - set: { body: x }\n' },
-  });
-  const iflow = await startIflow({ flowsDir: flows.dir });
-  t.after(async () => {
-    await iflow.close();
-    flows.remove();
   });
   const json = { authorization: iflow.adminAuth, 'content-type': 'application/json' };
   await fetch(`${iflow.url}/api/v1/credentials`, {

@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startIflow, basicAuth } from '../support/iflow.ts';
+import { basicAuth, startIflow, startIflowWithFlows } from '../support/iflow.ts';
 import { writeFlows } from '../support/flows.ts';
 
 const GOOD = `
@@ -129,12 +129,7 @@ function brokenFlows() {
 }
 
 test('each broken flow is reported with its file, pointer and reason while the good flow serves', async (t) => {
-  const flows = writeFlows(brokenFlows());
-  const iflow = await startIflow({ flowsDir: flows.dir });
-  t.after(async () => {
-    await iflow.close();
-    flows.remove();
-  });
+  const iflow = await startIflowWithFlows(t, brokenFlows());
 
   const list = (await (await fetch(`${iflow.url}/api/v1/flows`, { headers: { authorization: iflow.adminAuth } })).json()) as {
     id: string;
@@ -177,12 +172,7 @@ test('each broken flow is reported with its file, pointer and reason while the g
 });
 
 test('IFLOW_PARAM_<NAME> overrides a parameter default', async (t) => {
-  const flows = writeFlows({ good: { 'flow.yaml': GOOD } });
-  const iflow = await startIflow({ flowsDir: flows.dir, env: { IFLOW_PARAM_GREETING: 'Servus' } });
-  t.after(async () => {
-    await iflow.close();
-    flows.remove();
-  });
+  const iflow = await startIflowWithFlows(t, { good: { 'flow.yaml': GOOD } }, { env: { IFLOW_PARAM_GREETING: 'Servus' } });
   const response = await fetch(`${iflow.url}/http/good`, { method: 'POST', headers: { authorization: iflow.adminAuth } });
   assert.equal(await response.text(), 'Servus ');
 });

@@ -1,19 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { LogCapture, startIflow, waitFor } from '../support/iflow.ts';
-import { writeFlows } from '../support/flows.ts';
+import { LogCapture, startIflow, startIflowWithFlows, waitFor } from '../support/iflow.ts';
 import Fastify from 'fastify';
 import { connect } from 'node:net';
 import { createLogger } from '../../src/logging/index.ts';
 import { logRequests, RequestLogController } from '../../src/logging/request-log.ts';
 
 test('admin requests are logged (incoming and completed, one request id); flow and probe requests only by their message line', async (t) => {
-  const flows = writeFlows({ hello: { 'flow.yaml': 'id: hello\nsender: { path: /http/hello, method: POST, role: admin }\nsteps:\n  - set: { body: "hi" }\n' } });
-  const iflow = await startIflow({ flowsDir: flows.dir });
-  t.after(async () => {
-    await iflow.close();
-    flows.remove();
-  });
+  const iflow = await startIflowWithFlows(t, { hello: { 'flow.yaml': 'id: hello\nsender: { path: /http/hello, method: POST, role: admin }\nsteps:\n  - set: { body: "hi" }\n' } });
 
   const listed = await fetch(`${iflow.url}/api/v1/users?password=hunter2-in-a-query`, { headers: { authorization: iflow.adminAuth } });
   assert.equal(listed.status, 200);

@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:net';
-import { startIflow, waitFor, type RunningIflow } from '../support/iflow.ts';
+import { startIflow, startIflowWithFlows, waitFor, type RunningIflow } from '../support/iflow.ts';
 import { writeFlows } from '../support/flows.ts';
 import { startReceiver } from '../support/receiver.ts';
 import { redactSecrets } from '../../src/logging/index.ts';
@@ -172,7 +172,7 @@ test('log redaction catches secret keys in any case and Authorization-like value
 
 test("a script's error text loses the secrets the secure store gave it and any Authorization-like value before the caller, the log or the message log see it", async (t) => {
   const password = 'basic-password-Secret-77';
-  const flows = writeFlows({
+  const iflow = await startIflowWithFlows(t, {
     leaky: {
       'flow.yaml': 'sender: { path: /http/leaky }\nsteps:\n  - script: leak.mjs\n',
       // The credential is fetched on the first message only and kept in the module, as scripts do.
@@ -184,11 +184,6 @@ export default async function (message, context) {
 }
 `,
     },
-  });
-  const iflow = await startIflow({ flowsDir: flows.dir });
-  t.after(async () => {
-    await iflow.close();
-    flows.remove();
   });
   const created = await fetch(`${iflow.url}/api/v1/credentials`, {
     method: 'POST',

@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Client } from 'undici';
-import { basicAuth, startIflow, waitFor, type RunningIflow } from '../support/iflow.ts';
+import { basicAuth, startIflow, startIflowWithFlows, waitFor, type RunningIflow } from '../support/iflow.ts';
 import { writeFlows } from '../support/flows.ts';
 import { startReceiver } from '../support/receiver.ts';
 
@@ -342,12 +342,7 @@ steps:
 });
 
 test('callers refused at a flow endpoint are logged: the first at once, with flow, user and address, never the password', async (t) => {
-  const flows = writeFlows({ guarded: { 'flow.yaml': 'sender: { path: /http/guarded, role: Orders.send }\nsteps:\n  - set: { body: ok }\n' } });
-  const iflow = await startIflow({ flowsDir: flows.dir });
-  t.after(async () => {
-    await iflow.close();
-    flows.remove();
-  });
+  const iflow = await startIflowWithFlows(t, { guarded: { 'flow.yaml': 'sender: { path: /http/guarded, role: Orders.send }\nsteps:\n  - set: { body: ok }\n' } });
   const call = (authorization?: string) => fetch(`${iflow.url}/http/guarded`, { method: 'POST', headers: authorization ? { authorization } : {} });
   const refusals = () => iflow.logs.records().filter((r) => r.msg === 'caller refused at a flow endpoint' || r.msg === 'callers still refused at flow endpoints');
   assert.equal((await fetch(`${iflow.url}/api/v1/users`, { method: 'POST', headers: { authorization: iflow.adminAuth, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'clerk', password: 'clerk-password-1', roles: ['monitor'] }) })).status, 201);
@@ -377,7 +372,8 @@ test('callers refused at a flow endpoint are logged: the first at once, with flo
 
 test("a body the caller sent as something else than the JSON a flow reads is a 400 INVALID_JSON; a receiver's is the flow's 500", async (t) => {
   const receiver = await startReceiver({ status: 200, headers: { 'content-type': 'text/plain' }, body: 'plain text' });
-  const flows = writeFlows({
+  t.after(() => receiver.close());
+  const iflow = await startIflowWithFlows(t, {
     mapped: { 'flow.yaml': 'sender: { path: /http/mapped }\nsteps:\n  - mapping: greet.jsonata\n', 'greet.jsonata': '{ "hello": name }\n' },
     scripted: { 'flow.yaml': 'sender: { path: /http/scripted }\nsteps:\n  - script: read.mjs\n', 'read.mjs': 'export default function (message) { message.setBody({ got: message.getBodyAsJson() }); }\n' },
     relayed: { 'flow.yaml': `sender: { path: /http/relayed }\nsteps:\n  - http: { address: "${receiver.url}/text" }\n  - mapping: greet.jsonata\n`, 'greet.jsonata': '{ "hello": name }\n' },
@@ -386,12 +382,6 @@ test("a body the caller sent as something else than the JSON a flow reads is a 4
       'flow.yaml': 'sender: { path: /http/modified }\nsteps:\n  - set: { headers: { X-Seen: "yes" }, body: "${body}" }\n  - mapping: greet.jsonata\n  - set: { body: "${ body }" }\n',
       'greet.jsonata': '{ "hello": name }\n',
     },
-  });
-  const iflow = await startIflow({ flowsDir: flows.dir });
-  t.after(async () => {
-    await iflow.close();
-    await receiver.close();
-    flows.remove();
   });
   const send = (path: string, body: string, contentType = 'text/plain') =>
     fetch(`${iflow.url}${path}`, { method: 'POST', headers: { authorization: iflow.adminAuth, 'content-type': contentType }, body });
@@ -425,19 +415,14 @@ test('http retry: 503s and timeouts are tried again up to the attempts; a failur
     if (request.url === '/down') return { status: 503, body: 'maintenance' };
     return { hang: true };
   });
+  t.after(() => receiver.close());
   const step = (path: string) => `sender: { path: /http${path} }\nsteps:\n  - http: { address: "${receiver.url}${path}", timeout: 300ms, retry: { attempts: 2, delay: 10ms } }\n`;
-  const flows = writeFlows({
+  const iflow = await startIflowWithFlows(t, {
     flaky: { 'flow.yaml': step('/flaky') },
     down: { 'flow.yaml': step('/down') },
     hung: { 'flow.yaml': step('/hung') },
     // A retried step, then one that is not: the second step's timing must not inherit the first one's attempts.
     two: { 'flow.yaml': `${step('/flaky-first').replace('/http/flaky-first', '/http/two')}  - http: { address: "${receiver.url}/second" }\n` },
-  });
-  const iflow = await startIflow({ flowsDir: flows.dir });
-  t.after(async () => {
-    await iflow.close();
-    await receiver.close();
-    flows.remove();
   });
   const call = (path: string) => fetch(`${iflow.url}/http${path}`, { method: 'POST', headers: { authorization: iflow.adminAuth } });
   const sentTo = (path: string) => receiver.received.filter((request) => request.url === path).length;
@@ -478,12 +463,7 @@ test('http retry: 503s and timeouts are tried again up to the attempts; a failur
 
 test('a mapping that fails at run time names the JSONata token and its position', async (t) => {
   // $f is bound (so the deploy check lets it through) to a value, not a function: only a message finds out.
-  const flows = writeFlows({ nosuch: { 'flow.yaml': 'sender: { path: /http/nosuch }\nsteps:\n  - mapping: m.jsonata\n', 'm.jsonata': '( $f := name; { "a": $f(1) } )\n' } });
-  const iflow = await startIflow({ flowsDir: flows.dir });
-  t.after(async () => {
-    await iflow.close();
-    flows.remove();
-  });
+  const iflow = await startIflowWithFlows(t, { nosuch: { 'flow.yaml': 'sender: { path: /http/nosuch }\nsteps:\n  - mapping: m.jsonata\n', 'm.jsonata': '( $f := name; { "a": $f(1) } )\n' } });
   const answer = await fetch(`${iflow.url}/http/nosuch`, { method: 'POST', headers: { authorization: iflow.adminAuth, 'content-type': 'application/json' }, body: '{"name":"Ada"}' });
   assert.equal(answer.status, 500);
   const { error } = (await answer.json()) as ErrorReply;
@@ -492,7 +472,7 @@ test('a mapping that fails at run time names the JSONata token and its position'
 });
 
 test("a script's parameters are the flow's, read-only: logging and cloning them works, a write throws and changes nothing", async (t) => {
-  const flows = writeFlows({
+  const iflow = await startIflowWithFlows(t, {
     params: {
       'flow.yaml': 'parameters: { SHOP: berlin }\nsender: { path: /http/params }\nsteps:\n  - script: s.mjs\n  - mapping: m.jsonata\n',
       's.mjs': [
@@ -505,11 +485,6 @@ test("a script's parameters are the flow's, read-only: logging and cloning them 
       ].join('\n'),
       'm.jsonata': '$merge([$, { "mapped": $parameters.SHOP }])\n',
     },
-  });
-  const iflow = await startIflow({ flowsDir: flows.dir });
-  t.after(async () => {
-    await iflow.close();
-    flows.remove();
   });
   for (let i = 0; i < 2; i++) {
     const answer = await fetch(`${iflow.url}/http/params`, { method: 'POST', headers: { authorization: iflow.adminAuth } });

@@ -1,19 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Agent, fetch } from 'undici';
-import { basicAuth, startIflow, waitFor } from '../support/iflow.ts';
-import { writeFlows } from '../support/flows.ts';
+import { basicAuth, startIflowWithFlows, waitFor } from '../support/iflow.ts';
 
 test('a flood of guessed passwords meets a bound: the excess gets 503 busy at once, cached callers go on, the log warns at once', async (t) => {
-  const flows = writeFlows({ hello: { 'flow.yaml': 'id: hello\nsender: { path: /http/hello, method: POST, role: admin }\nsteps:\n  - set: { body: "hi" }\n' } });
-  const iflow = await startIflow({ flowsDir: flows.dir });
+  const iflow = await startIflowWithFlows(t, { hello: { 'flow.yaml': 'id: hello\nsender: { path: /http/hello, method: POST, role: admin }\nsteps:\n  - set: { body: "hi" }\n' } });
   // One connection per request, opened at once: the guesses arrive together, not one after another.
   const agent = new Agent({ connections: 256 });
-  t.after(async () => {
-    await agent.close();
-    await iflow.close();
-    flows.remove();
-  });
+  t.after(() => agent.close());
   const post = (authorization: string) => fetch(`${iflow.url}/http/hello`, { method: 'POST', headers: { authorization }, body: 'x', dispatcher: agent });
   assert.equal((await post(iflow.adminAuth)).status, 200, 'the admin login is verified and cached');
 

@@ -3,7 +3,10 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 
 /** Writes flow folders into a fresh temp flows dir: `{ folder: { 'flow.yaml': text, 'scripts/a.ts': text } }`. */
-export function writeFlows(flows: Record<string, Record<string, string>>): { dir: string; remove(): void } {
+/** Flow folders by name, each its files by relative path and text. */
+export type FlowFiles = Record<string, Record<string, string>>;
+
+export function writeFlows(flows: FlowFiles): { dir: string; remove(): void } {
   const dir = mkdtempSync(join(tmpdir(), 'iflow-flows-'));
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ type: 'module' }));
   for (const [folder, files] of Object.entries(flows)) {

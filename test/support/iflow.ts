@@ -2,9 +2,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import type { TestContext } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config/index.ts';
+import { writeFlows, type FlowFiles } from './flows.ts';
 
 export const ADMIN_USER = 'admin';
 export const ADMIN_PASSWORD = 'admin-test-password-1';
@@ -38,8 +40,14 @@ export function basicAuth(user: string, password: string): string {
   return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 }
 
+export interface StartOptions {
+  flowsDir?: string;
+  dataDir?: string;
+  env?: Record<string, string>;
+}
+
 /** Starts iflow on a loopback port with its own data dir (removed on close unless given). */
-export async function startIflow(options: { flowsDir?: string; dataDir?: string; env?: Record<string, string> } = {}): Promise<RunningIflow> {
+export async function startIflow(options: StartOptions = {}): Promise<RunningIflow> {
   const ownDataDir = options.dataDir === undefined;
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'iflow-test-'));
   const emptyFlows = options.flowsDir === undefined ? mkdtempSync(join(tmpdir(), 'iflow-flows-')) : undefined;
@@ -71,6 +79,20 @@ export async function startIflow(options: { flowsDir?: string; dataDir?: string;
       if (emptyFlows) rmSync(emptyFlows, { recursive: true, force: true });
     },
   };
+}
+
+/** Starts iflow serving `flows`, written to a temporary folder; iflow is closed and the folder removed when test `t` ends. */
+export async function startIflowWithFlows(t: TestContext, flows: FlowFiles, options: Omit<StartOptions, 'flowsDir'> = {}): Promise<RunningIflow> {
+  const written = writeFlows(flows);
+  const iflow = await startIflow({ ...options, flowsDir: written.dir }).catch((err: unknown) => {
+    written.remove();
+    throw err;
+  });
+  t.after(async () => {
+    await iflow.close();
+    written.remove();
+  });
+  return iflow;
 }
 
 /** Polls `condition` until it returns a truthy value or `timeoutMs` passes (then throws). */
