@@ -211,7 +211,7 @@ test('app.close() writes every buffered record before the store closes', async (
     for (const record of records) iflow.app.messageLogs.add(record);
     await iflow.close();
 
-    const store = openSqliteStore(dataDir);
+    const store = await openSqliteStore(dataDir);
     try {
       const { count, results } = await store.messageLogs.query({ orderBy: [], top: 5000, skip: 0, count: true });
       assert.equal(count, 1234);

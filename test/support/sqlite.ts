@@ -7,7 +7,7 @@ import type { Store } from '../../src/store/types.ts';
 /** Runs `run` on a SQLite store in a fresh temp dir, then closes the store and removes the dir. */
 export async function withSqliteStore(run: (store: Store) => Promise<void>, prefix = 'iflow-store-'): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), prefix));
-  const store = openSqliteStore(dir);
+  const store = await openSqliteStore(dir);
   try {
     await run(store);
   } finally {

@@ -9,6 +9,8 @@ db.pragma('journal_mode = WAL');
 // The durability batch-writer.ts chooses for message logs (BATCH_WRITER_SYNCHRONOUS).
 db.pragma(`synchronous = ${workerData.synchronous}`);
 db.pragma('busy_timeout = 5000');
+// What the connection really does (read back, not what was asked), for the start-up log line.
+parentPort.postMessage({ opened: { synchronous: db.pragma('synchronous', { simple: true }) } });
 const insert = db.prepare(workerData.sql);
 // Each row is an array of its values, in the statement's column order.
 const insertAll = db.transaction((rows) => {

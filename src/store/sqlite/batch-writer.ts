@@ -6,7 +6,7 @@ import { Worker } from 'node:worker_threads';
  * Other bulk writes (deleting old message logs) run there too, in order with the batches.
  */
 /** The writer's durability: NORMAL (not FULL like the main connection), since in WAL mode a power cut can lose the last batches, never corrupt the file. */
-export const BATCH_WRITER_SYNCHRONOUS = 'normal';
+const BATCH_WRITER_SYNCHRONOUS = 'normal';
 
 export class SqliteBatchWriter {
   private readonly worker: Worker;
@@ -22,19 +22,39 @@ export class SqliteBatchWriter {
     const { table, columns } = layout;
     const sql = `INSERT OR REPLACE INTO ${table} (${columns.map((c) => `"${c}"`).join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`;
     this.worker = new Worker(new URL('./batch-writer.mjs', import.meta.url), { workerData: { file, sql, synchronous: BATCH_WRITER_SYNCHRONOUS } });
-    this.worker.on('message', ({ id, error, changes }: { id: number; error?: string; changes?: number }) => {
+    let opened!: (settings: { synchronous: number }) => void;
+    let failed!: (err: Error) => void;
+    this.opened = new Promise((resolve, reject) => {
+      opened = resolve;
+      failed = reject;
+    });
+    this.worker.on('message', ({ id, error, changes, ...rest }: { id: number; error?: string; changes?: number; opened?: { synchronous: number } }) => {
+      if (rest.opened) {
+        opened(rest.opened);
+        if (this.waiting.size === 0) this.worker.unref();
+        return;
+      }
       const waiter = this.waiting.get(id);
       this.waiting.delete(id);
       if (this.waiting.size === 0) this.worker.unref();
       if (error) waiter?.reject(new Error(error));
       else waiter?.resolve(changes ?? 0);
     });
-    this.worker.on('error', (err) => this.failAll(err));
-    this.worker.on('exit', (code) => this.failAll(new Error(`the SQLite writer thread stopped (exit code ${code})`)));
-    // Idle, the thread must not keep the process alive (after the listeners: adding one refs it again);
-    // while a batch is being written it must, so a shutdown never exits before the batch is committed.
-    this.worker.unref();
+    this.worker.on('error', (err) => {
+      failed(err);
+      this.failAll(err);
+    });
+    this.worker.on('exit', (code) => {
+      const err = new Error(`the SQLite writer thread stopped (exit code ${code})`);
+      failed(err);
+      this.failAll(err);
+    });
+    // Idle, the thread must not keep the process alive; it does while it opens its connection (someone awaits
+    // `opened`) and while a batch is being written, so a shutdown never exits before the batch is committed.
   }
+
+  /** Resolves once the thread's connection is open, with its `PRAGMA synchronous` as read back; rejects if it cannot open. */
+  readonly opened: Promise<{ synchronous: number }>;
 
   async write(rows: unknown[][]): Promise<void> {
     await this.send({ rows });

@@ -5,7 +5,7 @@ import { MESSAGE_LOG_COLUMNS, credentialFromRow, messageLogFromRow, messageLogVa
 import { compileFilter, compileOrderBy } from '../sql-filter.ts';
 import { KeyedMutex } from '../keyed-mutex.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
-import { BATCH_WRITER_SYNCHRONOUS, SqliteBatchWriter } from './batch-writer.ts';
+import { SqliteBatchWriter } from './batch-writer.ts';
 import type {
   CredentialRecord,
   CredentialRepository,
@@ -191,9 +191,10 @@ class SqliteCredentials implements CredentialRepository {
 
 /** PRAGMA synchronous answers a number. */
 const SYNCHRONOUS_MODES: Record<number, string> = { 0: 'off', 1: 'normal', 2: 'full', 3: 'extra' };
+const synchronousMode = (value: number) => SYNCHRONOUS_MODES[value] ?? 'unknown';
 
 /** Opens (creating when missing) `iflow.db` in the data dir, in WAL mode, migrated to the newest schema. */
-export function openSqliteStore(dataDir: string): Store {
+export async function openSqliteStore(dataDir: string): Promise<Store> {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const file = join(dataDir, 'iflow.db');
   const db = new Database(file);
@@ -206,15 +207,22 @@ export function openSqliteStore(dataDir: string): Store {
   db.pragma('busy_timeout = 5000');
   migrate(db);
   const writer = new SqliteBatchWriter(file, { table: 'message_logs', columns: MESSAGE_LOG_COLUMNS });
+  let writerSettings: { synchronous: number };
+  try {
+    writerSettings = await writer.opened;
+  } catch (err) {
+    db.close();
+    throw new Error(`the message log writer could not open ${file}: ${(err as Error).message}`, { cause: err });
+  }
   return {
     kind: 'sqlite',
-    // The main connection's read back from it (what it really does, not what was asked); message logs are
-    // written by the writer thread's connection, with the durability that thread is given.
+    // Read back from each connection (what it really does, not what was asked): the main one, and the writer
+    // thread's, which writes message logs.
     settings: {
       file,
       journalMode: String(db.pragma('journal_mode', { simple: true })),
-      synchronous: SYNCHRONOUS_MODES[db.pragma('synchronous', { simple: true }) as number] ?? 'unknown',
-      messageLogSynchronous: BATCH_WRITER_SYNCHRONOUS,
+      synchronous: synchronousMode(db.pragma('synchronous', { simple: true }) as number),
+      messageLogSynchronous: synchronousMode(writerSettings.synchronous),
     },
     users: new SqliteUsers(db),
     messageLogs: new SqliteMessageLogs(db, writer),
