@@ -71,8 +71,8 @@ export class TokenService implements SecurityMaterial {
   private readonly inflight = new Map<string, Promise<AccessToken>>();
   /** Per credential: no refresh ahead of expiry before this time (epoch ms), after a transient failure. */
   private readonly aheadBackoffUntil = new Map<string, number>();
-  /** Per credential: until when (epoch ms) a receiver's 401 renews no token, since a renewed token was refused too. */
-  private readonly renewalPausedUntil = new Map<string, number>();
+  /** Per credential, per receiver host: until when (epoch ms) its 401s renew no token, since a renewed token was refused too. */
+  private readonly renewalPausedUntil = new Map<string, Map<string, number>>();
   /** When each credential's client secret expiry was last warned about (once a day is enough). */
   private readonly secretWarnedAt = new Map<string, number>();
   /** Basic credentials (user and password), read from the store at most every BASIC_CACHE_MS. */
@@ -121,14 +121,28 @@ export class TokenService implements SecurityMaterial {
     this.renewalPausedUntil.delete(name);
   }
 
-  renewedTokenRefused(name: string): void {
+  renewedTokenRefused(name: string, receiver: string): void {
     const now = this.now();
-    if ((this.renewalPausedUntil.get(name) ?? 0) > now) return;
-    this.renewalPausedUntil.set(name, now + RENEWAL_PAUSE_MS);
+    if (this.renewalPaused(name, receiver)) return;
+    let paused = this.renewalPausedUntil.get(name);
+    if (!paused) this.renewalPausedUntil.set(name, (paused = new Map()));
+    paused.set(receiver, now + RENEWAL_PAUSE_MS);
     this.log.warn(
-      { credential: name, pausedUntil: new Date(now + RENEWAL_PAUSE_MS).toISOString(), hint: "check the app's API permissions and the credential's scope" },
-      'a receiver refused a renewed token too; its 401s renew no token of this credential for a minute',
+      {
+        credential: name,
+        receiver,
+        pausedUntil: new Date(now + RENEWAL_PAUSE_MS).toISOString(),
+        hint: "the receiver does not accept this credential's tokens: check the token's audience and scope against what the receiver expects",
+      },
+      "a receiver refused a renewed token too; its 401s renew none of this credential's tokens for a while",
     );
+  }
+
+  /** Is renewing `name`'s token for `receiver`'s 401s paused (this instance's memory; each instance has its own)? */
+  private renewalPaused(name: string, receiver: string | undefined): boolean {
+    if (receiver === undefined) return false;
+    const until = this.renewalPausedUntil.get(name)?.get(receiver);
+    return until !== undefined && until > this.now();
   }
 
   /**
@@ -159,9 +173,9 @@ export class TokenService implements SecurityMaterial {
     return new CredentialError(name, 'CREDENTIAL_TOKEN_UNAVAILABLE', `Credential "${name}": iflow is shutting down and starts no token refresh: send the message again once it is back`);
   }
 
-  async getAccessToken(name: string, options: { rejectedToken?: string } = {}): Promise<AccessToken> {
-    // While renewing is paused, a rejected token is handed out again as if not rejected: the receiver's 401 stands.
-    const rejected = (this.renewalPausedUntil.get(name) ?? 0) > this.now() ? undefined : options.rejectedToken;
+  async getAccessToken(name: string, options: { rejectedToken?: string; receiver?: string } = {}): Promise<AccessToken> {
+    // While renewing is paused for the receiver, a rejected token is handed out again as if not rejected: its 401 stands.
+    const rejected = this.renewalPaused(name, options.receiver) ? undefined : options.rejectedToken;
     const cached = this.cache.get(name);
     if (cached && this.isFresh(cached.obtainedAtMs, cached.expiresAtMs) && cached.token.accessToken !== rejected) return { ...cached.token };
     for (let attempt = 0; ; attempt++) {

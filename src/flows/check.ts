@@ -10,7 +10,7 @@ import { deployFlows } from './registry.ts';
 const noSecurityMaterial: SecurityMaterial = {
   getAccessToken: () => Promise.reject(new Error('credentials are not available in iflow check')),
   getUserCredential: () => Promise.reject(new Error('credentials are not available in iflow check')),
-  renewedTokenRefused: () => {},
+  renewedTokenRefused: () => undefined,
 };
 
 /** `iflow check [dir]`: validates and compiles every flow, prints each result, exits 1 on any error. */

@@ -23,14 +23,16 @@ export interface SecurityMaterial {
   /**
    * A valid access token of an `oauth2-authorization-code` or `oauth2-client-credentials` credential,
    * refreshed when it is close to expiry. With `rejectedToken` (a receiver answered 401 to it) the
-   * token is refreshed unless the stored one is already newer than the rejected one.
+   * token is refreshed unless the stored one is already newer than the rejected one, or renewing for that
+   * `receiver` (host) is paused.
    */
-  getAccessToken(name: string, options?: { rejectedToken?: string }): Promise<AccessToken>;
+  getAccessToken(name: string, options?: { rejectedToken?: string; receiver?: string }): Promise<AccessToken>;
   /**
-   * A receiver answered 401 to a token renewed for its 401 as well: renewing does not help (missing permission,
-   * wrong scope, a receiver that refuses every token), so a while a receiver's 401 renews no token of `name`.
+   * `receiver` (host) answered 401 to a token of `name` renewed for its 401 as well: renewing does not help
+   * there (a token for another audience, a gateway that wants something else), so for a while its 401s renew
+   * no token of `name`. Other receivers' 401s still do.
    */
-  renewedTokenRefused(name: string): void;
+  renewedTokenRefused(name: string, receiver: string): void;
   /** The user and password of a `basic` credential. */
   getUserCredential(name: string): Promise<UserCredential>;
 }

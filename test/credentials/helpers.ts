@@ -100,3 +100,5 @@ export async function createAndAuthorize(iflow: RunningIflow, entra: FakeEntra, 
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** The token service's warning when a receiver refused a renewed token too (operators search the log for it). */
+export const RENEWAL_PAUSED = "a receiver refused a renewed token too; its 401s renew none of this credential's tokens for a while";

@@ -2,7 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { FakeEntra } from '../support/fake-entra.ts';
 import { waitFor, type RunningIflow } from '../support/iflow.ts';
-import { CLIENT_SECRET, TENANT, api, authorizeInBrowser, createAndAuthorize, startWired } from './helpers.ts';
+import { CLIENT_SECRET, RENEWAL_PAUSED, TENANT, api, authorizeInBrowser, createAndAuthorize, startWired } from './helpers.ts';
 import { CredentialError } from '../../src/credentials/index.ts';
 import { RENEWAL_PAUSE_MS, TokenService, type TokenServiceOptions } from '../../src/credentials/token-service.ts';
 import { CredentialVault } from '../../src/credentials/vault.ts';
@@ -91,30 +91,43 @@ describe('token service', () => {
     assert.equal(entra.countTokenRequests('refresh_token'), 1);
   });
 
-  test('after a renewed token was refused too, a rejection renews nothing for a minute; then, or after forget(), it does again', async () => {
+  test("after a receiver refused a renewed token too, its rejections renew nothing for a while; other receivers' and credentials' do", async () => {
     const name = await createAndAuthorize(iflow, entra, { name: 'RefusedTwice' });
+    const other = await createAndAuthorize(iflow, entra, { name: 'RefusedElsewhere' });
     let offset = 0;
     const service = separateService({ now: () => Date.now() + offset });
     const token = await service.getAccessToken(name);
+    const otherToken = await service.getAccessToken(other);
     entra.resetCounters();
-    service.renewedTokenRefused(name);
-    service.renewedTokenRefused(name);
-    assert.equal((await service.getAccessToken(name, { rejectedToken: token.accessToken })).accessToken, token.accessToken, 'handed out again');
+    service.renewedTokenRefused(name, 'api.example:443');
+    service.renewedTokenRefused(name, 'api.example:443');
+    const again = await service.getAccessToken(name, { rejectedToken: token.accessToken, receiver: 'api.example:443' });
+    assert.equal(again.accessToken, token.accessToken, 'handed out again: the 401 stands');
     assert.equal(entra.countTokenRequests(), 0);
 
-    offset = RENEWAL_PAUSE_MS + 1;
-    const renewed = await service.getAccessToken(name, { rejectedToken: token.accessToken });
-    assert.notEqual(renewed.accessToken, token.accessToken);
-    assert.equal(entra.countTokenRequests('refresh_token'), 1);
-
-    service.renewedTokenRefused(name);
-    assert.equal((await service.getAccessToken(name, { rejectedToken: renewed.accessToken })).accessToken, renewed.accessToken);
-    service.forget(name);
-    assert.notEqual((await service.getAccessToken(name, { rejectedToken: renewed.accessToken })).accessToken, renewed.accessToken);
+    // Another receiver of the same credential, and the same receiver for another credential, still renew.
+    const elsewhere = await service.getAccessToken(name, { rejectedToken: token.accessToken, receiver: 'graph.example:443' });
+    assert.notEqual(elsewhere.accessToken, token.accessToken);
+    assert.notEqual((await service.getAccessToken(other, { rejectedToken: otherToken.accessToken, receiver: 'api.example:443' })).accessToken, otherToken.accessToken);
     assert.equal(entra.countTokenRequests('refresh_token'), 2);
-    // One warning per pause, not per refused message.
-    const warnings = iflow.logs.records().filter((r) => r.credential === name && r.msg === 'a receiver refused a renewed token too; its 401s renew no token of this credential for a minute');
-    assert.equal(warnings.length, 2);
+
+    // The pause ends after RENEWAL_PAUSE_MS.
+    assert.equal((await service.getAccessToken(name, { rejectedToken: elsewhere.accessToken, receiver: 'api.example:443' })).accessToken, elsewhere.accessToken);
+    offset = RENEWAL_PAUSE_MS + 1;
+    const renewed = await service.getAccessToken(name, { rejectedToken: elsewhere.accessToken, receiver: 'api.example:443' });
+    assert.notEqual(renewed.accessToken, elsewhere.accessToken);
+    assert.equal(entra.countTokenRequests('refresh_token'), 3);
+
+    // forget() (an admin changed or authorized the credential again) ends it at once.
+    service.renewedTokenRefused(name, 'api.example:443');
+    assert.equal((await service.getAccessToken(name, { rejectedToken: renewed.accessToken, receiver: 'api.example:443' })).accessToken, renewed.accessToken);
+    service.forget(name);
+    assert.notEqual((await service.getAccessToken(name, { rejectedToken: renewed.accessToken, receiver: 'api.example:443' })).accessToken, renewed.accessToken);
+    assert.equal(entra.countTokenRequests('refresh_token'), 4);
+
+    // One warning per pause, naming the credential and the receiver.
+    const warnings = iflow.logs.records().filter((r) => r.credential === name && r.msg === RENEWAL_PAUSED);
+    assert.deepEqual(warnings.map((r) => [r.level, r.receiver]), [[40, 'api.example:443'], [40, 'api.example:443']]);
   });
 
   test('invalid_grant (AADSTS700082) → reauthorization-required → fail fast with a clear error → re-authorize → works again', async () => {

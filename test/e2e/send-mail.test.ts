@@ -6,6 +6,7 @@ import { startFakeEntra, type FakeEntra } from '../support/fake-entra.ts';
 import { startFakeGraph, type FakeGraph } from '../support/fake-graph.ts';
 import { followRedirects } from '../support/browser.ts';
 import { writeFlows } from '../support/flows.ts';
+import { RENEWAL_PAUSED } from '../credentials/helpers.ts';
 
 /**
  * The seed scenario end to end, on the sample flows in flows/: an admin creates and authorizes
@@ -247,11 +248,11 @@ steps:
     assert.match(error.message, /answered 401/);
     assert.equal(entra.countTokenRequests('refresh_token') - refreshesBefore, 1);
     assert.equal(graph.requestCount - graphBefore, 2);
-    const warning = await waitFor(() => iflow.logs.records().find((r) => r.msg === 'a receiver refused a renewed token too; its 401s renew no token of this credential for a minute'));
+    const warning = await waitFor(() => iflow.logs.records().find((r) => r.msg === RENEWAL_PAUSED));
     assert.equal(warning.credential, 'Microsoft365_Mail');
     assert.equal(warning.level, 40);
 
-    // Further 401s, through the script's token or the step's auth:, renew nothing: each stands as the receiver's answer.
+    // Further 401s from Graph, through the script's token or the step's auth:, renew nothing: each stands as Graph's answer.
     graph.failNext(2, refusal);
     assert.equal((await send('/http/sendmail', mail)).status, 502);
     assert.equal((await send('/http/sendmail-auth', RAW_MAIL)).status, 502);

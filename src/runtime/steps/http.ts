@@ -20,7 +20,8 @@ const MAX_RESPONSE_BYTES = 50 * 1024 * 1024;
 const RETRIED_STATUSES = new Set([429, 502, 503, 504]);
 
 interface Authorizer {
-  header(rejectedToken?: string): Promise<string>;
+  /** With `rejected`: a newer header than the one `rejected.receiver` answered 401 to, if there is one to get. */
+  header(rejected?: { token: string; receiver: string }): Promise<string>;
   /** The OAuth credential whose tokens can be refreshed and retried once after a 401; none for Basic. */
   refreshable?: string;
 }
@@ -38,8 +39,8 @@ function authorizer(auth: HttpAuthDefinition | undefined, material: SecurityMate
   const name = 'oauth2AuthorizationCode' in auth ? auth.oauth2AuthorizationCode : auth.oauth2ClientCredentials;
   return {
     refreshable: name,
-    async header(rejectedToken) {
-      const token = await material.getAccessToken(name, rejectedToken ? { rejectedToken } : undefined);
+    async header(rejected) {
+      const token = await material.getAccessToken(name, rejected ? { rejectedToken: rejected.token, receiver: rejected.receiver } : undefined);
       return `Bearer ${token.accessToken}`;
     },
   };
@@ -54,8 +55,8 @@ async function fromCredentials<T>(work: Promise<T>): Promise<T> {
   }
 }
 
-function authorize(auth: Authorizer, rejectedToken?: string): Promise<string> {
-  return fromCredentials(auth.header(rejectedToken));
+function authorize(auth: Authorizer, rejected?: { token: string; receiver: string }): Promise<string> {
+  return fromCredentials(auth.header(rejected));
 }
 
 function contentTypeOf(message: Message): string | undefined {
@@ -126,7 +127,7 @@ export function compileHttpStep(definition: HttpStepDefinition, env: StepEnviron
    * refreshable `auth:`, or, without one, for a token the secure store gave this message's script. Undefined when
    * there is none to get.
    */
-  async function renewedAuthorization(sent: string | undefined, execution: Execution): Promise<{ authorization: string; credential: string } | undefined> {
+  async function renewedAuthorization(sent: string | undefined, receiver: string, execution: Execution): Promise<{ authorization: string; credential: string } | undefined> {
     const rejected = sent?.startsWith('Bearer ') ? sent.slice('Bearer '.length) : undefined;
     if (rejected === undefined) return undefined;
     let authorization: string;
@@ -134,11 +135,11 @@ export function compileHttpStep(definition: HttpStepDefinition, env: StepEnviron
     if (auth) {
       credential = auth.refreshable;
       if (credential === undefined) return undefined;
-      authorization = await authorize(auth, rejected);
+      authorization = await authorize(auth, { token: rejected, receiver });
     } else {
       credential = execution.issuedTokens?.get(rejected);
       if (credential === undefined) return undefined;
-      const token = (await fromCredentials(env.securityMaterial.getAccessToken(credential, { rejectedToken: rejected }))).accessToken;
+      const token = (await fromCredentials(env.securityMaterial.getAccessToken(credential, { rejectedToken: rejected, receiver }))).accessToken;
       execution.issuedTokens!.set(token, credential);
       authorization = `Bearer ${token}`;
     }
@@ -163,7 +164,7 @@ export function compileHttpStep(definition: HttpStepDefinition, env: StepEnviron
 
     let answer: Answer | undefined;
     let refreshed = false;
-    /** The credential whose token was renewed after a 401, while its renewed token has not been answered yet. */
+    /** The credential whose token was renewed after a 401, if one was. */
     let renewedFor: string | undefined;
     /** How many times the request went out, for failure texts: a retried request may have reached the receiver more than once. */
     let sent = 0;
@@ -179,16 +180,11 @@ export function compileHttpStep(definition: HttpStepDefinition, env: StepEnviron
         failure = err as MessageFailure;
         answer = undefined;
       }
-      if (renewedFor !== undefined) {
-        // Renewing did not help: the token service stops renewing this credential's tokens for receivers' 401s a while.
-        if (answer?.statusCode === 401) env.securityMaterial.renewedTokenRefused(renewedFor);
-        renewedFor = undefined;
-      }
       if (answer?.statusCode === 401 && !refreshed) {
         // The token was refused (revoked, or expired early): renewed once and sent once more, whether the step's
         // own auth: got it or a script took it from the secure store.
         refreshed = true;
-        const renewed = await renewedAuthorization(headers.authorization, execution);
+        const renewed = await renewedAuthorization(headers.authorization, target.host, execution);
         if (renewed !== undefined) {
           headers.authorization = renewed.authorization;
           renewedFor = renewed.credential;
@@ -205,6 +201,9 @@ export function compileHttpStep(definition: HttpStepDefinition, env: StepEnviron
       }
       await new Promise((resolve) => setTimeout(resolve, retryDelay(answer, retryDelayMs)));
     }
+    // Renewing did not help (the last answer, after any retries, is a 401 still): the token service stops renewing
+    // this credential's tokens for this receiver's 401s a while.
+    if (renewedFor !== undefined && answer?.statusCode === 401) env.securityMaterial.renewedTokenRefused(renewedFor, target.host);
 
     const { statusCode, headers: received, body: responseBody } = answer!;
     if (throwOnFailure && (statusCode < 200 || statusCode >= 300)) {
