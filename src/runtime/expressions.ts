@@ -53,13 +53,16 @@ function placeholder(source: string): Expression {
   throw new Error(`unknown expression \${${source}}: use \${header.X}, \${property.x}, \${body}, \${messageId}, \${correlationId} or \${date:now:yyyy-MM-dd}`);
 }
 
-/** Compiles text with `${…}` placeholders once; throws at deploy on an unknown placeholder. */
-export function compileExpression(text: string): Expression {
-  const parts: (string | Expression)[] = [];
+/** A compiled placeholder, with its text as written (`${property.id}`) for messages. */
+export type Placeholder = Expression & { readonly source: string };
+
+/** Text with `${…}` placeholders as its parts: literal text, and each placeholder compiled. Throws on an unknown placeholder. */
+export function expressionParts(text: string): (string | Placeholder)[] {
+  const parts: (string | Placeholder)[] = [];
   let last = 0;
   for (const match of text.matchAll(PLACEHOLDER)) {
     if (match.index > last) parts.push(text.slice(last, match.index));
-    parts.push(placeholder(match[1]));
+    parts.push(Object.assign(placeholder(match[1]), { source: match[0] }));
     last = match.index + match[0].length;
   }
   if (last < text.length) parts.push(text.slice(last));
@@ -69,6 +72,16 @@ export function compileExpression(text: string): Expression {
     const at = unclosed.indexOf('${');
     throw new Error(`\${ without its closing }: "${unclosed.slice(at, at + 60)}"`);
   }
+  return parts;
+}
+
+/** Compiles text with `${…}` placeholders once; throws at deploy on an unknown placeholder. */
+export function compileExpression(text: string): Expression {
+  return joinParts(expressionParts(text));
+}
+
+/** One expression of parts: literal text as it is, each placeholder's value in its place. */
+export function joinParts(parts: (string | Expression)[]): Expression {
   if (parts.length === 0) return () => '';
   if (parts.length === 1) {
     const only = parts[0];

@@ -461,6 +461,33 @@ test('http retry: 503s and timeouts are tried again up to the attempts; a failur
   assert.equal((line?.steps as { attempts?: number }[] | undefined)?.[0].attempts, 3, 'the log line too');
 });
 
+test("a caller's values in the receiver address stay data: encoded in the path and the query, never leaving their place", async (t) => {
+  const receiver = await startReceiver({ status: 200, body: { ok: true } });
+  t.after(() => receiver.close());
+  const iflow = await startIflowWithFlows(t, {
+    addressed: {
+      'flow.yaml': `sender: { path: /http/addressed, allowedHeaders: [X-Id, X-Q] }\nsteps:\n  - http: { address: "${receiver.url}/receive/\${header.X-Id}?q=\${header.X-Q}&fixed=1" }\n`,
+    },
+  });
+  const call = (id: string, q = 'x') => fetch(`${iflow.url}/http/addressed`, { method: 'POST', headers: { authorization: iflow.adminAuth, 'x-id': id, 'x-q': q } });
+
+  assert.equal((await call('../admin?x=1#f', 'a&fixed=2')).status, 200);
+  assert.equal(receiver.received.at(-1)?.url, '/receive/..%2Fadmin%3Fx%3D1%23f?q=a%26fixed%3D2&fixed=1');
+  // A value a script or caller encoded already is not encoded twice.
+  assert.equal((await call('noreply%40contoso.com', 'caf\u00e9')).status, 200);
+  assert.equal(receiver.received.at(-1)?.url, '/receive/noreply%40contoso.com?q=caf%C3%A9&fixed=1');
+
+  const sent = receiver.received.length;
+  for (const id of ['..', '.', '%2E%2e']) {
+    const refused = await call(id);
+    assert.equal(refused.status, 500);
+    const { error } = (await refused.json()) as ErrorReply;
+    assert.equal(error.code, 'RECEIVER_ADDRESS_INVALID');
+    assert.match(error.message, /^\$\{header\.X-Id\} in the receiver address's path is /);
+  }
+  assert.equal(receiver.received.length, sent, 'nothing sent');
+});
+
 test('a mapping that fails at run time names the JSONata token and its position', async (t) => {
   // $f is bound (so the deploy check lets it through) to a value, not a function: only a message finds out.
   const iflow = await startIflowWithFlows(t, { nosuch: { 'flow.yaml': 'sender: { path: /http/nosuch }\nsteps:\n  - mapping: m.jsonata\n', 'm.jsonata': '( $f := name; { "a": $f(1) } )\n' } });

@@ -4,7 +4,8 @@ import { FlowError } from '../../flows/errors.ts';
 import type { HttpAuthDefinition, HttpStepDefinition } from '../../flows/schema.ts';
 import type { SecurityMaterial } from '../context.ts';
 import { MessageFailure, toMessageFailure } from '../errors.ts';
-import { compileExpression, isConstant, type Expression } from '../expressions.ts';
+import { compileAddress } from '../address.ts';
+import { isConstant, type Expression } from '../expressions.ts';
 import { bodyForSending, type Message } from '../message.ts';
 import { SENSITIVE_HEADER, redactValues, secretsOfHeaderValue } from '../../security/redact.ts';
 import { exchange, exchangeTarget, type Answer, type ExchangeTarget } from './exchange.ts';
@@ -81,7 +82,7 @@ export function compileHttpStep(definition: HttpStepDefinition, env: StepEnviron
   const pointer = `${env.pointer}/http`;
   let address: Expression;
   try {
-    address = compileExpression(definition.address);
+    address = compileAddress(definition.address);
   } catch (err) {
     throw new FlowError({ file: env.file, pointer: `${pointer}/address`, message: (err as Error).message });
   }
