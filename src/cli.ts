@@ -21,10 +21,10 @@ export async function main(argv: string[]): Promise<number> {
     case 'help':
     case '--help':
     case '-h':
-      console.log('usage: iflow start | iflow check [flows-dir]');
+      console.log('usage: iflow [start] | iflow check [flows-dir]');
       return 0;
     default:
-      console.error(`unknown command "${command}"\nusage: iflow start | iflow check [flows-dir]`);
+      console.error(`unknown command "${command}"\nusage: iflow [start] | iflow check [flows-dir]`);
       return 2;
   }
 }

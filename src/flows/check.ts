@@ -19,7 +19,14 @@ export async function checkCommand(dir?: string): Promise<number> {
   const flowsDir = dir ? resolve(dir) : config.flowsDir;
   const dispatcher = new Agent();
   try {
-    const registry = await deployFlows(flowsDir, config.parameterOverrides, { securityMaterial: noSecurityMaterial, dispatcher });
+    let registry: Awaited<ReturnType<typeof deployFlows>>;
+    try {
+      registry = await deployFlows(flowsDir, config.parameterOverrides, { securityMaterial: noSecurityMaterial, dispatcher });
+    } catch (err) {
+      // Not a flow's error (those are listed below) but the folder's: a file given, or one that cannot be read.
+      console.error(`iflow check: ${(err as Error).message}`);
+      return 1;
+    }
     if (registry.flows.length === 0) {
       console.error(existsSync(flowsDir) ? `no flows found in ${flowsDir} (one folder per flow, each holding a flow.yaml)` : `the flows folder ${flowsDir} does not exist`);
       return 1;
@@ -36,7 +43,8 @@ export async function checkCommand(dir?: string): Promise<number> {
     const failed = registry.errors.length;
     const warned = registry.flows.filter((flow) => flow.warnings).length;
     const warnedNote = warned > 0 ? ` (${warned} with warnings)` : '';
-    console.log(failed === 0 ? `${registry.flows.length} flows valid${warnedNote}` : `${failed} of ${registry.flows.length} flows invalid${warnedNote}`);
+    const flows = (count: number) => `${count} ${count === 1 ? 'flow' : 'flows'}`;
+    console.log(failed === 0 ? `${flows(registry.flows.length)} valid${warnedNote}` : `${failed} of ${flows(registry.flows.length)} invalid${warnedNote}`);
     return failed === 0 ? 0 : 1;
   } finally {
     await dispatcher.close();

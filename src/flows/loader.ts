@@ -174,6 +174,7 @@ export async function readFlow(flowsDir: string, dir: string, overrides: Record<
 export async function readFlows(flowsDir: string, overrides: Record<string, string>): Promise<FlowSource[]> {
   const entries = await readdir(flowsDir, { withFileTypes: true }).catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') return [];
+    if (err.code === 'ENOTDIR') throw new Error(`${flowsDir} is a file, not a folder: give the folder that holds one folder per flow (each with its flow.yaml)`);
     throw err;
   });
   // Folders starting with _ or . hold what flows share (scripts, schemas); they are not flows.

@@ -204,7 +204,7 @@ test('iflow check prints each broken flow and exits non-zero; 0 when all are val
     const ok = runCheck(good.dir);
     assert.equal(ok.status, 0, ok.stdout + ok.stderr);
     assert.match(ok.stdout, /^ok\s+good\s+POST \/http\/good\s+\(1 step\)$/m);
-    assert.match(ok.stdout, /1 flows valid/);
+    assert.match(ok.stdout, /^1 flow valid$/m);
   } finally {
     broken.remove();
     good.remove();
@@ -224,7 +224,7 @@ test('a mapping that binds $parameters itself is not checked against the flow pa
   assert.equal(result.status, 0, result.stdout + result.stderr);
 });
 
-test('iflow check says when the flows folder does not exist, or holds no flow', (t) => {
+test('iflow check says when the flows folder does not exist, holds no flow, or is a file', (t) => {
   const missing = runCheck(join(tmpdir(), 'iflow-no-such-flows-folder'));
   assert.equal(missing.status, 1);
   assert.match(missing.stderr, /the flows folder .*iflow-no-such-flows-folder does not exist/);
@@ -233,6 +233,12 @@ test('iflow check says when the flows folder does not exist, or holds no flow', 
   const none = runCheck(empty);
   assert.equal(none.status, 1);
   assert.match(none.stderr, /no flows found in .* \(one folder per flow, each holding a flow\.yaml\)/);
+  // A flow.yaml given instead of the folder: said so, without a stack trace.
+  const flows = writeFlows({ good: { 'flow.yaml': GOOD } });
+  t.after(() => flows.remove());
+  const file = runCheck(join(flows.dir, 'good', 'flow.yaml'));
+  assert.equal(file.status, 1);
+  assert.equal(file.stderr.trim(), `iflow check: ${join(flows.dir, 'good', 'flow.yaml')} is a file, not a folder: give the folder that holds one folder per flow (each with its flow.yaml)`);
 });
 
 test('the sample flows in flows/ pass iflow check', () => {

@@ -1,5 +1,5 @@
 import { parseDuration } from '../../config/duration.ts';
-import type { StepDefinition, StepKind } from '../../flows/schema.ts';
+import { STEP_KINDS, type StepDefinition, type StepKind } from '../../flows/schema.ts';
 import { compileHttpStep } from './http.ts';
 import { compileMappingStep } from './mapping.ts';
 import { compileScriptStep } from './script.ts';
@@ -10,11 +10,12 @@ export type { CompiledStep, Execution, StepEnvironment } from './types.ts';
 
 const DEFAULT_SCRIPT_TIMEOUT_MS = 30_000;
 
+/** The step's kind: its one kind key (the flow schema checks there is exactly one). */
 export function stepKind(step: StepDefinition): StepKind {
-  if (step.script !== undefined) return 'script';
-  if (step.mapping !== undefined) return 'mapping';
-  if (step.set !== undefined) return 'set';
-  return 'http';
+  const kind = STEP_KINDS.find((key) => step[key] !== undefined);
+  // Only a kind missing from STEP_KINDS, or a step the schema did not check, gets here.
+  if (kind === undefined) throw new Error(`a step without a kind key (${STEP_KINDS.join(', ')}): ${Object.keys(step).join(', ')}`);
+  return kind;
 }
 
 /** Compiles one step of a flow into the function that runs it per message (files read once, here). */
