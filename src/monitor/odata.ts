@@ -33,6 +33,22 @@ const OPERATORS: readonly ComparisonOperator[] = ['eq', 'ne', 'gt', 'lt', 'ge', 
 const DATE_FIELDS: ReadonlySet<MessageLogField> = new Set(['LogStart', 'LogEnd']);
 const NUMBER_FIELDS: ReadonlySet<MessageLogField> = new Set(['DurationMs']);
 const FIELDS: ReadonlySet<string> = new Set(MESSAGE_LOG_FIELDS);
+/** Fields of CPI's MessageProcessingLog that iflow does not keep: named as such, not as a typo. */
+const CPI_FIELDS_NOT_KEPT: ReadonlySet<string> = new Set([
+  'LogLevel',
+  'ApplicationMessageType',
+  'AlternateWebLink',
+  'IntegrationArtifact',
+  'TransactionId',
+  'OriginComponentName',
+  'PreviousComponentName',
+  'LocalComponentName',
+]);
+
+/** Why `name` cannot be queried: one of CPI's fields iflow does not keep, or not a field at all. */
+function unknownName(kind: 'field' | 'property', name: string): string {
+  return CPI_FIELDS_NOT_KEPT.has(name) ? `${kind} "${name}" is one of CPI's that iflow does not keep` : `unknown ${kind} "${name}"`;
+}
 
 /** Properties of a list entry that `$select` may name (the filterable fields plus iflow's additions). */
 export const SELECTABLE_PROPERTIES: readonly string[] = [...MESSAGE_LOG_FIELDS, 'Steps', 'Error'];
@@ -259,7 +275,7 @@ class FilterParser {
     if (next.type === 'punct' && next.text === '(') this.fail(`function ${fieldToken.text}() is not supported (only eq, ne, gt, lt, ge, le joined by and / or)`);
     if (fieldToken.text === 'not') this.fail('operator "not" is not supported');
     if (fieldToken.text === 'and' || fieldToken.text === 'or') this.fail(`expected a field name but found ${describe(fieldToken)}`);
-    if (!FIELDS.has(fieldToken.text)) this.fail(`unknown field "${fieldToken.text}"`);
+    if (!FIELDS.has(fieldToken.text)) this.fail(unknownName('field', fieldToken.text));
     const field = fieldToken.text as MessageLogField;
     if (++this.comparisons > MAX_COMPARISONS) this.fail(`more than ${MAX_COMPARISONS} comparisons`);
     this.index += 1;
@@ -319,7 +335,7 @@ export function parseOrderBy(text: string, option = '$orderby'): MessageLogQuery
   for (;;) {
     const field = tokens[i];
     if (field.type !== 'word') throw invalidQuery(option, `expected a field name but found ${describe(field)}`, field.pos);
-    if (!FIELDS.has(field.text)) throw invalidQuery(option, `unknown field "${field.text}"`, field.pos);
+    if (!FIELDS.has(field.text)) throw invalidQuery(option, unknownName('field', field.text), field.pos);
     i += 1;
     let direction: 'asc' | 'desc' = 'asc';
     const maybeDirection = tokens[i];
@@ -356,7 +372,7 @@ export function parseSelect(text: string, option = '$select'): string[] | undefi
   for (;;) {
     const token = tokens[i];
     if (token.type !== 'word') throw invalidQuery(option, `expected a property name but found ${describe(token)}`, token.pos);
-    if (!SELECTABLE_PROPERTIES.includes(token.text)) throw invalidQuery(option, `unknown property "${token.text}"`, token.pos);
+    if (!SELECTABLE_PROPERTIES.includes(token.text)) throw invalidQuery(option, unknownName('property', token.text), token.pos);
     selected.push(token.text);
     i += 1;
     const separator = tokens[i];
