@@ -93,9 +93,20 @@ async function compileFlow(source: FlowSource, definition: FlowDefinition, servi
   // Frozen: scripts and mappings of every message read the same object, and none may change it for the others.
   const parameters = Object.freeze(Object.fromEntries(Object.entries(source.parameters).map(([k, v]) => [k, String(v)])));
   const steps: CompiledStep[] = [];
+  // Every step is compiled, and the sender's schema too, so that one run of `iflow check` lists each one's error.
+  const problems: FlowProblem[] = [];
+  const collect = async <T>(compile: () => Promise<T>): Promise<T | undefined> => {
+    try {
+      return await compile();
+    } catch (err) {
+      if (!(err instanceof FlowError)) throw err;
+      problems.push(err.problem, ...err.others);
+      return undefined;
+    }
+  };
   for (const [index, step] of definition.steps.entries()) {
-    steps.push(
-      await compileStep(step, index, {
+    const compiled = await collect(() =>
+      compileStep(step, index, {
         flowId: source.id,
         flowDir: source.dir,
         file: source.file,
@@ -106,14 +117,17 @@ async function compileFlow(source: FlowSource, definition: FlowDefinition, servi
         warn: (problem) => warnings.push(problem),
       }),
     );
+    if (compiled) steps.push(compiled);
   }
   const { sender } = definition;
+  const validateBody = sender.schema ? await collect(() => compileSchema(ajv, source, sender.schema!)) : undefined;
+  if (problems.length > 0) throw new FlowError(problems[0], problems.slice(1));
   return {
     steps,
     bodyLimit: sender.bodyLimit === undefined ? DEFAULT_BODY_LIMIT : parseSize(sender.bodyLimit),
     allowedHeaders: new Map((sender.allowedHeaders ?? []).map((name) => [name.toLowerCase(), name])),
     senderRoles: [sender.role ?? DEFAULT_SENDER_ROLE],
-    validateBody: sender.schema ? await compileSchema(ajv, source, sender.schema) : undefined,
+    validateBody,
     parameters,
     receiver: steps.findLast((s) => s.receiver)?.receiver,
   };

@@ -268,6 +268,31 @@ test('basicAuth helper builds a Basic header', () => {
   assert.equal(basicAuth('a', 'b'), `Basic ${Buffer.from('a:b').toString('base64')}`);
 });
 
+test("iflow check lists every step's problem and the sender schema's in one run", (t) => {
+  const flows = writeFlows({
+    several: {
+      'flow.yaml': [
+        'sender: { path: /http/several, schema: missing.json }',
+        'steps:',
+        '  - set: { headers: { X-A: "${propertyy.x}" } }',
+        '  - set: { headers: { X-B: "${date:now:yyyy-QQ}" } }',
+        '  - script: nowhere.mjs',
+        '  - http: { address: "ftp://h.example/x" }',
+        '',
+      ].join('\n'),
+    },
+  });
+  t.after(() => flows.remove());
+  const checked = runCheck(flows.dir);
+  assert.equal(checked.status, 1);
+  const lines = checked.stdout.split('\n').filter((line) => line.trim());
+  assert.deepEqual(
+    lines.map((line) => line.trim().replace(/^ERROR\s+several\s+/, '').replace(/^several\/flow\.yaml at /, '').split(':')[0]),
+    ['/steps/0/set/headers/X-A', '/steps/1/set/headers/X-B', '/steps/2/script', '/steps/3/http/address', '/sender/schema', '1 of 1 flow invalid'],
+    checked.stdout,
+  );
+});
+
 test('a script reading context.parameters.NAME the flow does not declare deploys with a warning; comments and strings are not read', async (t) => {
   const script = [
     '// Was: context.parameters.OLD_NAME',
