@@ -305,7 +305,14 @@ test('a script reading context.parameters.NAME the flow does not declare deploys
     '}',
   ].join('\n');
   const many = Array.from({ length: 15 }, (_, i) => `  context.parameters.P${i};`).join('\n');
+  // The entry point may call its context something else.
+  const renamed = [
+    'export default async function processData(message: unknown, ctx: { parameters: Record<string, string> }) {',
+    '  return ctx.parameters.SHOP + ctx.parameters.API_KEY + ctx.parameters.API_KEY;',
+    '}',
+  ].join('\n');
   const flows = writeFlows({
+    renamed: { 'flow.yaml': 'parameters: { SHOP: berlin }\nsender: { path: /http/renamed }\nsteps:\n  - script: s.ts\n', 's.ts': `${renamed}\n` },
     warned: { 'flow.yaml': 'parameters: { SHOP: berlin }\nsender: { path: /http/warned }\nsteps:\n  - script: s.mjs\n', 's.mjs': `${script}\n` },
     many: { 'flow.yaml': 'sender: { path: /http/many }\nsteps:\n  - script: s.mjs\n', 's.mjs': `export default function processData(message, context) {\n${many}\n}\n` },
   });
@@ -314,7 +321,11 @@ test('a script reading context.parameters.NAME the flow does not declare deploys
   assert.equal(checked.status, 0, 'a warning is not an error');
   const output = checked.stdout.split('\n').filter(Boolean);
   assert.equal(output.filter((line) => line.startsWith('WARN   many ')).length, 10, 'at most ten per script');
-  assert.equal(output.at(-1), '2 flows valid (2 with warnings)');
+  assert.equal(output.at(-1), '3 flows valid (3 with warnings)');
+  assert.deepEqual(
+    output.filter((line) => /\brenamed\b/.test(line)),
+    ['ok     renamed  POST /http/renamed  (1 step)', 'WARN   renamed  renamed/s.ts: ctx.parameters.API_KEY at line 2 is not a parameter of this flow (declared: SHOP)'],
+  );
   assert.deepEqual(
     output.filter((line) => /\bwarned\b/.test(line)),
     [

@@ -74,27 +74,33 @@ function templateCode(template: string): string {
   return out;
 }
 
+/** The second parameter's name of the entry point (`export default [async] function …(message, ctx)`, an arrow, or `function processData`). */
+const ENTRY_CONTEXT = /(?:\bexport\s+default\s+(?:async\s+)?(?:function\b[^(]*)?|\bfunction\s+processData\s*)\(\s*[A-Za-z_$][\w$]*\s*(?::[^,()]*)?,\s*([A-Za-z_$][\w$]*)/g;
+
 /**
  * Each `context.parameters.NAME` in a script's code (not its comments or strings) whose NAME the flow does not
- * declare: at run time it is undefined, and a message goes to "undefined/…". A warning, not an error: the text is
- * not parsed, so a `context` of the script's own would be read the same way.
+ * declare: at run time it is undefined, and a message goes to "undefined/…". `context` is also read under the
+ * name the entry point gives its second parameter (`ctx`, say). A warning, not an error: the text is not parsed,
+ * so a variable of the script's own with that name would be read the same way.
  */
-function undeclaredParameters(source: string, parameters: Readonly<Record<string, string>>): { name: string; line: number }[] {
+function undeclaredParameters(source: string, parameters: Readonly<Record<string, string>>): { read: string; line: number }[] {
   const code = source.replace(COMMENTS_AND_STRINGS, (text) => (text.startsWith('`') ? templateCode(text) : text.replace(/[^\n]/g, ' ')));
+  const contexts = new Set(['context', ...[...code.matchAll(ENTRY_CONTEXT)].map((match) => match[1])]);
   const found = new Map<string, number>();
   // Lines counted as the matches go (in order), not from the start for each.
   let line = 1;
   let counted = 0;
   // `.NAME`, or `['NAME']` whose string (blanked in `code`) is read from the source.
-  for (const match of code.matchAll(/\bcontext\s*\.\s*parameters\s*(?:\.\s*([A-Za-z_$][\w$]*)|\[(\s+)\])/g)) {
-    const quoted = match[2] === undefined ? undefined : /^\s*(['"])([^'"\n]*)\1\s*$/.exec(source.slice(match.index + match[0].length - match[2].length - 1, match.index + match[0].length - 1));
-    const name = match[1] ?? quoted?.[2];
-    if (name === undefined || Object.hasOwn(parameters, name) || name in Object.prototype || found.has(name)) continue;
+  const reads = new RegExp(`(?<![\\w$])(${[...contexts].join('|')})\\s*\\.\\s*parameters\\s*(?:\\.\\s*([A-Za-z_$][\\w$]*)|\\[(\\s+)\\])`, 'g');
+  for (const match of code.matchAll(reads)) {
+    const quoted = match[3] === undefined ? undefined : /^\s*(['"])([^'"\n]*)\1\s*$/.exec(source.slice(match.index + match[0].length - match[3].length - 1, match.index + match[0].length - 1));
+    const name = match[2] ?? quoted?.[2];
+    if (name === undefined || Object.hasOwn(parameters, name) || name in Object.prototype || found.has(`${match[1]}.parameters.${name}`)) continue;
     for (; counted < match.index; counted++) if (code.charCodeAt(counted) === 10) line++;
-    found.set(name, line);
+    found.set(`${match[1]}.parameters.${name}`, line);
     if (found.size >= MAX_PARAMETER_WARNINGS) break;
   }
-  return [...found].map(([name, at]) => ({ name, line: at }));
+  return [...found].map(([read, at]) => ({ read, line: at }));
 }
 
 /** Loads the script module once at deploy; each message calls its default export `processData`. */
@@ -105,7 +111,7 @@ export async function compileScriptStep(file: string, timeoutMs: number, env: St
     throw new FlowError({ file: env.file, pointer: `${env.pointer}/script`, message: `script file not found: ${file}` });
   });
   for (const unknown of undeclaredParameters(source, env.parameters)) {
-    env.warn({ file: shownName, pointer: '', message: notAParameter(`context.parameters.${unknown.name} at line ${unknown.line}`, env.parameters) });
+    env.warn({ file: shownName, pointer: '', message: notAParameter(`${unknown.read} at line ${unknown.line}`, env.parameters) });
   }
   const url = pathToFileURL(path).href;
   let module: { default?: unknown; processData?: unknown };
