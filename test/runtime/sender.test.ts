@@ -473,17 +473,17 @@ test("a caller's values in the receiver address stay data: encoded in the path a
 
   assert.equal((await call('../admin?x=1#f', 'a&fixed=2')).status, 200);
   assert.equal(receiver.received.at(-1)?.url, '/receive/..%2Fadmin%3Fx%3D1%23f?q=a%26fixed%3D2&fixed=1');
-  // A value a script or caller encoded already is not encoded twice.
+  // % is data too: a value is never decoded on the way.
   assert.equal((await call('noreply%40contoso.com', 'caf\u00e9')).status, 200);
-  assert.equal(receiver.received.at(-1)?.url, '/receive/noreply%40contoso.com?q=caf%C3%A9&fixed=1');
+  assert.equal(receiver.received.at(-1)?.url, '/receive/noreply%2540contoso.com?q=caf%C3%A9&fixed=1');
 
   const sent = receiver.received.length;
-  for (const id of ['..', '.', '%2E%2e']) {
+  for (const id of ['..', '.']) {
     const refused = await call(id);
     assert.equal(refused.status, 500);
     const { error } = (await refused.json()) as ErrorReply;
     assert.equal(error.code, 'RECEIVER_ADDRESS_INVALID');
-    assert.match(error.message, /^\$\{header\.X-Id\} in the receiver address's path is /);
+    assert.match(error.message, /^\$\{header\.X-Id\} makes a segment of the receiver address's path /);
   }
   assert.equal(receiver.received.length, sent, 'nothing sent');
 });
