@@ -4,18 +4,31 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 
-const db = new Database(workerData.file);
-db.pragma('journal_mode = WAL');
-// The durability batch-writer.ts chooses for message logs (BATCH_WRITER_SYNCHRONOUS).
-db.pragma(`synchronous = ${workerData.synchronous}`);
-db.pragma('busy_timeout = 5000');
-// What the connection really does (read back, not what was asked), for the start-up log line.
+function open() {
+  const db = new Database(workerData.file);
+  db.pragma('journal_mode = WAL');
+  // The durability batch-writer.ts chooses for message logs (BATCH_WRITER_SYNCHRONOUS).
+  db.pragma(`synchronous = ${workerData.synchronous}`);
+  db.pragma('busy_timeout = 5000');
+  const insert = db.prepare(workerData.sql);
+  // Each row is an array of its values, in the statement's column order.
+  const insertAll = db.transaction((rows) => {
+    for (const row of rows) insert.run(row);
+  });
+  return { db, insertAll };
+}
+
+let db;
+let insertAll;
+try {
+  ({ db, insertAll } = open());
+} catch (err) {
+  // Said in words: an error thrown out of the thread reaches the main thread without its message (SqliteError).
+  parentPort.postMessage({ openFailed: err instanceof Error ? err.message : String(err) });
+  process.exit(1);
+}
+// Ready: what the connection really does (read back, not what was asked), for the start-up log line.
 parentPort.postMessage({ opened: { synchronous: db.pragma('synchronous', { simple: true }) } });
-const insert = db.prepare(workerData.sql);
-// Each row is an array of its values, in the statement's column order.
-const insertAll = db.transaction((rows) => {
-  for (const row of rows) insert.run(row);
-});
 
 const statements = new Map();
 

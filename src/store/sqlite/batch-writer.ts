@@ -12,6 +12,8 @@ export class SqliteBatchWriter {
   private readonly worker: Worker;
   private readonly waiting = new Map<number, { resolve: (changes: number) => void; reject: (err: Error) => void }>();
   private nextId = 1;
+  /** Why the thread is gone, once it is (an error in it, or its exit). */
+  private stopped: Error | undefined;
 
   /**
    * Rows are upserted (INSERT OR REPLACE) into `table`, each row an array of SQL values in `columns`
@@ -28,7 +30,12 @@ export class SqliteBatchWriter {
       opened = resolve;
       failed = reject;
     });
-    this.worker.on('message', ({ id, error, changes, ...rest }: { id: number; error?: string; changes?: number; opened?: { synchronous: number } }) => {
+    this.worker.on('message', ({ id, error, changes, ...rest }: { id: number; error?: string; changes?: number; opened?: { synchronous: number }; openFailed?: string }) => {
+      if (rest.openFailed !== undefined) {
+        this.stopped = new Error(rest.openFailed);
+        failed(this.stopped);
+        return;
+      }
       if (rest.opened) {
         opened(rest.opened);
         if (this.waiting.size === 0) this.worker.unref();
@@ -40,12 +47,16 @@ export class SqliteBatchWriter {
       if (error) waiter?.reject(new Error(error));
       else waiter?.resolve(changes ?? 0);
     });
-    this.worker.on('error', (err) => {
+    this.worker.on('error', (thrown: unknown) => {
+      // What the thread threw arrives cloned, a SqliteError as a plain object without its message.
+      const err = thrown instanceof Error ? thrown : new Error(`the SQLite writer thread failed: ${JSON.stringify(thrown)}`);
+      this.stopped ??= err;
       failed(err);
       this.failAll(err);
     });
     this.worker.on('exit', (code) => {
       const err = new Error(`the SQLite writer thread stopped (exit code ${code})`);
+      this.stopped ??= err;
       failed(err);
       this.failAll(err);
     });
@@ -66,6 +77,8 @@ export class SqliteBatchWriter {
   }
 
   private send(work: { rows: unknown[][] } | { sql: string; params: unknown[] }): Promise<number> {
+    // A message to a thread that is gone would never be answered: the write fails now, and is kept to retry.
+    if (this.stopped) return Promise.reject(this.stopped);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       if (this.waiting.size === 0) this.worker.ref();
