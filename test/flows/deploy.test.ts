@@ -311,8 +311,14 @@ test('a script reading context.parameters.NAME the flow does not declare deploys
     '  return ctx.parameters.SHOP + ctx.parameters.API_KEY + ctx.parameters.API_KEY;',
     '}',
   ].join('\n');
+  // Whatever the first parameter's type or default holds, and a $ in the context's name.
+  const generic = [
+    'type Msg<A, B> = { a: A; b: B };',
+    'export default (message: Msg<string, number> = { a: "", b: 0 }, $ctx: { parameters: Record<string, string> }) => $ctx.parameters.TOKEN;',
+  ].join('\n');
   const flows = writeFlows({
     renamed: { 'flow.yaml': 'parameters: { SHOP: berlin }\nsender: { path: /http/renamed }\nsteps:\n  - script: s.ts\n', 's.ts': `${renamed}\n` },
+    generic: { 'flow.yaml': 'sender: { path: /http/generic }\nsteps:\n  - script: s.ts\n', 's.ts': `${generic}\n` },
     warned: { 'flow.yaml': 'parameters: { SHOP: berlin }\nsender: { path: /http/warned }\nsteps:\n  - script: s.mjs\n', 's.mjs': `${script}\n` },
     many: { 'flow.yaml': 'sender: { path: /http/many }\nsteps:\n  - script: s.mjs\n', 's.mjs': `export default function processData(message, context) {\n${many}\n}\n` },
   });
@@ -321,7 +327,11 @@ test('a script reading context.parameters.NAME the flow does not declare deploys
   assert.equal(checked.status, 0, 'a warning is not an error');
   const output = checked.stdout.split('\n').filter(Boolean);
   assert.equal(output.filter((line) => line.startsWith('WARN   many ')).length, 10, 'at most ten per script');
-  assert.equal(output.at(-1), '3 flows valid (3 with warnings)');
+  assert.equal(output.at(-1), '4 flows valid (4 with warnings)');
+  assert.deepEqual(
+    output.filter((line) => /\bgeneric\b/.test(line)),
+    ['ok     generic  POST /http/generic  (1 step)', 'WARN   generic  generic/s.ts: $ctx.parameters.TOKEN at line 2 is not a parameter of this flow (declared: none)'],
+  );
   assert.deepEqual(
     output.filter((line) => /\brenamed\b/.test(line)),
     ['ok     renamed  POST /http/renamed  (1 step)', 'WARN   renamed  renamed/s.ts: ctx.parameters.API_KEY at line 2 is not a parameter of this flow (declared: SHOP)'],

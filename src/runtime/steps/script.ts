@@ -74,8 +74,32 @@ function templateCode(template: string): string {
   return out;
 }
 
-/** The second parameter's name of the entry point (`export default [async] function …(message, ctx)`, an arrow, or `function processData`). */
-const ENTRY_CONTEXT = /(?:\bexport\s+default\s+(?:async\s+)?(?:function\b[^(]*)?|\bfunction\s+processData\s*)\(\s*[A-Za-z_$][\w$]*\s*(?::[^,()]*)?,\s*([A-Za-z_$][\w$]*)/g;
+/** Where an entry point's parameter list opens: `export default [async] [function [name]](`, or `function processData(`. */
+const ENTRY_POINT = /\bexport\s+default\s+(?:async\s+)?(?:function\b\s*\*?\s*(?:[A-Za-z_$][\w$]*)?\s*)?(?:<[^<>()]{0,200}>\s*)?\(|\bfunction\s+processData\s*(?:<[^<>()]{0,200}>\s*)?\(/g;
+
+/**
+ * The names entry points give their second parameter (the context): the identifier after the first comma at the
+ * top level of each parameter list, whatever the first parameter's type or default holds (`M<A, B>`, `= {}`).
+ */
+function entryContextNames(code: string): string[] {
+  const names: string[] = [];
+  for (const match of code.matchAll(ENTRY_POINT)) {
+    let depth = 0;
+    for (let i = match.index + match[0].length; i < code.length; i++) {
+      const char = code[i];
+      if (char === '(' || char === '[' || char === '{' || char === '<') depth++;
+      else if (char === ')' || char === ']' || char === '}' || (char === '>' && code[i - 1] !== '=')) {
+        if (depth === 0) break;
+        depth--;
+      } else if (char === ',' && depth === 0) {
+        const name = /^\s*([A-Za-z_$][\w$]*)/.exec(code.slice(i + 1, i + 200))?.[1];
+        if (name) names.push(name);
+        break;
+      }
+    }
+  }
+  return names;
+}
 
 /**
  * Each `context.parameters.NAME` in a script's code (not its comments or strings) whose NAME the flow does not
@@ -85,13 +109,13 @@ const ENTRY_CONTEXT = /(?:\bexport\s+default\s+(?:async\s+)?(?:function\b[^(]*)?
  */
 function undeclaredParameters(source: string, parameters: Readonly<Record<string, string>>): { read: string; line: number }[] {
   const code = source.replace(COMMENTS_AND_STRINGS, (text) => (text.startsWith('`') ? templateCode(text) : text.replace(/[^\n]/g, ' ')));
-  const contexts = new Set(['context', ...[...code.matchAll(ENTRY_CONTEXT)].map((match) => match[1])]);
+  const contexts = new Set(['context', ...entryContextNames(code)]);
   const found = new Map<string, number>();
   // Lines counted as the matches go (in order), not from the start for each.
   let line = 1;
   let counted = 0;
   // `.NAME`, or `['NAME']` whose string (blanked in `code`) is read from the source.
-  const reads = new RegExp(`(?<![\\w$])(${[...contexts].join('|')})\\s*\\.\\s*parameters\\s*(?:\\.\\s*([A-Za-z_$][\\w$]*)|\\[(\\s+)\\])`, 'g');
+  const reads = new RegExp(`(?<![\\w$])(${[...contexts].map((name) => name.replaceAll('$', '\\$')).join('|')})\\s*\\.\\s*parameters\\s*(?:\\.\\s*([A-Za-z_$][\\w$]*)|\\[(\\s+)\\])`, 'g');
   for (const match of code.matchAll(reads)) {
     const quoted = match[3] === undefined ? undefined : /^\s*(['"])([^'"\n]*)\1\s*$/.exec(source.slice(match.index + match[0].length - match[3].length - 1, match.index + match[0].length - 1));
     const name = match[2] ?? quoted?.[2];
