@@ -89,10 +89,32 @@ function formEncode(value: string): string {
     .replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 
-/** Replaces every secret value we sent with [Redacted], in case a server echoes one back. */
+/** Runs of base64 (either alphabet) long enough to hold a Basic header's `id:secret`. */
+const BASE64_RUN = /[A-Za-z0-9+/_-]{12,}={0,2}/g;
+
+/** Every form in which a secret we sent can come back: as it is, and encoded as a form body or a URL part encodes it. */
+function sentForms(secrets: readonly (string | undefined)[]): string[] {
+  const forms = new Set<string>();
+  for (const secret of secrets) {
+    if (!secret) continue;
+    forms.add(secret).add(encodeURIComponent(secret)).add(formEncode(secret)).add(new URLSearchParams([['', secret]]).toString().slice(1));
+  }
+  // Longest first: a form that holds a shorter one is replaced whole.
+  return [...forms].sort((a, b) => b.length - a.length);
+}
+
+/**
+ * Replaces every secret value we sent with [Redacted], in case a server echoes one back: as sent (raw or
+ * form-encoded in the body), and inside a base64 run (the Basic header's `id:secret`, which it may echo too).
+ */
 export function scrub(text: string | undefined, secrets: readonly (string | undefined)[]): string | undefined {
   if (text === undefined) return undefined;
-  const out = redactValues(text, secrets);
+  const forms = sentForms(secrets).filter((form) => form.length >= 4);
+  let out = redactValues(text, forms);
+  out = out.replace(BASE64_RUN, (run) => {
+    const decoded = Buffer.from(run, 'base64').toString('utf8');
+    return forms.some((form) => decoded.includes(form)) ? '[Redacted]' : run;
+  });
   return out.length > 2000 ? `${out.slice(0, 2000)}…` : out;
 }
 

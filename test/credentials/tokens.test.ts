@@ -2,6 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { FakeEntra } from '../support/fake-entra.ts';
 import { waitFor, type RunningIflow } from '../support/iflow.ts';
+import { startReceiver } from '../support/receiver.ts';
 import { CLIENT_SECRET, RENEWAL_PAUSED, TENANT, api, authorizeInBrowser, createAndAuthorize, startWired } from './helpers.ts';
 import { CredentialError } from '../../src/credentials/index.ts';
 import { RENEWAL_PAUSE_MS, TokenService, type TokenServiceOptions } from '../../src/credentials/token-service.ts';
@@ -302,6 +303,35 @@ describe('token service', () => {
     assert.ok(Date.now() - started < 1500);
     assert.equal(entra.countTokenRequests(), 2);
     assert.equal((await api(iflow, 'GET', `/api/v1/credentials/${name}`)).json.status, 'authorized');
+  });
+
+  test('a token endpoint echoing what it was sent (Basic header, form body) gives no secret away, in any encoding', async (t) => {
+    // Answers every token request with an error whose description repeats the request's Authorization and body.
+    const echo = await startReceiver((request) => ({
+      status: 401,
+      headers: { 'content-type': 'application/json' },
+      body: { error: 'invalid_client', error_description: `bad header: ${String(request.headers.authorization)} body: ${request.body}` },
+    }));
+    t.after(() => echo.close());
+    const secret = 'Echo Sec+ret/Val&ue=~!';
+    for (const clientAuthentication of ['basic', 'body']) {
+      const name = `Echoed_${clientAuthentication}`;
+      const created = await api(iflow, 'POST', '/api/v1/credentials', { name, type: 'oauth2-client-credentials', tokenUrl: `${echo.url}/token`, clientId: 'echo-app', clientSecret: secret, scope: 'api://x/.default', clientAuthentication });
+      assert.equal(created.status, 201, created.text);
+      await assert.rejects(material().getAccessToken(name), { code: 'CREDENTIAL_MISCONFIGURED' });
+      const sent = echo.received.at(-1)!;
+      const read = await api(iflow, 'GET', `/api/v1/credentials/${name}`);
+      const description = (read.json as { lastError: { description: string } }).lastError.description;
+      assert.match(description, clientAuthentication === 'basic' ? /^bad header: Basic \[Redacted\] body: / : /client_secret=\[Redacted\]/, description);
+      // Not as sent, in the read, the log or the store.
+      const forms = [secret, encodeURIComponent(secret), new URLSearchParams([['', secret]]).toString().slice(1), String(sent.headers.authorization ?? 'none').replace(/^Basic /, '')];
+      const stored = JSON.stringify(await iflow.app.store.credentials.get(name));
+      for (const form of forms.filter((f) => f !== 'none')) {
+        assert.ok(!read.text.includes(form), `the read holds ${form}`);
+        assert.ok(!iflow.logs.text.includes(form), `the log holds ${form}`);
+        assert.ok(!stored.includes(form), `the stored record holds ${form}`);
+      }
+    }
   });
 
   test('client credentials: fetched, cached until shortly before expiry, misconfigured on a wrong secret', async () => {
