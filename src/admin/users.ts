@@ -5,6 +5,7 @@ import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, USER_NAME_PATTERN, USER_NAME_
 import { INITIAL_PASSWORD_FILE } from '../security/bootstrap.ts';
 import { ErrorResponse } from './schemas.ts';
 import type { UserRecord } from '../store/types.ts';
+import { KeyedMutex } from '../store/keyed-mutex.ts';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -22,6 +23,10 @@ function view(user: UserRecord) {
 export const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { users } = app.store;
   app.addHook('onRequest', requireRole('admin'));
+  // Changes and deletions read, check (the last admin) and write: one at a time, so two at once cannot both pass
+  // the check, nor one write over the other's change. (In this instance: instances sharing a store do not share it.)
+  const changes = new KeyedMutex();
+  const oneAtATime = <T>(work: () => Promise<T>) => changes.run('users', work);
 
   /** Is `name` the last user holding admin? Removing its admin role would lock everyone out. */
   async function isLastAdmin(name: string): Promise<boolean> {
@@ -76,23 +81,28 @@ export const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request) => {
-      const existing = await users.get(request.params.name);
-      if (!existing) throw new HttpError(404, 'NOT_FOUND', `No user "${request.params.name}"`);
       const { password, roles } = request.body;
-      if (roles && !roles.includes('admin') && existing.roles.includes('admin') && (await isLastAdmin(existing.name))) {
-        throw new HttpError(409, 'LAST_ADMIN', `"${existing.name}" is the last administrator: its admin role cannot be removed`);
-      }
-      const updated: UserRecord = {
-        ...existing,
-        passwordHash: password ? await hashPassword(password) : existing.passwordHash,
-        roles: roles ? [...new Set(roles)] : existing.roles,
-        updatedAt: new Date().toISOString(),
-      };
-      await users.update(updated);
-      await afterChange(existing.name, password !== undefined);
+      // Hashed before the change takes its turn: scrypt's ~50 ms need not hold up other changes.
+      const passwordHash = password ? await hashPassword(password) : undefined;
+      const updated = await oneAtATime(async () => {
+        const existing = await users.get(request.params.name);
+        if (!existing) throw new HttpError(404, 'NOT_FOUND', `No user "${request.params.name}"`);
+        if (roles && !roles.includes('admin') && existing.roles.includes('admin') && (await isLastAdmin(existing.name))) {
+          throw new HttpError(409, 'LAST_ADMIN', `"${existing.name}" is the last administrator: its admin role cannot be removed`);
+        }
+        const record: UserRecord = {
+          ...existing,
+          passwordHash: passwordHash ?? existing.passwordHash,
+          roles: roles ? [...new Set(roles)] : existing.roles,
+          updatedAt: new Date().toISOString(),
+        };
+        await users.update(record);
+        return record;
+      });
+      await afterChange(updated.name, password !== undefined);
       // What changed, by name: a field named like a password would be redacted from the line, rightly.
       const changed = [...(password !== undefined ? ['password'] : []), ...(roles ? ['roles'] : [])];
-      request.log.info({ user: existing.name, changed, ...(roles ? { roles: updated.roles } : {}), by: request.user?.name }, 'user changed');
+      request.log.info({ user: updated.name, changed, ...(roles ? { roles: updated.roles } : {}), by: request.user?.name }, 'user changed');
       return view(updated);
     },
   );
@@ -102,9 +112,11 @@ export const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
     { schema: { params: NameParams, response: { 204: Type.Null(), 404: ErrorResponse, 409: ErrorResponse } } },
     async (request, reply) => {
       const { name } = request.params;
-      if (!(await users.get(name))) throw new HttpError(404, 'NOT_FOUND', `No user "${name}"`);
-      if (await isLastAdmin(name)) throw new HttpError(409, 'LAST_ADMIN', `"${name}" is the last administrator and cannot be deleted`);
-      await users.delete(name);
+      await oneAtATime(async () => {
+        if (!(await users.get(name))) throw new HttpError(404, 'NOT_FOUND', `No user "${name}"`);
+        if (await isLastAdmin(name)) throw new HttpError(409, 'LAST_ADMIN', `"${name}" is the last administrator and cannot be deleted`);
+        await users.delete(name);
+      });
       await afterChange(name, false);
       request.log.info({ user: name, by: request.user?.name }, 'user deleted');
       return reply.code(204).send(null);

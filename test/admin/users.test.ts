@@ -398,6 +398,34 @@ describe('the last administrator', () => {
   });
 });
 
+describe('changes at the same moment', () => {
+  test('two admins demoting each other at once leave one admin; a password and a role change at once both apply', async (t) => {
+    const iflow = await startIflow();
+    t.after(() => iflow.close());
+    assert.equal((await call(iflow, 'POST', '/api/v1/users', { body: { name: 'ops-admin', password: 'ops-admin-password', roles: ['admin'] } })).status, 201);
+    const opsAuth = basicAuth('ops-admin', 'ops-admin-password');
+    // Both logins verified first, so both requests reach their handlers together (a password change takes ~50 ms).
+    assert.equal((await call(iflow, 'GET', '/api/v1/users', { auth: opsAuth })).status, 200);
+    const [a, b] = await Promise.all([
+      call(iflow, 'PUT', `/api/v1/users/${ADMIN_USER}`, { auth: opsAuth, body: { password: ADMIN_PASSWORD, roles: ['monitor'] } }),
+      call(iflow, 'PUT', '/api/v1/users/ops-admin', { body: { roles: ['monitor'] } }),
+    ]);
+    assert.deepEqual([a.status, b.status].sort(), [200, 409], `${a.text} ${b.text}`);
+    const admins = (await iflow.app.store.users.list()).filter((user) => user.roles.includes('admin'));
+    assert.equal(admins.length, 1, 'one administrator is left');
+
+    const admin = admins[0].name === ADMIN_USER ? iflow.adminAuth : opsAuth;
+    assert.equal((await call(iflow, 'POST', '/api/v1/users', { auth: admin, body: { name: 'kim', password: 'kim-password-1', roles: ['r1'] } })).status, 201);
+    const [password, roles] = await Promise.all([
+      call(iflow, 'PUT', '/api/v1/users/kim', { auth: admin, body: { password: 'kim-password-2' } }),
+      call(iflow, 'PUT', '/api/v1/users/kim', { auth: admin, body: { roles: ['r2'] } }),
+    ]);
+    assert.deepEqual([password.status, roles.status], [200, 200]);
+    assert.deepEqual((await iflow.app.store.users.get('kim'))?.roles, ['r2'], 'the role change is not lost');
+    assert.equal((await call(iflow, 'GET', '/api/v1/flows', { auth: basicAuth('kim', 'kim-password-2') })).status, 403, 'the new password works (403: no role for it)');
+  });
+});
+
 describe('who did what, in the log', () => {
   test('user changes name the user and who made them; admin requests name their user; refused callers are warned about', async (t) => {
     const iflow = await startIflow();
