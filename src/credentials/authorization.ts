@@ -29,7 +29,8 @@ export type CallbackOutcome =
   | { kind: 'bad-state'; reason: 'missing' | 'unknown' | 'expired' | 'unreadable' }
   | { kind: 'declined'; credential: string; error: string; description?: string }
   | { kind: 'bad-request'; credential?: string; message: string }
-  | { kind: 'token-error'; credential: string; status: FailingStatus; lastError: LastError }
+  /** `kept`: the credential had a working grant, which the failed exchange left as it was (status and tokens). */
+  | { kind: 'token-error'; credential: string; status: FailingStatus; lastError: LastError; kept: boolean }
   | { kind: 'token-unavailable'; credential: string; lastError: LastError }
   | { kind: 'changed'; credential: string };
 
@@ -110,12 +111,20 @@ export class Authorization {
       }
       const status = err.classification;
       const identity = identityOf(credential);
+      // A code that fails (replayed, expired, a slip in the browser) says nothing about a grant the credential
+      // already holds: one that works stays as it is, and messages go on using it.
+      let kept = false;
       await vault.repository.withLock(name, async () => {
-        await vault.mutate(name, (latest) => (identityOf(latest) === identity ? { ...latest, state: { ...latest.state, status, lastError } } : undefined));
+        await vault.mutate(name, (latest) => {
+          if (identityOf(latest) !== identity) return undefined;
+          kept = latest.state.status === 'authorized' && latest.secrets.refreshToken !== undefined;
+          if (kept) return undefined;
+          return { ...latest, state: { ...latest.state, status, lastError } };
+        });
         tokens.forget(name);
       });
-      log.warn({ ...logFields, outcome: 'failed', status }, 'authorization code exchange failed');
-      return { kind: 'token-error', credential: name, status, lastError };
+      log.warn({ ...logFields, outcome: 'failed', status: kept ? 'authorized' : status, kept }, 'authorization code exchange failed');
+      return { kind: 'token-error', credential: name, status, lastError, kept };
     }
 
     const now = this.now();

@@ -184,7 +184,9 @@ function outcomePage(reply: FastifyReply, outcome: CallbackOutcome): FastifyRepl
       return sendPage(reply, 400, {
         tone: 'error',
         title: `Credential ${outcome.credential} was not authorized`,
-        paragraphs: [`The token endpoint refused the authorization code; the credential's status is now "${outcome.status}".`, todo],
+        paragraphs: outcome.kept
+          ? [`The token endpoint refused the authorization code. The credential keeps its earlier authorization (status "authorized"): messages go on using it.`, `To authorize it anew: ${todo}`]
+          : [`The token endpoint refused the authorization code; the credential's status is now "${outcome.status}".`, todo],
         details: describe(outcome.lastError),
         links: [again(outcome.credential), home],
       });

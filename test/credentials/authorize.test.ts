@@ -7,7 +7,7 @@ import { DEFAULT_USER, startFakeEntra, type FakeEntra } from '../support/fake-en
 import { followRedirects } from '../support/browser.ts';
 import { startIflow, type RunningIflow } from '../support/iflow.ts';
 import { loadMasterKey } from '../../src/security/crypto.ts';
-import { CLIENT_ID, CLIENT_SECRET, api, authorizeInBrowser, mailCredential, wire } from './helpers.ts';
+import { api, authorizeInBrowser, CLIENT_ID, CLIENT_SECRET, createAndAuthorize, mailCredential, wire } from './helpers.ts';
 
 const CALLBACK = '/itspaces/odata/api/v1/OAuthTokenFromCode';
 
@@ -224,6 +224,26 @@ describe('authorization in the browser', () => {
     assert.equal(fixed.json.status, 'unauthorized', 'no tokens yet: unauthorized, no longer misconfigured');
     assert.equal((await authorizeInBrowser(iflow, 'WrongSecret')).final.status, 200);
     assert.equal((await api(iflow, 'GET', '/api/v1/credentials/WrongSecret')).json.status, 'authorized');
+  });
+
+  test('a code refused while authorizing again (replayed, expired) leaves a working credential authorized, its tokens in use', async () => {
+    const name = await createAndAuthorize(iflow, entra, { name: 'StillWorking' });
+    const before = await iflow.app.store.credentials.get(name);
+    const token = await iflow.app.securityMaterial.getAccessToken(name);
+    entra.failNextTokenRequests(1, { status: 400, error: 'invalid_grant', errorCodes: [54005], description: 'OAuth2 Authorization code was already redeemed.' });
+    const browser = await authorizeInBrowser(iflow, name);
+    assert.equal(browser.final.status, 400);
+    assert.match(browser.text, /keeps its earlier authorization/);
+    assert.match(browser.text, /AADSTS54005/);
+    const read = await api(iflow, 'GET', `/api/v1/credentials/${name}`);
+    assert.equal(read.json.status, 'authorized');
+    assert.equal(read.json.lastError, undefined);
+    const after = await iflow.app.store.credentials.get(name);
+    assert.deepEqual([after?.version, after?.secrets], [before?.version, before?.secrets], 'the stored record is as it was');
+    // Messages go on: the token, and its refresh.
+    assert.equal((await iflow.app.securityMaterial.getAccessToken(name)).accessToken, token.accessToken);
+    assert.notEqual((await iflow.app.securityMaterial.getAccessToken(name, { rejectedToken: token.accessToken })).accessToken, token.accessToken);
+    assert.ok(iflow.logs.records().some((r) => r.credential === name && r.msg === 'authorization code exchange failed' && r.kept === true && r.status === 'authorized'));
   });
 
   test('redirect URI not registered: Entra shows its own error page and iflow keeps the state unused', async () => {
