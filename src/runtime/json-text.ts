@@ -37,3 +37,33 @@ export function stepTimingsJson(steps: readonly StepTiming[]): string {
   }
   return `${json}]`;
 }
+
+/** How deep a caller's JSON may nest: far beyond real payloads, well below what recursion (JSONata, structuredClone) survives. */
+export const MAX_JSON_DEPTH = 1000;
+
+const OPEN_BRACKET = 0x5b;
+const CLOSE_BRACKET = 0x5d;
+const OPEN_BRACE = 0x7b;
+const CLOSE_BRACE = 0x7d;
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+
+/**
+ * Does JSON text nest arrays and objects deeper than `limit`? Read byte by byte, strings skipped. Text shorter
+ * than twice the limit cannot, so the usual small body costs nothing.
+ */
+export function nestsDeeperThan(json: Buffer, limit = MAX_JSON_DEPTH): boolean {
+  if (json.length <= 2 * limit) return false;
+  let depth = 0;
+  for (let i = 0; i < json.length; i++) {
+    const byte = json[i];
+    if (byte === QUOTE) {
+      for (i++; i < json.length && json[i] !== QUOTE; i++) if (json[i] === BACKSLASH) i++;
+    } else if (byte === OPEN_BRACKET || byte === OPEN_BRACE) {
+      if (++depth > limit) return true;
+    } else if (byte === CLOSE_BRACKET || byte === CLOSE_BRACE) {
+      depth--;
+    }
+  }
+  return false;
+}

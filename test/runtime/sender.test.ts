@@ -488,6 +488,28 @@ test("a caller's values in the receiver address stay data: encoded in the path a
   assert.equal(receiver.received.length, sent, 'nothing sent');
 });
 
+test('a JSON body that is not UTF-8, or nests deeper than 1000 levels, is the caller\'s 400 INVALID_JSON, not a flow failure', async (t) => {
+  const iflow = await startIflowWithFlows(t, { mapped: { 'flow.yaml': 'sender: { path: /http/mapped }\nsteps:\n  - mapping: greet.jsonata\n', 'greet.jsonata': '{ "hello": name }\n' } });
+  const send = (body: Buffer) => fetch(`${iflow.url}/http/mapped`, { method: 'POST', headers: { authorization: iflow.adminAuth, 'content-type': 'application/json' }, body });
+  const nested = (depth: number) => Buffer.from(`${'['.repeat(depth)}${' '.repeat(100)}${']'.repeat(depth)}`);
+
+  const cases: [Buffer, string][] = [
+    [Buffer.concat([Buffer.from('{"name":"'), Buffer.from([0xff, 0xfe]), Buffer.from('"}')]), 'Malformed JSON body: it is not UTF-8'],
+    [nested(1001), 'Malformed JSON body: it nests deeper than 1000 levels'],
+    [nested(100_000), 'Malformed JSON body: it nests deeper than 1000 levels'],
+  ];
+  for (const [body, message] of cases) {
+    const answer = await send(body);
+    assert.equal(answer.status, 400);
+    const { error } = (await answer.json()) as ErrorReply;
+    assert.deepEqual([error.code, error.message], ['INVALID_JSON', message]);
+  }
+  // Brackets inside strings do not count; 1000 levels and UTF-8 text are fine.
+  assert.equal((await send(Buffer.from(JSON.stringify({ name: 'Zo\u00eb', noise: '['.repeat(3000) })))).status, 200);
+  assert.deepEqual(await (await send(Buffer.from(JSON.stringify({ name: 'Zo\u00eb' })))).json(), { hello: 'Zo\u00eb' });
+  assert.equal((await send(nested(1000))).status, 200);
+});
+
 test('a mapping that fails at run time names the JSONata token and its position', async (t) => {
   // $f is bound (so the deploy check lets it through) to a value, not a function: only a message finds out.
   const iflow = await startIflowWithFlows(t, { nosuch: { 'flow.yaml': 'sender: { path: /http/nosuch }\nsteps:\n  - mapping: m.jsonata\n', 'm.jsonata': '( $f := name; { "a": $f(1) } )\n' } });
