@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { DestinationStream, Logger } from 'pino';
 import type { Config } from './config/index.ts';
@@ -39,6 +40,37 @@ function isAdminPath(url: string): boolean {
 /** The contract's code for a Fastify 4xx error of this status (other than the ones errorHandler names itself). */
 const FASTIFY_STATUS_CODES: Record<number, string> = { 404: 'NOT_FOUND', 405: 'METHOD_NOT_ALLOWED', 406: 'NOT_ACCEPTABLE', 431: 'HEADERS_TOO_LARGE' };
 
+/** At most this many problems of one request body are listed (a body of 5000 unknown keys must not get a 1 MB answer). */
+const MAX_LISTED_PROBLEMS = 100;
+const MAX_NAMED_UNKNOWN = 10;
+
+/**
+ * The admin API reads JSON only, as UTF-8 only: other bytes would be read as U+FFFD, and two different passwords
+ * could then be one. Flow endpoints have their own parsers (runtime/sender.ts).
+ */
+function acceptJsonOnly(app: FastifyInstance) {
+  app.removeContentTypeParser(['application/json', 'text/plain']);
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_request, body, done) => {
+    const bytes = body as Buffer;
+    if (bytes.length === 0) return done(new HttpError(400, 'INVALID_JSON', 'The JSON body is empty'), undefined);
+    if (!isUtf8(bytes)) return done(new HttpError(400, 'INVALID_JSON', 'Malformed JSON body: it is not UTF-8'), undefined);
+    try {
+      // JSON.parse's errors keep their position (errorHandler words them); a key that could reach a prototype
+      // when the value is merged somewhere is refused by name, as secure-json-parse (Fastify's own) would.
+      done(null, JSON.parse(bytes.toString('utf8'), refusePrototypeKeys));
+    } catch (err) {
+      done(err as Error, undefined);
+    }
+  });
+}
+
+function refusePrototypeKeys(key: string, value: unknown): unknown {
+  if (key === '__proto__' || (key === 'constructor' && typeof value === 'object' && value !== null && Object.hasOwn(value, 'prototype'))) {
+    throw new HttpError(400, 'INVALID_JSON', 'Malformed JSON body: keys named "__proto__", or "constructor" holding a "prototype", are not accepted');
+  }
+  return value;
+}
+
 /** Maps any error thrown in a route to the JSON error contract, without stack traces. */
 function errorHandler(this: FastifyInstance, err: FastifyError, request: FastifyRequest, reply: FastifyReply) {
   if (err instanceof HttpError) {
@@ -47,8 +79,10 @@ function errorHandler(this: FastifyInstance, err: FastifyError, request: Fastify
   if (err.validation) {
     // ajv's text says "must NOT have additional properties" without naming them: the details do, so name them here too.
     const unknown = err.validation.map(unknownPropertyOf).filter((name) => name !== undefined);
-    const message = unknown.length > 0 ? `${err.message} (unknown: ${unknown.map((name) => JSON.stringify(name)).join(', ')})` : err.message;
-    return reply.code(400).send(errorBody('BAD_REQUEST', message, { details: err.validation }));
+    const more = unknown.length > MAX_NAMED_UNKNOWN ? ` and ${unknown.length - MAX_NAMED_UNKNOWN} more` : '';
+    const named = unknown.slice(0, MAX_NAMED_UNKNOWN).map((name) => JSON.stringify(name.slice(0, 100)));
+    const message = unknown.length > 0 ? `${err.message.slice(0, 1000)} (unknown: ${named.join(', ')}${more})` : err.message.slice(0, 1000);
+    return reply.code(400).send(errorBody('BAD_REQUEST', message, { details: err.validation.slice(0, MAX_LISTED_PROBLEMS) }));
   }
   const status = err.statusCode ?? 500;
   if (status === 413) return reply.code(413).send(errorBody('PAYLOAD_TOO_LARGE', 'Request body is larger than this endpoint accepts'));
@@ -154,6 +188,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   let ready = false;
   try {
     app.setErrorHandler(errorHandler);
+    acceptJsonOnly(app);
     app.setNotFoundHandler((request, reply) => {
       reply.code(404).send(errorBody('NOT_FOUND', `No route for ${request.method} ${request.url.split('?')[0]}`));
     });

@@ -1,8 +1,9 @@
 import { Type, type Static } from '@fastify/type-provider-typebox';
 
 /** Credential names: 1–64 of A-Z a-z 0-9 . _ - (anything else is a 400). */
-export const CREDENTIAL_NAME_PATTERN = '^[A-Za-z0-9._-]{1,64}$';
-export const CredentialName = Type.String({ pattern: CREDENTIAL_NAME_PATTERN, description: '1–64 of A-Z a-z 0-9 . _ -' });
+// Not dots alone: `.` and `..` in a URL path (its authorize link) are resolved away before they reach iflow.
+export const CREDENTIAL_NAME_PATTERN = '^(?!\\.+$)[A-Za-z0-9._-]{1,64}$';
+export const CredentialName = Type.String({ pattern: CREDENTIAL_NAME_PATTERN, description: '1–64 of A-Z a-z 0-9 . _ -, not dots alone' });
 export const NameParams = Type.Object({ name: CredentialName });
 
 const CredentialTypeSchema = Type.Union([Type.Literal('oauth2-authorization-code'), Type.Literal('oauth2-client-credentials'), Type.Literal('basic')]);
@@ -31,7 +32,7 @@ export const CredentialInput = Type.Object(
     type: CredentialTypeSchema,
     description: Type.Optional(Type.String({ maxLength: 1000 })),
     provider: Type.Optional(ProviderSchema),
-    tenant: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9._-]{1,128}$', description: 'Entra tenant: id, domain, common, organizations or consumers' })),
+    tenant: Type.Optional(Type.String({ pattern: '^(?!\\.+$)[A-Za-z0-9._-]{1,128}$', description: 'Entra tenant: id, domain, common, organizations or consumers' })),
     authorizationUrl: Type.Optional(Url),
     tokenUrl: Type.Optional(Url),
     clientId: Type.Optional(Type.String({ minLength: 1, maxLength: 256, pattern: PRINTABLE })),

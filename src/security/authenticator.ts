@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { hash } from 'node:crypto';
 import type { UserRepository } from '../store/types.ts';
 import { hashPassword, verifyPassword } from './passwords.ts';
@@ -55,7 +56,10 @@ export interface AuthenticatorOptions {
 /** Parses `Basic base64(user:password)`; undefined when the header is missing or malformed. */
 export function parseBasicAuth(header: string | undefined): { user: string; password: string } | undefined {
   if (!header || header.length < 7 || header.slice(0, 6).toLowerCase() !== 'basic ') return undefined;
-  const decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8');
+  const bytes = Buffer.from(header.slice(6).trim(), 'base64');
+  // Not UTF-8: decoding would turn each bad byte into U+FFFD, and different passwords into the same one.
+  if (!isUtf8(bytes)) return undefined;
+  const decoded = bytes.toString('utf8');
   const colon = decoded.indexOf(':');
   if (colon <= 0) return undefined;
   return { user: decoded.slice(0, colon), password: decoded.slice(colon + 1) };

@@ -1,8 +1,9 @@
 import { randomBytes, scrypt as scryptCallback, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 
 /** The rules for users' names and passwords: the users API's schema and the bootstrap admin's settings share them. */
-export const USER_NAME_PATTERN = '^[A-Za-z0-9._@-]{1,64}$';
-export const USER_NAME_RULE = '1–64 of A-Z a-z 0-9 . _ @ -';
+// Not dots alone: `.` and `..` in a URL path (/api/v1/users/..) are resolved away before they reach iflow.
+export const USER_NAME_PATTERN = '^(?!\\.+$)[A-Za-z0-9._@-]{1,64}$';
+export const USER_NAME_RULE = '1–64 of A-Z a-z 0-9 . _ @ -, not dots alone';
 export const PASSWORD_MIN_LENGTH = 8;
 export const PASSWORD_MAX_LENGTH = 256;
 

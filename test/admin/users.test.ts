@@ -215,6 +215,38 @@ describe('the users API', () => {
     assert.equal((await iflow.app.store.users.list()).some((user) => user.name === 'user'), false);
   });
 
+  test('bodies the API cannot take are refused in words, and nothing is stored: not UTF-8, text, __proto__, thousands of unknown keys, dot names', async () => {
+    const before = await iflow.app.store.users.list();
+    const send = (body: Buffer | string, type = 'application/json') => fetch(`${iflow.url}/api/v1/users`, { method: 'POST', headers: { authorization: iflow.adminAuth, 'content-type': type }, body });
+    const answer = async (response: Response): Promise<Answer> => {
+      const text = await response.text();
+      return { status: response.status, headers: response.headers, text, json: JSON.parse(text) };
+    };
+    const notUtf8 = Buffer.concat([Buffer.from('{"name":"latin","password":"'), Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), Buffer.from('","roles":[]}')]);
+    assert.equal(assertError(await answer(await send(notUtf8)), 400, 'INVALID_JSON').error.message, 'Malformed JSON body: it is not UTF-8');
+    assertError(await answer(await send(JSON.stringify({ name: 'plain', password: 'plain-password-1', roles: [] }), 'text/plain')), 415, 'UNSUPPORTED_MEDIA_TYPE');
+    const proto = assertError(await answer(await send('{"name":"proto","password":"proto-password-1","roles":[],"__proto__":{"x":1}}')), 400, 'INVALID_JSON');
+    assert.match(proto.error.message, /keys named "__proto__"/);
+
+    const many = Object.fromEntries(Array.from({ length: 5000 }, (_, i) => [`k${i}`, i]));
+    const wide = await answer(await send(JSON.stringify({ name: 'wide', password: 'wide-password-1', roles: [], ...many })));
+    const error = assertError(wide, 400, 'BAD_REQUEST') as ErrorBody & { error: { details: unknown[] } };
+    assert.match(error.error.message, /\(unknown: "k0", .*"k9" and 4990 more\)$/);
+    assert.ok(error.error.details.length <= 100);
+    assert.ok(wide.text.length < 50_000, `${wide.text.length} bytes`);
+
+    for (const name of ['.', '..', '...']) assertError(await call(iflow, 'POST', '/api/v1/users', { body: { name, password: 'dots-password-1', roles: [] } }), 400, 'BAD_REQUEST');
+    assert.deepEqual(await iflow.app.store.users.list(), before, 'nothing stored');
+  });
+
+  test('a Basic password that is not UTF-8 never matches, not even the password of U+FFFD it would decode to', async () => {
+    const replacement = '\ufffd'.repeat(8);
+    assert.equal((await call(iflow, 'POST', '/api/v1/users', { body: { name: 'fffd', password: replacement, roles: ['monitor'] } })).status, 201);
+    assert.equal((await call(iflow, 'GET', '/api/v1/flows', { auth: basicAuth('fffd', replacement) })).status, 200, 'the password as set works');
+    const invalid = `Basic ${Buffer.concat([Buffer.from('fffd:'), Buffer.from([0xfe, 0xfe, 0xfe, 0xfe, 0xfe, 0xfe, 0xfe, 0xfe])]).toString('base64')}`;
+    assertError(await call(iflow, 'GET', '/api/v1/flows', { auth: invalid }), 401, 'UNAUTHORIZED');
+  });
+
   test('bad names, short or long passwords, bad roles and unknown properties are 400 with the error contract', async () => {
     const good = { name: 'gina', password: 'gina-password-1', roles: ['monitor'] };
     const badCreates: unknown[] = [

@@ -71,8 +71,8 @@ describe('credentials API', () => {
     assert.equal((await api(iflow, 'PUT', '/api/v1/credentials/Mail.crud-1', body)).status, 404);
   });
 
-  test('names: 1–64 of A-Z a-z 0-9 . _ -, anything else is a 400', async () => {
-    for (const name of ['', 'has space', 'ümlaut', 'a/b', 'x'.repeat(65), 'semi;colon', '<script>']) {
+  test('names: 1–64 of A-Z a-z 0-9 . _ -, not dots alone (nor a tenant); anything else is a 400', async () => {
+    for (const name of ['', 'has space', 'ümlaut', 'a/b', 'x'.repeat(65), 'semi;colon', '<script>', '.', '..']) {
       const response = await api(iflow, 'POST', '/api/v1/credentials', mailCredential(entra, { name }));
       assert.equal(response.status, 400, `name ${JSON.stringify(name)}`);
     }
@@ -81,6 +81,7 @@ describe('credentials API', () => {
       assert.equal(response.status, 201, `name ${JSON.stringify(name)}: ${response.text}`);
       await api(iflow, 'DELETE', `/api/v1/credentials/${name}`);
     }
+    assert.equal((await api(iflow, 'POST', '/api/v1/credentials', mailCredential(entra, { name: 'DotTenant', tenant: '..' }))).status, 400);
     assert.equal((await api(iflow, 'GET', '/api/v1/credentials/bad%20name')).status, 400);
     assert.equal((await api(iflow, 'GET', '/api/v1/credentials/bad%20name/authorize')).status, 400);
   });
