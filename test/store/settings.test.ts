@@ -1,6 +1,7 @@
 // The start-up log line says which store iflow opened, where, and how it keeps data (read back from the store).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { startIflow } from '../support/iflow.ts';
 import { SKIP_POSTGRES_OPTION, TestSchemas } from '../support/postgres.ts';
@@ -17,6 +18,8 @@ test('SQLite: the log names the file, WAL and synchronous FULL (users and creden
   assert.equal(line.journalMode, 'wal');
   assert.equal(line.synchronous, 'full');
   assert.equal(line.messageLogSynchronous, 'normal', 'message logs are written by the writer thread, without waiting for the disk');
+  // Owner only, the database and its WAL files alike.
+  for (const suffix of ['', '-wal', '-shm']) assert.equal(statSync(`${line.file}${suffix}`).mode & 0o777, 0o600, `iflow.db${suffix}`);
 });
 
 test('PostgreSQL: the log names user, host, port and database, never the password', SKIP_POSTGRES_OPTION, async (t) => {

@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { MESSAGE_LOG_COLUMNS, credentialFromRow, messageLogFromRow, messageLogValues, oauthStateFromRow, userFromRow, type Row } from '../rows.ts';
 import { compileFilter, compileOrderBy } from '../sql-filter.ts';
@@ -198,6 +198,9 @@ export async function openSqliteStore(dataDir: string): Promise<Store> {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const file = join(dataDir, 'iflow.db');
   const db = new Database(file);
+  // Owner only, like the data dir: it holds message logs and credentials' state (their secrets encrypted).
+  // Set before WAL mode: SQLite gives the -wal and -shm files the database file's mode.
+  chmodSync(file, 0o600);
   db.pragma('journal_mode = WAL');
   // This connection writes users, credentials and OAuth states: rare, and each must survive a power cut
   // (where the server rotates refresh tokens, losing the new one can end the grant), so every commit is
