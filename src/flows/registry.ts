@@ -58,7 +58,21 @@ export interface DeployServices {
   dispatcher: Dispatcher;
 }
 
-async function compileSchema(ajv: Ajv, source: FlowSource, file: string): Promise<ValidateFunction> {
+/** The sender schemas of one deploy: one Ajv, and each schema file compiled once however many flows share it. */
+interface SchemaCompiler {
+  ajv: Ajv;
+  compiled: Map<string, Promise<ValidateFunction>>;
+}
+
+/** Compiled once per file: a schema with an `$id`, compiled twice into one Ajv, would be refused the second time. */
+function compileSchema(schemas: SchemaCompiler, source: FlowSource, file: string): Promise<ValidateFunction> {
+  const path = resolve(source.dir, file);
+  let compiled = schemas.compiled.get(path);
+  if (!compiled) schemas.compiled.set(path, (compiled = compileSchemaFile(schemas.ajv, source, file)));
+  return compiled;
+}
+
+async function compileSchemaFile(ajv: Ajv, source: FlowSource, file: string): Promise<ValidateFunction> {
   const shown = `${source.id}/${file}`;
   const text = await readFile(resolve(source.dir, file), 'utf8').catch(() => {
     throw new FlowError({ file: source.file, pointer: '/sender/schema', message: `schema file not found: ${file}` });
@@ -89,7 +103,7 @@ function jsonSyntaxError(err: unknown, text: string): string {
   return `JSON syntax error (line ${line}, column ${column}): ${reason.slice(0, at.index)}${at[0].startsWith(' after') ? ' after the JSON' : ''}`;
 }
 
-async function compileFlow(source: FlowSource, definition: FlowDefinition, services: DeployServices, ajv: Ajv, warnings: FlowProblem[]): Promise<FlowRuntime> {
+async function compileFlow(source: FlowSource, definition: FlowDefinition, services: DeployServices, schemas: SchemaCompiler, warnings: FlowProblem[]): Promise<FlowRuntime> {
   // Frozen: scripts and mappings of every message read the same object, and none may change it for the others.
   const parameters = Object.freeze(Object.fromEntries(Object.entries(source.parameters).map(([k, v]) => [k, String(v)])));
   const steps: CompiledStep[] = [];
@@ -120,7 +134,7 @@ async function compileFlow(source: FlowSource, definition: FlowDefinition, servi
     if (compiled) steps.push(compiled);
   }
   const { sender } = definition;
-  const validateBody = sender.schema ? await collect(() => compileSchema(ajv, source, sender.schema!)) : undefined;
+  const validateBody = sender.schema ? await collect(() => compileSchema(schemas, source, sender.schema!)) : undefined;
   if (problems.length > 0) throw new FlowError(problems[0], problems.slice(1));
   return {
     steps,
@@ -176,7 +190,7 @@ export class FlowRegistry {
 export async function deployFlows(flowsDir: string, overrides: Record<string, string>, services: DeployServices): Promise<FlowRegistry> {
   const sources = await readFlows(flowsDir, overrides);
   // verbose: errors carry the schemas they come from, which is how violationsOf tells a union's branches through $refs.
-  const ajv = addFormats(new Ajv({ allErrors: true, strict: false, verbose: true }));
+  const schemas: SchemaCompiler = { ajv: addFormats(new Ajv({ allErrors: true, strict: false, verbose: true })), compiled: new Map() };
   const flows: Flow[] = [];
   const claimedPaths = new Map<string, string>();
   const claimedIds = new Set<string>();
@@ -191,7 +205,7 @@ export async function deployFlows(flowsDir: string, overrides: Record<string, st
       const owner = claimedPaths.get(path);
       if (owner) throw new FlowError({ file: source.file, pointer: '/sender/path', message: `path ${definition.sender.path} is already served by flow "${owner}"` });
       const warnings: FlowProblem[] = [];
-      flow.runtime = await compileFlow(source, definition, services, ajv, warnings);
+      flow.runtime = await compileFlow(source, definition, services, schemas, warnings);
       flow.status = 'deployed';
       if (warnings.length > 0) flow.warnings = warnings;
       claimedIds.add(source.id);

@@ -293,6 +293,21 @@ test("iflow check lists every step's problem and the sender schema's in one run"
   );
 });
 
+test('flows sharing a schema file with an $id all deploy, whatever the flows before them', (t) => {
+  const schema = JSON.stringify({ $id: 'https://example.com/order.json', type: 'object', required: ['id'] });
+  const flow = (path: string, extra = '') => `sender: { path: ${path}, schema: ../_shared/order.json }\nsteps:\n  - set: { body: ok }\n${extra}`;
+  const flows = writeFlows({
+    _shared: { 'order.json': schema },
+    'a-broken': { 'flow.yaml': flow('/http/broken', '  - script: missing.mjs\n') },
+    'b-one': { 'flow.yaml': flow('/http/one') },
+    'c-two': { 'flow.yaml': flow('/http/two') },
+  });
+  t.after(() => flows.remove());
+  const checked = runCheck(flows.dir);
+  const lines = checked.stdout.split('\n').filter(Boolean);
+  assert.deepEqual(lines.map((line) => line.split(/\s+/).slice(0, 2).join(' ')), ['ERROR a-broken', 'ok b-one', 'ok c-two', '1 of'], checked.stdout);
+});
+
 test('a script reading context.parameters.NAME the flow does not declare deploys with a warning; comments and strings are not read', async (t) => {
   const script = [
     '// Was: context.parameters.OLD_NAME',
