@@ -126,6 +126,8 @@ export class TokenService implements SecurityMaterial {
     if (this.renewalPaused(name, receiver)) return;
     let paused = this.renewalPausedUntil.get(name);
     if (!paused) this.renewalPausedUntil.set(name, (paused = new Map()));
+    // Ended pauses go as a new one starts: receivers' hosts may come from messages, and must not pile up.
+    for (const [host, until] of paused) if (until <= now) paused.delete(host);
     paused.set(receiver, now + RENEWAL_PAUSE_MS);
     this.log.warn(
       {

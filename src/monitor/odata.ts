@@ -43,6 +43,17 @@ const CPI_FIELDS_NOT_KEPT: ReadonlySet<string> = new Set([
   'OriginComponentName',
   'PreviousComponentName',
   'LocalComponentName',
+  'ArchivingStatus',
+  'ArchivingSenderChannelMessages',
+  'ArchivingReceiverChannelMessages',
+  'ArchivingLogAttachments',
+  'ArchivingPersistedMessages',
+  // Navigation properties ($select may name them).
+  'CustomHeaderProperties',
+  'Attachments',
+  'AdapterAttributes',
+  'Runs',
+  'ErrorInformation',
 ]);
 
 /** Why `name` cannot be queried: one of CPI's fields iflow does not keep, or not a field at all. */
