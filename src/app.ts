@@ -162,6 +162,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     forceCloseConnections: 'idle',
     // Errors Fastify raises before routing (a malformed URL) answer in the same JSON contract.
     frameworkErrors: (err, _request, reply) => {
+      // Fastify's text quotes the path: a segment of any length, so it is worded here without it.
+      if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') return void (reply as FastifyReply).code(414).send(errorBody('URI_TOO_LONG', 'A part of the path is longer than 100 characters'));
       (reply as FastifyReply).code(400).send(errorBody(err.code === 'FST_ERR_BAD_URL' ? 'BAD_URL' : 'BAD_REQUEST', err.message));
     },
     // Requests Node's HTTP parser refuses (headers too large, garbage) get a JSON answer too.

@@ -318,6 +318,9 @@ describe('the users API', () => {
     assertError(await call(iflow, 'PUT', '/api/v1/users/nobody', { body: { roles: ['admin'] } }), 404, 'NOT_FOUND');
     assertError(await call(iflow, 'DELETE', '/api/v1/users/nobody'), 404, 'NOT_FOUND');
     assert.equal(await iflow.app.store.users.get('nobody'), undefined);
+    // A name far too long for a path: said without quoting it back.
+    const long = assertError(await call(iflow, 'GET', `/api/v1/users/${'n'.repeat(150)}`), 414, 'URI_TOO_LONG');
+    assert.equal(long.error.message, 'A part of the path is longer than 100 characters');
   });
 
   test('after a password change the old password stops working at once and the new one works', async () => {
