@@ -410,6 +410,15 @@ const KNOWN_OPTIONS = new Set(['$filter', '$orderby', '$top', '$skip', '$inlinec
  * `top` is the page size: min($top, MAX_TOP), DEFAULT_TOP without $top. Options other than the system query
  * options (no leading `$`) are ignored, as OData's custom query options; unknown `$` options are a 400.
  */
+function decodesAsUtf8(value: string): boolean {
+  try {
+    decodeURIComponent(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export function parseMessageLogListQuery(raw: Record<string, unknown>): MessageLogListRequest {
   const options: Record<string, string> = {};
   for (const [name, value] of Object.entries(raw)) {
@@ -418,6 +427,10 @@ export function parseMessageLogListQuery(raw: Record<string, unknown>): MessageL
       throw invalidQuery(name, name === '$expand' ? 'not supported' : `unknown system query option (supported: ${[...KNOWN_OPTIONS].join(', ')})`);
     }
     if (typeof value !== 'string') throw invalidQuery(name, 'given more than once');
+    if (/%[0-9A-Fa-f]{2}/.test(value) && !decodesAsUtf8(value)) {
+      // The query string parser leaves a whole value undecoded when one escape in it is bad: say that, not what it trips on.
+      throw invalidQuery(name, 'holds a %-escape that is not UTF-8 (such as %FF), so it could not be decoded');
+    }
     options[name] = value;
   }
 

@@ -269,6 +269,11 @@ describe('the message processing log API', () => {
       assert.equal(body.error.code, 'INVALID_QUERY');
       assert.match(body.error.message, message, JSON.stringify(options));
     }
+    // One escape that is not UTF-8 leaves the whole value undecoded: said so. A decoded % is just text.
+    const undecoded = await get("/api/v1/MessageProcessingLogs?$filter=Status%20eq%20%27FAILED%27%20and%20%FF", monitorAuth);
+    assert.equal(undecoded.status, 400);
+    assert.equal(((await undecoded.json()) as ErrorBody).error.message, '$filter: holds a %-escape that is not UTF-8 (such as %FF), so it could not be decoded');
+    assert.equal((await get(`/api/v1/MessageProcessingLogs?${qs({ $filter: "CorrelationId eq '100%'" })}`, monitorAuth)).status, 200);
     // Spaces sent as "+" (form encoding) read the same as %20.
     const plus = await get("/api/v1/MessageProcessingLogs?$filter=Status+eq+'RETRY'", monitorAuth);
     assert.equal(((await plus.json()) as ListBody).d.results.length, 5);
