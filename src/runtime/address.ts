@@ -5,10 +5,15 @@ import { expressionParts, type Expression, type Placeholder } from './expression
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 /** A path segment the URL parser resolves (`.` / `..`, also percent-encoded): it would leave its place. */
 const DOT_SEGMENT = /^(?:\.|%2e){1,2}$/i;
-/** What a value inside the host or port may hold: a name, an IPv4 or bracketed IPv6 address, a port. */
-const AUTHORITY_VALUE = /^[A-Za-z0-9.\-:[\]]*$/;
-/** The scheme an address starts with when it starts with text (`https://`). */
-const SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//;
+/** What a value inside the host or port may hold: an ASCII name (IDNs as xn--), an IPv4 or bracketed IPv6 address, a port. */
+const AUTHORITY_VALUE = /^[A-Za-z0-9._\-:[\]]*$/;
+/** The scheme an address starts with when it starts with text; an http(s) URL takes any slashes after it. */
+const SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*:[/\\]*/;
+/** What the URL parser drops from anywhere in a URL (tab, line feed, carriage return) … */
+const DROPPED = /[\t\n\r]/g;
+/** … and from its ends (C0 controls and space). */
+// eslint-disable-next-line no-control-regex -- these are the very characters the URL parser trims
+const TRIMMED = /^[\u0000-\u0020]+|[\u0000-\u0020]+$/g;
 
 /** `value` percent-encoded as one URI component: `/ \ ? # & = %` and the like become data, never structure. */
 export function encodeUrlValue(value: string): string {
@@ -17,12 +22,14 @@ export function encodeUrlValue(value: string): string {
 
 type Place = 'authority' | 'path' | 'query' | 'fragment';
 
-/** An address as compiled: literal text and value indexes in order, each value's place, the path segments values are part of. */
+/** An address as compiled: literal text and value indexes in order, each value's place, what is checked per message. */
 interface AddressLayout {
   pieces: (string | number)[];
   values: { placeholder: Placeholder; place: Place }[];
   /** Path segments with a value in them, each as its literal text and value indexes. */
   segments: (string | number)[][];
+  /** The host and port as literal text and value indexes, when a value is in them (it must not come out empty). */
+  authority?: (string | number)[];
 }
 
 /**
@@ -30,30 +37,40 @@ interface AddressLayout {
  * first `/ \ ? #`, then path segments split at `/` or `\`, the query after `?`, the fragment after `#`. Values are
  * encoded (below), so only literal text can split or end anything.
  */
-function layoutOf(parts: (string | Placeholder)[], startsInPath: boolean): AddressLayout {
+function layoutOf(parts: (string | Placeholder)[], start: Place): AddressLayout {
   const layout: AddressLayout = { pieces: [], values: [], segments: [] };
-  let place: Place = startsInPath ? 'path' : 'authority';
+  let place: Place = start;
   let segment: (string | number)[] = [];
   let segmentHasValue = false;
+  const authority: (string | number)[] = [];
   const endSegment = () => {
     if (segmentHasValue) layout.segments.push(segment);
     segment = [];
     segmentHasValue = false;
   };
-  for (const [index, part] of parts.entries()) {
+  for (const part of parts) {
     if (typeof part !== 'string') {
       layout.values.push({ placeholder: part, place });
-      layout.pieces.push(layout.values.length - 1);
-      if (place === 'path') {
-        segment.push(layout.values.length - 1);
+      const value = layout.values.length - 1;
+      layout.pieces.push(value);
+      if (place === 'authority') {
+        authority.push(value);
+        layout.authority = authority;
+      } else if (place === 'path') {
+        segment.push(value);
         segmentHasValue = true;
       }
       continue;
     }
     layout.pieces.push(part);
-    const scheme = index === 0 ? (SCHEME.exec(part)?.[0] ?? '') : '';
-    for (const char of part.slice(scheme.length)) {
-      if (place === 'authority' && /[/\\?#]/.test(char)) place = 'path';
+    for (const char of part) {
+      if (place === 'authority') {
+        if (!/[/\\?#]/.test(char)) {
+          authority.push(char);
+          continue;
+        }
+        place = 'path';
+      }
       if (place === 'path') {
         if (char === '/' || char === '\\') endSegment();
         else if (char === '?' || char === '#') {
@@ -69,16 +86,40 @@ function layoutOf(parts: (string | Placeholder)[], startsInPath: boolean): Addre
 
 /**
  * Compiles an http step's address. A `${…}` value at the very start is used as it is: it may be the whole URL
- * (a script built it) or its scheme and host, so it must never come from a caller. Every other value is data:
- * percent-encoded as one URI component in the path, the query and the fragment (`../admin?x=1` cannot climb the
- * path or add parameters; `%` is encoded too, so a value is never decoded on the way), refused in the host or
- * port unless it is a name, an address or a port, and refused where it makes a path segment `.` or `..`.
- * Throws at deploy on an unknown placeholder.
+ * (a script built it), its scheme and host, or its scheme alone (`${property.scheme}://…`), so it must never come
+ * from a caller; no value may follow it before a literal `/`, `?` or `#`, where it could extend the host. Every
+ * other value is data: percent-encoded as one URI component in the path, the query and the fragment (`../admin?x=1`
+ * cannot climb the path or add parameters; `%` is encoded too, so a value is never decoded on the way), refused in
+ * the host or port unless it is a name, an address or a port (and the host not empty), and refused where it makes a
+ * path segment `.` or `..`. Throws at deploy on an unknown placeholder or a value that could extend the host.
  */
 export function compileAddress(text: string): Expression {
-  const parts = expressionParts(text);
-  const lead = typeof parts[0] === 'string' ? undefined : parts[0];
-  const { pieces, values, segments } = layoutOf(lead ? parts.slice(1) : parts, lead !== undefined);
+  // What the URL parser would drop or trim is dropped here first, so that segments are checked as it will read them.
+  const parts = expressionParts(text.replace(DROPPED, '').replace(TRIMMED, ''));
+  const first = parts[0];
+  if (typeof first === 'string') {
+    // The scheme and its slashes (any number: http(s) takes them so) are no part of the host.
+    const scheme = SCHEME.exec(first)?.[0] ?? '';
+    return addressOf(undefined, scheme, layoutOf([first.slice(scheme.length), ...parts.slice(1)], 'authority'));
+  }
+  if (first === undefined) return () => '';
+  const rest = parts.slice(1);
+  const next = rest[0];
+  const slashes = typeof next === 'string' ? /^:[/\\]+/.exec(next)?.[0] : undefined;
+  if (slashes !== undefined) {
+    // The leading value was the scheme: the host follows.
+    return addressOf(first, slashes, layoutOf([(next as string).slice(slashes.length), ...rest.slice(1)], 'authority'));
+  }
+  const separator = rest.findIndex((part) => typeof part !== 'string' || /[/\\?#]/.test(part));
+  if (separator >= 0 && typeof rest[separator] !== 'string') {
+    throw new Error(`${(rest[separator] as Placeholder).source} follows ${first.source} before any "/", "?" or "#", so it could change the receiver's host: build the whole address in a script, or put one of those between them`);
+  }
+  // Where the leading value ended is not known: what follows it is read as the path (values encoded, dot segments refused).
+  return addressOf(first, '', layoutOf(rest, 'path'));
+}
+
+/** The address per message: the leading value as it is, then `prefix`, then the laid-out parts with values made safe. */
+function addressOf(lead: Placeholder | undefined, prefix: string, { pieces, values, segments, authority }: AddressLayout): Expression {
   return (message) => {
     const texts = values.map(({ placeholder, place }) => {
       const value = placeholder(message);
@@ -86,15 +127,18 @@ export function compileAddress(text: string): Expression {
       if (!AUTHORITY_VALUE.test(value)) throw invalidAddress(`${placeholder.source} in the receiver address's host holds what a host name, address or port cannot`);
       return value;
     });
+    if (authority && authority.every((piece) => (typeof piece === 'string' ? piece : texts[piece]) === '')) {
+      throw invalidAddress(`${values[authority.find((piece) => typeof piece === 'number') as number].placeholder.source} leaves the receiver address without a host`);
+    }
     for (const segment of segments) {
       let built = '';
       for (const piece of segment) built += typeof piece === 'string' ? piece : texts[piece];
       if (DOT_SEGMENT.test(built)) {
-        const first = values[segment.find((piece) => typeof piece === 'number') as number].placeholder;
-        throw invalidAddress(`${first.source} makes a segment of the receiver address's path "${built}", which would leave its place in the path`);
+        const firstValue = values[segment.find((piece) => typeof piece === 'number') as number].placeholder;
+        throw invalidAddress(`${firstValue.source} makes a segment of the receiver address's path "${built}", which would leave its place in the path`);
       }
     }
-    let out = lead ? lead(message) : '';
+    let out = (lead ? lead(message) : '') + prefix;
     for (const piece of pieces) out += typeof piece === 'string' ? piece : texts[piece];
     return out;
   };

@@ -25,8 +25,17 @@ test('a value at the very start is used as it is; what follows it is data', () =
   assert.equal(build('${property.base}/r?u=https://${property.host}&v=${property.v}', { base: 'http://b', host: 'x', v: '1&admin=true#' }), 'http://b/r?u=https://x&v=1%26admin%3Dtrue%23');
 });
 
-test('a value in the host or port must be a name, an address or a port', () => {
+test('a value in the host or port must be a name, an address or a port, and the host not empty', () => {
   assert.equal(build('https://${property.host}:${property.port}/x', { host: 'h.example', port: '8443' }), 'https://h.example:8443/x');
+  assert.equal(build('http://${property.host}:8080/x', { host: 'order_service' }), 'http://order_service:8080/x');
+  assert.throws(() => build('https://${property.host}/internal-admin/x', { host: '' }), refused(/^\$\{property\.host\} leaves the receiver address without a host$/));
+  // However many slashes follow the scheme (http(s) takes any), what comes next is the host.
+  for (const scheme of ['https:', 'https:/', 'https:///', 'https:\\\\']) {
+    assert.throws(() => build(`${scheme}\${property.host}/x`, { host: 'a@b' }), refused(/host/), scheme);
+  }
+  // A leading value that is the scheme: the host after it is checked too.
+  assert.equal(build('${property.scheme}://${property.host}/x/${property.id}', { scheme: 'https', host: 'h.example', id: 'a/b' }), 'https://h.example/x/a%2Fb');
+  assert.throws(() => build('${property.scheme}://${property.host}/x', { scheme: 'https', host: 'evil.example@h' }), refused(/host/));
   assert.equal(build('http://[${property.ip}]/x', { ip: '::1' }), 'http://[::1]/x');
   for (const host of ['evil.example@h', 'h/../admin', 'h?x=1', 'h\\x', 'h#x', 'h x']) {
     assert.throws(() => build('https://${property.host}/x', { host }), refused(/^\$\{property\.host\} in the receiver address's host holds what a host name, address or port cannot$/));
@@ -47,4 +56,17 @@ test('a path segment a value makes . or .. is refused, also with literal dots, e
   assert.equal(build('https://h.example/a/v${property.id}', { id: '..' }), 'https://h.example/a/v..');
   assert.equal(build('https://h.example/a/${property.id}', { id: '%2e%2e' }), 'https://h.example/a/%252e%252e');
   assert.equal(build('https://h.example/a?x=${property.id}', { id: '..' }), 'https://h.example/a?x=..');
+});
+
+test('what the URL parser drops (tabs, line breaks) or trims (spaces at the ends) cannot hide a dot segment', () => {
+  assert.throws(() => build('https://h.example/api/v1/${property.id} ', { id: '..' }), refused(/"\.\."/));
+  assert.throws(() => build('https://h.example/api/v1/${property.id}\n', { id: '..' }), refused(/"\.\."/));
+  assert.throws(() => build('https://h.example/api/${property.a}\t${property.b}/x', { a: '.', b: '.' }), refused(/"\.\."/));
+  assert.equal(build('  https://h.example/a/${property.id}\n', { id: 'x' }), 'https://h.example/a/x');
+});
+
+test('a value right after a leading value, before any / ? #, is a deploy error: it could extend the host', () => {
+  assert.throws(() => compileAddress('${property.base}${header.x}'), /^Error: \$\{header\.x\} follows \$\{property\.base\} before any "\/", "\?" or "#", so it could change the receiver's host/);
+  assert.throws(() => compileAddress('${property.base}.example.com${property.x}/y'), /follows/);
+  assert.doesNotThrow(() => compileAddress('${property.base}.example.com/${property.x}'));
 });
