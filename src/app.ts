@@ -15,6 +15,7 @@ import { flowsRoutes } from './admin/flows.ts';
 import { uiRoutes } from './admin/ui.ts';
 import { deployFlows, type FlowRegistry } from './flows/registry.ts';
 import { malformedJsonMessage, senderRoutes } from './runtime/sender.ts';
+import { nestsDeeperThan } from './runtime/json-text.ts';
 import { Agent } from 'undici';
 import type { SecurityMaterial } from './runtime/context.ts';
 
@@ -54,14 +55,25 @@ function acceptJsonOnly(app: FastifyInstance) {
     const bytes = body as Buffer;
     if (bytes.length === 0) return done(new HttpError(400, 'INVALID_JSON', 'The JSON body is empty'), undefined);
     if (!isUtf8(bytes)) return done(new HttpError(400, 'INVALID_JSON', 'Malformed JSON body: it is not UTF-8'), undefined);
+    // The reviver below recurses: a body nested deeper than any request needs is refused before it overflows.
+    if (nestsDeeperThan(bytes, ADMIN_JSON_DEPTH)) return done(new HttpError(400, 'INVALID_JSON', `Malformed JSON body: it nests deeper than ${ADMIN_JSON_DEPTH} levels`), undefined);
+    // A UTF-8 byte order mark is allowed (as Fastify's own parser allows it): JSON.parse would refuse it.
+    const text = bytes.toString('utf8', hasByteOrderMark(bytes) ? 3 : 0);
     try {
       // JSON.parse's errors keep their position (errorHandler words them); a key that could reach a prototype
       // when the value is merged somewhere is refused by name, as secure-json-parse (Fastify's own) would.
-      done(null, JSON.parse(bytes.toString('utf8'), refusePrototypeKeys));
+      done(null, JSON.parse(text, refusePrototypeKeys));
     } catch (err) {
       done(err as Error, undefined);
     }
   });
+}
+
+/** No admin request body nests deeper than a few levels: 64 leaves room for any. */
+const ADMIN_JSON_DEPTH = 64;
+
+function hasByteOrderMark(bytes: Buffer): boolean {
+  return bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf;
 }
 
 function refusePrototypeKeys(key: string, value: unknown): unknown {

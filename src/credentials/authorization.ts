@@ -111,13 +111,14 @@ export class Authorization {
       }
       const status = err.classification;
       const identity = identityOf(credential);
-      // A code that fails (replayed, expired, a slip in the browser) says nothing about a grant the credential
-      // already holds: one that works stays as it is, and messages go on using it.
+      // A code that fails for itself (replayed, expired: invalid_grant) says nothing about a grant the credential
+      // already holds: one that works stays as it is, and messages go on using it. Any other failure (a wrong
+      // secret, consent withdrawn, a blocked user) will fail that grant's next refresh too: it is recorded.
       let kept = false;
       await vault.repository.withLock(name, async () => {
         await vault.mutate(name, (latest) => {
           if (identityOf(latest) !== identity) return undefined;
-          kept = latest.state.status === 'authorized' && latest.secrets.refreshToken !== undefined;
+          kept = status === 'reauthorization-required' && latest.state.status === 'authorized' && latest.secrets.refreshToken !== undefined;
           if (kept) return undefined;
           return { ...latest, state: { ...latest.state, status, lastError } };
         });

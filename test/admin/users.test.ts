@@ -236,7 +236,12 @@ describe('the users API', () => {
     assert.ok(wide.text.length < 50_000, `${wide.text.length} bytes`);
 
     for (const name of ['.', '..', '...']) assertError(await call(iflow, 'POST', '/api/v1/users', { body: { name, password: 'dots-password-1', roles: [] } }), 400, 'BAD_REQUEST');
+    const deep = assertError(await answer(await send(`{"name":"deep","password":"deep-password-1","roles":[],"x":${'['.repeat(3000)}${']'.repeat(3000)}}`)), 400, 'INVALID_JSON');
+    assert.equal(deep.error.message, 'Malformed JSON body: it nests deeper than 64 levels');
     assert.deepEqual(await iflow.app.store.users.list(), before, 'nothing stored');
+    // A UTF-8 byte order mark before the JSON is fine.
+    const bom = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(JSON.stringify({ name: 'bom', password: 'bom-password-1', roles: [] }))]);
+    assert.equal((await send(bom)).status, 201);
   });
 
   test('a Basic password that is not UTF-8 never matches, not even the password of U+FFFD it would decode to', async () => {

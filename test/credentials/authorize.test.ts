@@ -244,6 +244,15 @@ describe('authorization in the browser', () => {
     assert.equal((await iflow.app.securityMaterial.getAccessToken(name)).accessToken, token.accessToken);
     assert.notEqual((await iflow.app.securityMaterial.getAccessToken(name, { rejectedToken: token.accessToken })).accessToken, token.accessToken);
     assert.ok(iflow.logs.records().some((r) => r.credential === name && r.msg === 'authorization code exchange failed' && r.kept === true && r.status === 'authorized'));
+
+    // A failure that the grant's next refresh would meet too (a wrong secret) is recorded as before.
+    entra.failNextTokenRequests(1, { status: 401, error: 'invalid_client', errorCodes: [7000215], description: 'Invalid client secret provided.' });
+    const wrong = await authorizeInBrowser(iflow, name);
+    assert.equal(wrong.final.status, 400);
+    assert.match(wrong.text, /status is now &#34;misconfigured&#34;/);
+    const misconfigured = await api(iflow, 'GET', `/api/v1/credentials/${name}`);
+    assert.equal(misconfigured.json.status, 'misconfigured');
+    assert.equal(misconfigured.json.lastError.error, 'invalid_client');
   });
 
   test('redirect URI not registered: Entra shows its own error page and iflow keeps the state unused', async () => {
