@@ -90,8 +90,27 @@ describe('helpers', () => {
     assert.equal(userFromIdToken(undefined), undefined);
   });
 
-  test('descriptions are scrubbed of the values sent', () => {
+  test('descriptions are scrubbed of the values sent, in every form a server may echo them', () => {
     assert.equal(scrub('bad token abcdef123 given', ['abcdef123']), 'bad token [Redacted] given');
+    const secret = 'Ab3~kQ8.x_Z9<p>&s"e';
+    const basic = Buffer.from(`client-id:${encodeURIComponent(secret)}`).toString('base64');
+    for (const echoed of [
+      `Basic ${basic}`,
+      `authorization=Basic%20${basic}`,
+      `hdr:Basic${basic}`,
+      `url-safe ${basic.replaceAll('+', '-').replaceAll('/', '_')}`,
+      `form client_secret=${new URLSearchParams([['', secret]]).toString().slice(1)}`,
+      `json {"client_secret":${JSON.stringify(secret)}}`,
+      `html <p>${secret.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;').replaceAll('"', '&quot;')}</p>`,
+      `hex ${Buffer.from(secret).toString('hex')}`,
+      `alone ${Buffer.from(`x${secret}`).toString('base64')}`,
+    ]) {
+      const scrubbed = scrub(echoed, [secret])!;
+      assert.match(scrubbed, /\[Redacted\]/, echoed);
+      for (const part of [secret, secret.slice(0, 8), basic.slice(8, 20)]) assert.ok(!scrubbed.includes(part), `${scrubbed} holds ${part}`);
+    }
+    // A long answer is cut before it is scrubbed, and shown to 2000 characters.
+    assert.equal(scrub(`${'x'.repeat(1_000_000)} ${secret}`, [secret])!.length, 2001);
   });
 
   test('microsoft365 endpoints, scope and identity', () => {
