@@ -58,35 +58,43 @@ export interface DeployServices {
   dispatcher: Dispatcher;
 }
 
+/** A schema file's compile: its validator, or what is wrong, said of the file (each flow names it its own way). */
+type SchemaOutcome = { validate: ValidateFunction } | { missing: true } | { problem: string };
+
 /** The sender schemas of one deploy: one Ajv, and each schema file compiled once however many flows share it. */
 interface SchemaCompiler {
   ajv: Ajv;
-  compiled: Map<string, Promise<ValidateFunction>>;
+  compiled: Map<string, Promise<SchemaOutcome>>;
 }
 
 /** Compiled once per file: a schema with an `$id`, compiled twice into one Ajv, would be refused the second time. */
-function compileSchema(schemas: SchemaCompiler, source: FlowSource, file: string): Promise<ValidateFunction> {
+async function compileSchema(schemas: SchemaCompiler, source: FlowSource, file: string): Promise<ValidateFunction> {
   const path = resolve(source.dir, file);
   let compiled = schemas.compiled.get(path);
-  if (!compiled) schemas.compiled.set(path, (compiled = compileSchemaFile(schemas.ajv, source, file)));
-  return compiled;
+  if (!compiled) schemas.compiled.set(path, (compiled = compileSchemaFile(schemas.ajv, path)));
+  const outcome = await compiled;
+  if ('validate' in outcome) return outcome.validate;
+  if ('missing' in outcome) throw new FlowError({ file: source.file, pointer: '/sender/schema', message: `schema file not found: ${file}` });
+  throw new FlowError({ file: `${source.id}/${file}`, pointer: '', message: outcome.problem });
 }
 
-async function compileSchemaFile(ajv: Ajv, source: FlowSource, file: string): Promise<ValidateFunction> {
-  const shown = `${source.id}/${file}`;
-  const text = await readFile(resolve(source.dir, file), 'utf8').catch(() => {
-    throw new FlowError({ file: source.file, pointer: '/sender/schema', message: `schema file not found: ${file}` });
-  });
+async function compileSchemaFile(ajv: Ajv, path: string): Promise<SchemaOutcome> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch {
+    return { missing: true };
+  }
   let schema: unknown;
   try {
     schema = JSON.parse(text);
   } catch (err) {
-    throw new FlowError({ file: shown, pointer: '', message: jsonSyntaxError(err, text) });
+    return { problem: jsonSyntaxError(err, text) };
   }
   try {
-    return ajv.compile(schema as object);
+    return { validate: ajv.compile(schema as object) };
   } catch (err) {
-    throw new FlowError({ file: shown, pointer: '', message: `invalid JSON Schema: ${(err as Error).message}` });
+    return { problem: `invalid JSON Schema: ${(err as Error).message}` };
   }
 }
 

@@ -306,6 +306,13 @@ test('flows sharing a schema file with an $id all deploy, whatever the flows bef
   const checked = runCheck(flows.dir);
   const lines = checked.stdout.split('\n').filter(Boolean);
   assert.deepEqual(lines.map((line) => line.split(/\s+/).slice(0, 2).join(' ')), ['ERROR a-broken', 'ok b-one', 'ok c-two', '1 of'], checked.stdout);
+
+  // A missing shared schema: each flow's error names its own flow file.
+  const missing = writeFlows({ orders: { 'flow.yaml': flow('/http/orders') }, invoices: { 'flow.yaml': flow('/http/invoices') } });
+  t.after(() => missing.remove());
+  const output = runCheck(missing.dir).stdout;
+  assert.match(output, /^ERROR {2}invoices {2}invoices\/flow\.yaml at \/sender\/schema: schema file not found: \.\.\/_shared\/order\.json$/m);
+  assert.match(output, /^ERROR {2}orders {2}orders\/flow\.yaml at \/sender\/schema: schema file not found/m);
 });
 
 test('a script reading context.parameters.NAME the flow does not declare deploys with a warning; comments and strings are not read', async (t) => {
