@@ -1,5 +1,5 @@
 import { isUtf8 } from 'node:buffer';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifySchemaValidationError } from 'fastify';
 import type { DestinationStream, Logger } from 'pino';
 import type { Config } from './config/index.ts';
 import { createLogger, redactUrl } from './logging/index.ts';
@@ -83,6 +83,13 @@ function refusePrototypeKeys(key: string, value: unknown): unknown {
   return value;
 }
 
+/** A validation problem with the request's own text in it (an unknown key's name) cut to 100 characters. */
+function shortened(problem: FastifySchemaValidationError): FastifySchemaValidationError {
+  const unknown = problem.params?.additionalProperty;
+  if (typeof unknown !== 'string' || unknown.length <= 100) return problem;
+  return { ...problem, params: { ...problem.params, additionalProperty: `${unknown.slice(0, 100)}…` } };
+}
+
 /** Maps any error thrown in a route to the JSON error contract, without stack traces. */
 function errorHandler(this: FastifyInstance, err: FastifyError, request: FastifyRequest, reply: FastifyReply) {
   if (err instanceof HttpError) {
@@ -94,7 +101,7 @@ function errorHandler(this: FastifyInstance, err: FastifyError, request: Fastify
     const more = unknown.length > MAX_NAMED_UNKNOWN ? ` and ${unknown.length - MAX_NAMED_UNKNOWN} more` : '';
     const named = unknown.slice(0, MAX_NAMED_UNKNOWN).map((name) => JSON.stringify(name.slice(0, 100)));
     const message = unknown.length > 0 ? `${err.message.slice(0, 1000)} (unknown: ${named.join(', ')}${more})` : err.message.slice(0, 1000);
-    return reply.code(400).send(errorBody('BAD_REQUEST', message, { details: err.validation.slice(0, MAX_LISTED_PROBLEMS) }));
+    return reply.code(400).send(errorBody('BAD_REQUEST', message, { details: err.validation.slice(0, MAX_LISTED_PROBLEMS).map(shortened) }));
   }
   const status = err.statusCode ?? 500;
   if (status === 413) return reply.code(413).send(errorBody('PAYLOAD_TOO_LARGE', 'Request body is larger than this endpoint accepts'));

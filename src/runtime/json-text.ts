@@ -58,7 +58,15 @@ export function nestsDeeperThan(json: Buffer, limit = MAX_JSON_DEPTH): boolean {
   for (let i = 0; i < json.length; i++) {
     const byte = json[i];
     if (byte === QUOTE) {
-      for (i++; i < json.length && json[i] !== QUOTE; i++) if (json[i] === BACKSLASH) i++;
+      // To the closing quote (found natively, so long strings such as base64 cost little): one that an even
+      // number of backslashes, or none, comes before.
+      for (;;) {
+        i = json.indexOf(QUOTE, i + 1);
+        if (i < 0) return false;
+        let backslashes = 0;
+        while (json[i - 1 - backslashes] === BACKSLASH) backslashes++;
+        if (backslashes % 2 === 0) break;
+      }
     } else if (byte === OPEN_BRACKET || byte === OPEN_BRACE) {
       if (++depth > limit) return true;
     } else if (byte === CLOSE_BRACKET || byte === CLOSE_BRACE) {

@@ -234,6 +234,9 @@ describe('the users API', () => {
     assert.match(error.error.message, /\(unknown: "k0", .*"k9" and 4990 more\)$/);
     assert.ok(error.error.details.length <= 100);
     assert.ok(wide.text.length < 50_000, `${wide.text.length} bytes`);
+    const longKey = await answer(await send(JSON.stringify({ name: 'long', password: 'long-password-1', roles: [], ['k'.repeat(100_000)]: 1 })));
+    assertError(longKey, 400, 'BAD_REQUEST');
+    assert.ok(longKey.text.length < 2_000, `${longKey.text.length} bytes`);
 
     for (const name of ['.', '..', '...']) assertError(await call(iflow, 'POST', '/api/v1/users', { body: { name, password: 'dots-password-1', roles: [] } }), 400, 'BAD_REQUEST');
     const deep = assertError(await answer(await send(`{"name":"deep","password":"deep-password-1","roles":[],"x":${'['.repeat(3000)}${']'.repeat(3000)}}`)), 400, 'INVALID_JSON');

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { jsonName, millisJson, stepTimingsJson } from '../../src/runtime/json-text.ts';
+import { jsonName, millisJson, nestsDeeperThan, stepTimingsJson } from '../../src/runtime/json-text.ts';
 import type { StepTiming } from '../../src/store/types.ts';
 
 test('millisJson writes the number JSON.stringify writes for a duration rounded to the microsecond', () => {
@@ -26,4 +26,15 @@ test('stepTimingsJson is JSON.stringify(steps)', () => {
   ];
   assert.equal(stepTimingsJson(steps), JSON.stringify(steps));
   assert.equal(stepTimingsJson([]), '[]');
+});
+
+test('nestsDeeperThan counts brackets outside strings only, escaped quotes and backslashes included', () => {
+  const deep = (n: number, inner = '') => Buffer.from(`${'['.repeat(n)}${inner}${']'.repeat(n)}`);
+  assert.equal(nestsDeeperThan(Buffer.from('[[[[[['), 3), false, 'text of twice the limit or less is not scanned: as JSON it cannot nest deeper');
+  assert.equal(nestsDeeperThan(deep(11, ' '.repeat(20)), 10), true);
+  assert.equal(nestsDeeperThan(deep(10, ' '.repeat(20)), 10), false, 'the limit itself is allowed');
+  // Brackets in strings, after an escaped quote, or after an escaped backslash, do not count.
+  assert.equal(nestsDeeperThan(Buffer.from(JSON.stringify({ a: '['.repeat(50), b: 'x\\"[[[[[[[[[[[[', c: 'y\\\\' }) + '['.repeat(3)), 10), false);
+  assert.equal(nestsDeeperThan(Buffer.from(`["a\\\\"${'['.repeat(11)}0${']'.repeat(11)}]`), 10), true, 'the string ends at a quote after an escaped backslash');
+  assert.equal(nestsDeeperThan(Buffer.from(`["unterminated ${'['.repeat(40)}`), 10), false);
 });
