@@ -18,6 +18,7 @@ test('SQLite: the log names the file, WAL and synchronous FULL (users and creden
   assert.equal(line.journalMode, 'wal');
   assert.equal(line.synchronous, 'full');
   assert.equal(line.messageLogSynchronous, 'normal', 'message logs are written by the writer thread, without waiting for the disk');
+  assert.equal(line.fileMode, '0600');
   // Owner only, the database and its WAL files alike.
   for (const suffix of ['', '-wal', '-shm']) assert.equal(statSync(`${line.file}${suffix}`).mode & 0o777, 0o600, `iflow.db${suffix}`);
 });

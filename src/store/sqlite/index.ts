@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { chmodSync, mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { MESSAGE_LOG_COLUMNS, credentialFromRow, messageLogFromRow, messageLogValues, oauthStateFromRow, userFromRow, type Row } from '../rows.ts';
 import { compileFilter, compileOrderBy } from '../sql-filter.ts';
@@ -199,8 +199,14 @@ export async function openSqliteStore(dataDir: string): Promise<Store> {
   const file = join(dataDir, 'iflow.db');
   const db = new Database(file);
   // Owner only, like the data dir: it holds message logs and credentials' state (their secrets encrypted).
-  // Set before WAL mode: SQLite gives the -wal and -shm files the database file's mode.
-  chmodSync(file, 0o600);
+  // Set before WAL mode: SQLite gives the -wal and -shm files the database file's mode. A file of another
+  // owner (a volume restored, an image once run as root) cannot be changed: it opens as it is, and the
+  // 'store opened' line shows its mode.
+  try {
+    chmodSync(file, 0o600);
+  } catch {
+    // shown below as fileMode
+  }
   db.pragma('journal_mode = WAL');
   // This connection writes users, credentials and OAuth states: rare, and each must survive a power cut
   // (where the server rotates refresh tokens, losing the new one can end the grant), so every commit is
@@ -226,6 +232,7 @@ export async function openSqliteStore(dataDir: string): Promise<Store> {
       journalMode: String(db.pragma('journal_mode', { simple: true })),
       synchronous: synchronousMode(db.pragma('synchronous', { simple: true }) as number),
       messageLogSynchronous: synchronousMode(writerSettings.synchronous),
+      fileMode: (statSync(file).mode & 0o777).toString(8).padStart(4, '0'),
     },
     users: new SqliteUsers(db),
     messageLogs: new SqliteMessageLogs(db, writer),
