@@ -24,7 +24,7 @@ interface Authorizer {
   /** With `rejected`: a newer header than the one `rejected.receiver` answered 401 to, if there is one to get. */
   header(rejected?: { token: string; receiver: string }): Promise<string>;
   /** The OAuth credential whose tokens can be refreshed and retried once after a 401; none for Basic. */
-  refreshable?: string;
+  refreshableCredential?: string;
 }
 
 function authorizer(auth: HttpAuthDefinition | undefined, material: SecurityMaterial): Authorizer | undefined {
@@ -39,7 +39,7 @@ function authorizer(auth: HttpAuthDefinition | undefined, material: SecurityMate
   }
   const name = 'oauth2AuthorizationCode' in auth ? auth.oauth2AuthorizationCode : auth.oauth2ClientCredentials;
   return {
-    refreshable: name,
+    refreshableCredential: name,
     async header(rejected) {
       const token = await material.getAccessToken(name, rejected ? { rejectedToken: rejected.token, receiver: rejected.receiver } : undefined);
       return `Bearer ${token.accessToken}`;
@@ -134,7 +134,7 @@ export function compileHttpStep(definition: HttpStepDefinition, env: StepEnviron
     let authorization: string;
     let credential: string | undefined;
     if (auth) {
-      credential = auth.refreshable;
+      credential = auth.refreshableCredential;
       if (credential === undefined) return undefined;
       authorization = await authorize(auth, { token: rejected, receiver });
     } else {
