@@ -5,7 +5,6 @@ import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, USER_NAME_PATTERN, USER_NAME_
 import { INITIAL_PASSWORD_FILE } from '../security/bootstrap.ts';
 import { ErrorResponse } from './schemas.ts';
 import type { UserRecord } from '../store/types.ts';
-import { KeyedMutex } from '../store/keyed-mutex.ts';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -24,9 +23,8 @@ export const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { users } = app.store;
   app.addHook('onRequest', requireRole('admin'));
   // Changes and deletions read, check (the last admin) and write: one at a time, so two at once cannot both pass
-  // the check, nor one write over the other's change. (In this instance: instances sharing a store do not share it.)
-  const changes = new KeyedMutex();
-  const oneAtATime = <T>(work: () => Promise<T>) => changes.run('users', work);
+  // the check, nor one write over the other's change, also on instances sharing a PostgreSQL store.
+  const oneAtATime = <T>(work: () => Promise<T>) => users.exclusively(work);
 
   /** Is `name` the last user holding admin? Removing its admin role would lock everyone out. */
   async function isLastAdmin(name: string): Promise<boolean> {

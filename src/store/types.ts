@@ -26,6 +26,11 @@ export interface UserRepository {
    * logins can be dropped there too; returns the unsubscribe. A store one process owns (SQLite) never calls it.
    */
   watch(watcher: ChangeWatcher): () => void;
+  /**
+   * Runs `fn` while no other `exclusively` of users runs, across instances where the store is shared (PostgreSQL):
+   * a change that reads, checks (the last admin) and writes cannot interleave with another.
+   */
+  exclusively<T>(fn: () => Promise<T>): Promise<T>;
 }
 
 export interface ChangeWatcher {

@@ -65,6 +65,7 @@ describe('hasAnyRole', () => {
 /** An in-memory user repository that counts reads, can tell when a read happened and can hold reads back. */
 class MemoryUsers implements UserRepository {
   readonly records = new Map<string, UserRecord>();
+  exclusively = <T>(fn: () => Promise<T>) => fn();
   reads = 0;
   onGet: ((name: string) => void) | undefined;
   /** While set, every read waits for it (verifications stay in flight). */

@@ -210,6 +210,7 @@ test(
       update: async () => false,
       delete: async () => false,
       count: async () => 1,
+      exclusively: (fn) => fn(),
       watch: () => () => {},
     };
     const log = createLogger('silent') as FastifyBaseLogger;

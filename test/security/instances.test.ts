@@ -1,6 +1,6 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { basicAuth, startIflow, waitFor } from '../support/iflow.ts';
+import { ADMIN_USER, basicAuth, startIflow, waitFor } from '../support/iflow.ts';
 import { SKIP_POSTGRES_OPTION, TestSchemas } from '../support/postgres.ts';
 import { api } from '../credentials/helpers.ts';
 import { hashPassword } from '../../src/security/passwords.ts';
@@ -62,4 +62,24 @@ test("two instances on one PostgreSQL: a change to one user drops only that user
   assert.equal((await api(one, 'PUT', '/api/v1/users/auditor', { roles: ['monitor'] })).status, 200);
   await waitFor(async () => (await onTwo('auditor', 'auditor-password-1')).status === 401, { timeoutMs: 5000, what: "the auditor's change to drop that login" });
   assert.equal((await onTwo('auditor', 'auditor-password-2')).status, 200);
+});
+
+test('two instances on one PostgreSQL: two admins demoting each other at the same moment leave one admin', SKIP_POSTGRES_OPTION, async (t) => {
+  const { one, two } = await twoInstances(t);
+  assert.equal((await api(one, 'POST', '/api/v1/users', { name: 'ops-admin', password: 'ops-admin-password', roles: ['admin'] })).status, 201);
+  const admins: Record<string, string> = { [ADMIN_USER]: one.adminAuth, 'ops-admin': basicAuth('ops-admin', 'ops-admin-password') };
+  const demote = (via: typeof one, by: string, whom: string) =>
+    fetch(`${via.url}/api/v1/users/${whom}`, { method: 'PUT', headers: { authorization: admins[by], 'content-type': 'application/json' }, body: JSON.stringify({ roles: ['monitor'] }) });
+  // Both logins verified on both instances first, so the requests reach their handlers together.
+  for (const via of [one, two]) for (const auth of Object.values(admins)) assert.equal((await fetch(`${via.url}/api/v1/flows`, { headers: { authorization: auth } })).status, 200);
+  for (let round = 0; round < 5; round++) {
+    const [a, b] = await Promise.all([demote(one, ADMIN_USER, 'ops-admin'), demote(two, 'ops-admin', ADMIN_USER)]);
+    assert.deepEqual([a.status, b.status].sort(), [200, 409], `round ${round}: ${await a.text()} ${await b.text()}`);
+    const left = (await one.app.store.users.list()).filter((user) => user.roles.includes('admin')).map((user) => user.name);
+    assert.equal(left.length, 1, `round ${round}: admins left ${JSON.stringify(left)}`);
+    // The one left makes the other an admin again for the next round.
+    const other = left[0] === ADMIN_USER ? 'ops-admin' : ADMIN_USER;
+    const restored = await fetch(`${one.url}/api/v1/users/${other}`, { method: 'PUT', headers: { authorization: admins[left[0]], 'content-type': 'application/json' }, body: JSON.stringify({ roles: ['admin'] }) });
+    assert.equal(restored.status, 200);
+  }
 });

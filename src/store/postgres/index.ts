@@ -142,11 +142,20 @@ class Semaphore {
   }
 }
 
+/** The lock `users.exclusively` takes: credentials' advisory locks, under a name no credential can have (':'). */
+const USERS_LOCK = ':users';
+
 class PostgresUsers implements UserRepository {
   constructor(
     private readonly pool: pg.Pool,
     private readonly changes: ChangeListener,
+    private readonly locks: Pick<PostgresCredentials, 'withLock'>,
   ) {}
+
+  /** An advisory lock on a connection of its own: instances sharing the database take turns. */
+  exclusively<T>(fn: () => Promise<T>): Promise<T> {
+    return this.locks.withLock(USERS_LOCK, fn);
+  }
 
   /** Changes by any instance (and by hand, in SQL) are announced by the users table's trigger. */
   watch(watcher: ChangeWatcher) {
@@ -465,13 +474,14 @@ export async function openPostgresStore(databaseUrl: string, options: PostgresSt
     throw new Error(`Cannot open the PostgreSQL store at ${describeDatabaseUrl(databaseUrl)}: ${redact(reasonOf(err), databaseUrl)}${missingSchemaHint(err, databaseUrl)}`, { cause: err });
   }
   const changes = new ChangeListener(databaseUrl, CHANGES_CHANNEL, schema, (err) => redact(reasonOf(err), databaseUrl));
+  const credentials = new PostgresCredentials(pool, changes, max, options.lockTimeoutMillis ?? 120_000);
   let closed = false;
   return {
     kind: 'postgres',
     settings: { database: describeDatabaseUrl(databaseUrl), schema },
-    users: new PostgresUsers(pool, changes),
+    users: new PostgresUsers(pool, changes, credentials),
     messageLogs: new PostgresMessageLogs(pool),
-    credentials: new PostgresCredentials(pool, changes, max, options.lockTimeoutMillis ?? 120_000),
+    credentials,
     async close() {
       if (closed) return;
       closed = true;

@@ -48,6 +48,9 @@ class SqliteUsers implements UserRepository {
   private readonly remove;
   private readonly total;
 
+  /** One process owns the file: turns within it are enough. */
+  private readonly turns = new KeyedMutex();
+
   constructor(db: Database.Database) {
     this.byName = db.prepare('SELECT * FROM users WHERE name = ?');
     this.all = db.prepare('SELECT * FROM users ORDER BY name');
@@ -75,6 +78,9 @@ class SqliteUsers implements UserRepository {
   }
   async delete(name: string) {
     return this.remove.run(name).changes === 1;
+  }
+  exclusively<T>(fn: () => Promise<T>): Promise<T> {
+    return this.turns.run('users', fn);
   }
   async count() {
     return this.total.get() as number;
