@@ -33,5 +33,12 @@ export async function start(): Promise<void> {
   };
   process.once('SIGINT', () => void stop('SIGINT'));
   process.once('SIGTERM', () => void stop('SIGTERM'));
-  await app.listen({ port: config.port, host: config.host });
+  try {
+    await app.listen({ port: config.port, host: config.host });
+  } catch (err) {
+    // Not serving (the port is taken, say): close what was opened, or the store's connections and the
+    // PostgreSQL listener would keep a process alive that said it cannot start.
+    await app.close().catch(() => undefined);
+    throw err;
+  }
 }
