@@ -2,7 +2,8 @@ import pg from 'pg';
 import type { ChangeWatcher } from '../types.ts';
 
 const FIRST_RETRY_MS = 500;
-const MAX_RETRY_MS = 30_000;
+/** Short: while it is not listening, another instance's change of a user goes unheard (a cached login lives on). */
+const MAX_RETRY_MS = 5_000;
 /**
  * An idle connection can die without a word (a NAT or load balancer forgets it): it is asked something this
  * often, and a question not answered within QUERY_TIMEOUT_MS counts as a lost connection.
@@ -24,7 +25,7 @@ export type WatchedTable = 'users' | 'credentials';
  * '{"schema","table","name"}')`), on one connection of its own, opened when the first watcher subscribes
  * (a pooled connection cannot LISTEN: the pool hands it to queries and closes it when idle). Only
  * announcements for `schema` count: the channel is shared by every installation in the database. A lost
- * connection is reopened with a growing pause (0.5 s, doubling up to 30 s; watchers hear `trouble` at each
+ * connection is reopened with a growing pause (0.5 s, doubling up to 5 s; watchers hear `trouble` at each
  * failed try, also when a heartbeat goes unanswered: an idle connection can die silently). Whenever a
  * connection starts listening, the first included, every watcher is told that anything may have
  * changed, since announcements may have been missed until then.
