@@ -44,6 +44,16 @@ const MAX_RETRY_AFTER_MS = 10_000;
 /** A basic credential (user and password) is read from the store again after this long, so another instance's update is seen. */
 const BASIC_CACHE_MS = 60_000;
 
+/**
+ * A failure that is not the credential's (the store unreachable, its connection cut while a lock was awaited) as a
+ * CredentialError: 503, send again, instead of the store's own words as a 500.
+ */
+function storeTrouble(name: string, err: unknown): unknown {
+  if (err instanceof CredentialError) return err;
+  const reason = err instanceof Error ? err.message : String(err);
+  return new CredentialError(name, 'CREDENTIAL_TOKEN_UNAVAILABLE', `Credential "${name}" could not be read from the store (${reason.slice(0, 200)}): send the message again`);
+}
+
 /** Refresh this long before expiry: 5 minutes, or a tenth of the token's lifetime when that is shorter. */
 export function refreshMarginMs(lifetimeMs: number): number {
   return Math.min(FIVE_MINUTES, Math.max(0, lifetimeMs) / 10);
@@ -180,11 +190,15 @@ export class TokenService implements SecurityMaterial {
     const rejected = this.renewalPaused(name, options.receiver) ? undefined : options.rejectedToken;
     const cached = this.cache.get(name);
     if (cached && this.isFresh(cached.obtainedAtMs, cached.expiresAtMs) && cached.token.accessToken !== rejected) return { ...cached.token };
-    for (let attempt = 0; ; attempt++) {
-      const token = await this.singleFlight(name, { kind: 'message', rejectedToken: rejected });
-      // A flight started without knowing of the rejection may hand back the rejected token: go
-      // again (its slot is free by now), once or twice.
-      if (rejected === undefined || token.accessToken !== rejected || attempt >= 2) return { ...token };
+    try {
+      for (let attempt = 0; ; attempt++) {
+        const token = await this.singleFlight(name, { kind: 'message', rejectedToken: rejected });
+        // A flight started without knowing of the rejection may hand back the rejected token: go
+        // again (its slot is free by now), once or twice.
+        if (rejected === undefined || token.accessToken !== rejected || attempt >= 2) return { ...token };
+      }
+    } catch (err) {
+      throw storeTrouble(name, err);
     }
   }
 
@@ -192,7 +206,9 @@ export class TokenService implements SecurityMaterial {
     const cached = this.basicCache.get(name);
     if (cached && this.now() - cached.readAtMs < BASIC_CACHE_MS) return { ...cached.credential };
     const generation = this.generation;
-    const credential = await this.load(name);
+    const credential = await this.load(name).catch((err: unknown) => {
+      throw storeTrouble(name, err);
+    });
     if (credential.type !== 'basic') {
       throw new CredentialError(name, 'CREDENTIAL_WRONG_TYPE', `Credential "${name}" is of type ${credential.type}, not basic: use it for OAuth 2.0 tokens, or name a basic credential`, { statusCode: 500 });
     }

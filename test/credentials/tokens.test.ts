@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { FakeEntra } from '../support/fake-entra.ts';
-import { waitFor, type RunningIflow } from '../support/iflow.ts';
+import { startIflowWithFlows, waitFor, type RunningIflow } from '../support/iflow.ts';
 import { startReceiver } from '../support/receiver.ts';
 import { CLIENT_SECRET, RENEWAL_PAUSED, TENANT, api, authorizeInBrowser, createAndAuthorize, startWired } from './helpers.ts';
 import { CredentialError } from '../../src/credentials/index.ts';
@@ -404,4 +404,19 @@ describe('token service', () => {
     assert.ok(second.failed.some((f) => f.name === revoked && f.code === 'CREDENTIAL_REAUTHORIZATION_REQUIRED'), JSON.stringify(second));
     assert.equal((await api(iflow, 'GET', `/api/v1/credentials/${revoked}`)).json.status, 'reauthorization-required');
   });
+});
+
+test('a store that fails under a credential read is a 503 CREDENTIAL_TOKEN_UNAVAILABLE, not the store\'s words as a 500', async (t) => {
+  const receiver = await startReceiver({ status: 200, body: { ok: true } });
+  t.after(() => receiver.close());
+  const iflow = await startIflowWithFlows(t, { partner: { 'flow.yaml': `sender: { path: /http/partner }\nsteps:\n  - http: { address: "${receiver.url}/in", auth: { basic: Partner } }\n` } });
+  assert.equal((await api(iflow, 'POST', '/api/v1/credentials', { name: 'Partner', type: 'basic', user: 'partner', password: 'partner-password-1' })).status, 201);
+  // The store goes away under the running server (as a database does in an outage).
+  await iflow.app.store.close();
+  const answer = await fetch(`${iflow.url}/http/partner`, { method: 'POST', headers: { authorization: iflow.adminAuth } });
+  assert.equal(answer.status, 503);
+  const { error } = (await answer.json()) as { error: { code: string; message: string } };
+  assert.equal(error.code, 'CREDENTIAL_TOKEN_UNAVAILABLE');
+  assert.match(error.message, /^Credential "Partner" could not be read from the store \(.+\): send the message again$/);
+  assert.equal(receiver.received.length, 0);
 });
