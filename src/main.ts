@@ -17,8 +17,17 @@ export async function start(): Promise<void> {
     let code = 0;
     try {
       await app.close();
-      // The last line an operator waits for: nothing was left running or unwritten.
-      app.log.info({ durationMs: Math.round(performance.now() - startedAt) }, 'stopped: messages in flight finished, message logs written, store closed');
+      // The last line an operator waits for: nothing was left running or unwritten, or what was not.
+      const durationMs = Math.round(performance.now() - startedAt);
+      const { kept, keptIn, lost } = app.messageLogs.unwrittenAtClose;
+      if (lost > 0) {
+        code = 1;
+        app.log.error({ durationMs, lost }, 'stopped: messages in flight finished, message logs LOST (the store could not take them), store closed');
+      } else if (kept > 0) {
+        app.log.warn({ durationMs, kept, file: keptIn }, 'stopped: messages in flight finished, message logs kept for the next start (the store could not take them), store closed');
+      } else {
+        app.log.info({ durationMs }, 'stopped: messages in flight finished, message logs written, store closed');
+      }
     } catch (err) {
       code = 1;
       app.log.error({ err }, 'stopping failed');

@@ -11,6 +11,7 @@ import type { MessageLogRecord } from '../store/types.ts';
 import { MAX_TOP, invalidQuery, parseMessageLogListQuery, parseSelect } from './odata.ts';
 import { IflowMetrics } from './metrics.ts';
 import { MessageLogWriter } from './writer.ts';
+import { forgetUnwritten, keepUnwritten, readUnwritten } from './unwritten.ts';
 import { MessageLogRetention } from './retention.ts';
 
 export { IflowMetrics } from './metrics.ts';
@@ -108,9 +109,11 @@ function checkFormat(raw: Record<string, unknown>) {
 }
 
 async function monitor(app: FastifyInstance) {
+  const writerLog = app.log.child({ component: 'message-log-writer' });
   const writer = new MessageLogWriter(app.store.messageLogs, {
     flushMs: app.config.messageLogFlushMs,
-    log: app.log.child({ component: 'message-log-writer' }),
+    keep: (records) => keepUnwritten(app.config.dataDir, records),
+    log: writerLog,
   });
   const metrics = new IflowMetrics();
   app.decorate('messageLogs', writer);
@@ -119,7 +122,23 @@ async function monitor(app: FastifyInstance) {
     retentionMs: app.config.messageLogRetentionMs,
     log: app.log.child({ component: 'message-log-retention' }),
   });
-  app.addHook('onReady', async () => retention.start());
+  app.addHook('onReady', async () => {
+    retention.start();
+    await writeKeptRecords();
+  });
+
+  /** Records a shutdown kept because the store was down: written now, the file removed once they are in the store. */
+  async function writeKeptRecords() {
+    const { records, unreadable } = await readUnwritten(app.config.dataDir);
+    if (records.length === 0 && unreadable === 0) return;
+    for (const record of records) writer.add(record);
+    if (!(await writer.flush())) {
+      writerLog.warn({ kept: records.length }, 'message processing logs kept at the last shutdown could not be written yet: they stay kept');
+      return;
+    }
+    await forgetUnwritten(app.config.dataDir);
+    writerLog.info({ written: records.length, ...(unreadable > 0 ? { unreadable } : {}) }, 'message processing logs kept at the last shutdown written');
+  }
   // onClose hooks run in reverse order of registration (avvio unshifts them): app.ts adds the store's close hook
   // before it registers this plugin, so this flush runs first, while the store is still open.
   app.addHook('onClose', async () => {

@@ -15,7 +15,19 @@ export interface MessageLogWriterOptions {
   maxPending?: number;
   /** How often close() tries to write what is left before giving up (a pause of `flushMs` between tries). Default 3. */
   closeAttempts?: number;
+  /**
+   * Where close() keeps the records it could not write (the store down at shutdown), for the next start to write;
+   * resolves to where they went. Without it, or when it fails too, they are lost.
+   */
+  keep?: (records: MessageLogRecord[]) => Promise<string>;
   log: WriterLogger;
+}
+
+/** What close() could not write: kept for the next start (in `keptIn`), or lost. */
+export interface UnwrittenAtClose {
+  kept: number;
+  keptIn?: string;
+  lost: number;
 }
 
 /** At most this many MessageGuids appear in a log line about a batch. */
@@ -47,7 +59,10 @@ export class MessageLogWriter {
   private readonly batchSize: number;
   private readonly maxPending: number;
   private readonly closeAttempts: number;
+  private readonly keep: MessageLogWriterOptions['keep'];
   private readonly log: WriterLogger;
+  /** What the last close() could not write. */
+  unwrittenAtClose: UnwrittenAtClose = { kept: 0, lost: 0 };
 
   constructor(
     private readonly repository: Pick<MessageLogRepository, 'insertMany'>,
@@ -57,6 +72,7 @@ export class MessageLogWriter {
     this.batchSize = options.batchSize ?? 500;
     this.maxPending = options.maxPending ?? 100_000;
     this.closeAttempts = options.closeAttempts ?? 3;
+    this.keep = options.keep;
     this.log = options.log;
     this.timer = setInterval(() => this.tick(), this.flushMs);
     this.timer.unref();
@@ -119,13 +135,30 @@ export class MessageLogWriter {
     for (let attempt = 1; ; attempt++) {
       if ((await this.flush()) && this.pending.length === 0) break;
       if (attempt >= this.closeAttempts) {
-        this.log.error({ lost: this.pending.length }, 'message processing logs could not be written before shutdown: lost');
-        this.pending = [];
+        await this.keepUnwritten();
         break;
       }
       await new Promise((resolve) => setTimeout(resolve, Math.min(this.flushMs, 1000)));
     }
     this.reportDropped();
+  }
+
+  /** At close, after the last try failed: the records left go to `keep` for the next start, or are lost (and said so). */
+  private async keepUnwritten(): Promise<void> {
+    const left = this.pending;
+    this.pending = [];
+    if (this.keep) {
+      try {
+        const keptIn = await this.keep(left);
+        this.unwrittenAtClose = { kept: left.length, keptIn, lost: 0 };
+        this.log.warn({ kept: left.length, file: keptIn }, 'message processing logs could not be written before shutdown: kept for the next start');
+        return;
+      } catch (err) {
+        this.log.error({ err: { message: (err as Error)?.message ?? String(err) } }, 'message processing logs could not be kept for the next start either');
+      }
+    }
+    this.unwrittenAtClose = { kept: 0, lost: left.length };
+    this.log.error({ lost: left.length }, 'message processing logs could not be written before shutdown: lost');
   }
 
   private tick(): void {

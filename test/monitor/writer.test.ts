@@ -2,11 +2,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import { MessageLogWriter } from '../../src/monitor/writer.ts';
+import { UNWRITTEN_FILE } from '../../src/monitor/unwritten.ts';
 import { openSqliteStore } from '../../src/store/sqlite/index.ts';
 import type { MessageLogRecord } from '../../src/store/types.ts';
 import { startIflow, waitFor } from '../support/iflow.ts';
 import { RecordingLogger, logRecord } from '../support/message-logs.ts';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -223,4 +224,25 @@ test('app.close() writes every buffered record before the store closes', async (
   } finally {
     rmSync(dataDir, { recursive: true, force: true });
   }
+});
+
+test('a store down at shutdown: the message logs are kept in the data dir, and the next start writes them', async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'iflow-monitor-'));
+  t.after(() => rmSync(dataDir, { recursive: true, force: true }));
+  const first = await startIflow({ dataDir, env: { IFLOW_MPL_FLUSH: '1h' } });
+  const records = Array.from({ length: 5 }, () => logRecord());
+  for (const record of records) first.app.messageLogs.add(record);
+  // The store goes away under the running server, as a database does in an outage.
+  await first.app.store.close();
+  await first.close();
+  assert.deepEqual(first.app.messageLogs.unwrittenAtClose, { kept: 5, keptIn: join(dataDir, UNWRITTEN_FILE), lost: 0 });
+  assert.ok(first.logs.records().some((r) => r.msg === 'message processing logs could not be written before shutdown: kept for the next start' && r.kept === 5));
+  assert.equal(statSync(join(dataDir, UNWRITTEN_FILE)).mode & 0o777, 0o600);
+
+  const second = await startIflow({ dataDir });
+  t.after(() => second.close());
+  const written = await waitFor(() => second.logs.records().find((r) => r.msg === 'message processing logs kept at the last shutdown written'), { what: 'the kept records to be written' });
+  assert.equal(written.written, 5);
+  for (const record of records) assert.deepEqual(await second.app.store.messageLogs.get(record.MessageGuid), record);
+  assert.equal(existsSync(join(dataDir, UNWRITTEN_FILE)), false, 'the file is gone once they are in the store');
 });
