@@ -30,6 +30,8 @@ export interface UnwrittenAtClose {
   lost: number;
 }
 
+/** While the store keeps failing, one line about it per this long. */
+const FAILURE_LOG_MS = 10_000;
 /** At most this many MessageGuids appear in a log line about a batch. */
 const LOGGED_IDS = 5;
 
@@ -61,6 +63,9 @@ export class MessageLogWriter {
   private readonly closeAttempts: number;
   private readonly keep: MessageLogWriterOptions['keep'];
   private readonly log: WriterLogger;
+  /** Failed writes since the last one that went through, and when the last of them was logged. */
+  private failedTries = 0;
+  private failureLoggedAt = 0;
   /** What the last close() could not write. */
   unwrittenAtClose: UnwrittenAtClose = { kept: 0, lost: 0 };
 
@@ -189,19 +194,30 @@ export class MessageLogWriter {
           this.dropped += overflow;
         }
         this.failing = true;
-        this.log.error(
-          {
-            err: { message: (err as Error)?.message ?? String(err), code: (err as { code?: unknown })?.code },
-            batchSize: batch.length,
-            pending: this.pending.length,
-            messageGuids: batch.slice(0, LOGGED_IDS).map((record) => record.MessageGuid),
-          },
-          'writing message processing logs failed; retrying on the next tick',
-        );
+        this.failedTries++;
+        // The first failure at once; while the store stays down, one line per FAILURE_LOG_MS (not one per tick).
+        const now = Date.now();
+        if (this.failedTries === 1 || now - this.failureLoggedAt >= FAILURE_LOG_MS) {
+          this.failureLoggedAt = now;
+          this.log.error(
+            {
+              err: { message: (err as Error)?.message ?? String(err), code: (err as { code?: unknown })?.code },
+              batchSize: batch.length,
+              pending: this.pending.length,
+              failedTries: this.failedTries,
+              messageGuids: batch.slice(0, LOGGED_IDS).map((record) => record.MessageGuid),
+            },
+            'writing message processing logs failed; retrying on the next tick',
+          );
+        }
         return false;
       }
       this.inFlight = [];
       left -= batch.length;
+    }
+    if (this.failedTries > 0) {
+      this.log.warn({ failedTries: this.failedTries }, 'message processing logs are written again');
+      this.failedTries = 0;
     }
     this.failing = false;
     // Records that arrived while this flush ran: if a whole batch is waiting, write it now rather than at the tick.

@@ -246,3 +246,17 @@ test('a store down at shutdown: the message logs are kept in the data dir, and t
   for (const record of records) assert.deepEqual(await second.app.store.messageLogs.get(record.MessageGuid), record);
   assert.equal(existsSync(join(dataDir, UNWRITTEN_FILE)), false, 'the file is gone once they are in the store');
 });
+
+test('a store that keeps failing is logged once, then once per 10 s, and its return once', async (t) => {
+  const { repository, writer, log } = setup({ flushMs: 10, batchSize: 10 });
+  t.after(() => writer.close());
+  repository.failuresLeft = 30;
+  writer.add(logRecord());
+  await waitFor(() => repository.failuresLeft === 0, { what: 'thirty failed tries' });
+  await waitFor(() => writer.pendingCount === 0, { what: 'the write after the store is back' });
+  const failures = log.entries.filter((entry) => entry.msg === 'writing message processing logs failed; retrying on the next tick');
+  assert.equal(failures.length, 1, 'thirty failures within a second are one line');
+  const back = log.entries.filter((entry) => entry.msg === 'message processing logs are written again');
+  assert.equal(back.length, 1);
+  assert.equal((back[0].obj as { failedTries?: number }).failedTries, 30);
+});
