@@ -53,7 +53,6 @@ export class MessageLogWriter {
   private running: Promise<boolean> | null = null;
   private immediate: NodeJS.Immediate | null = null;
   private readonly timer: NodeJS.Timeout;
-  private failing = false;
   private closed = false;
   private dropped = 0;
   private droppedAfterClose = 0;
@@ -63,7 +62,7 @@ export class MessageLogWriter {
   private readonly closeAttempts: number;
   private readonly keep: MessageLogWriterOptions['keep'];
   private readonly log: WriterLogger;
-  /** Failed writes since the last one that went through, and when the last of them was logged. */
+  /** Failed writes since the last one that went through (the store is failing while > 0), and when the last was logged. */
   private failedTries = 0;
   private failureLoggedAt = 0;
   /** What the last close() could not write. */
@@ -100,7 +99,7 @@ export class MessageLogWriter {
       this.pending.shift();
       this.dropped += 1;
     }
-    if (this.pending.length >= this.batchSize && !this.failing && this.immediate === null && this.running === null) {
+    if (this.pending.length >= this.batchSize && this.failedTries === 0 && this.immediate === null && this.running === null) {
       this.immediate = setImmediate(() => {
         this.immediate = null;
         void this.flush();
@@ -193,7 +192,6 @@ export class MessageLogWriter {
           this.pending.splice(0, overflow);
           this.dropped += overflow;
         }
-        this.failing = true;
         this.failedTries++;
         // The first failure at once; while the store stays down, one line per FAILURE_LOG_MS (not one per tick).
         const now = Date.now();
@@ -219,7 +217,6 @@ export class MessageLogWriter {
       this.log.warn({ failedTries: this.failedTries }, 'message processing logs are written again');
       this.failedTries = 0;
     }
-    this.failing = false;
     // Records that arrived while this flush ran: if a whole batch is waiting, write it now rather than at the tick.
     if (!this.closed && this.pending.length >= this.batchSize && this.immediate === null) {
       this.immediate = setImmediate(() => {
