@@ -1,4 +1,3 @@
-import { isUtf8 } from 'node:buffer';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifySchemaValidationError } from 'fastify';
 import type { DestinationStream, Logger } from 'pino';
 import type { Config } from './config/index.ts';
@@ -15,7 +14,7 @@ import { flowsRoutes } from './admin/flows.ts';
 import { uiRoutes } from './admin/ui.ts';
 import { deployFlows, type FlowRegistry } from './flows/registry.ts';
 import { malformedJsonMessage, senderRoutes } from './runtime/sender.ts';
-import { nestsDeeperThan } from './runtime/json-text.ts';
+import { jsonTextProblem } from './runtime/json-text.ts';
 import { Agent } from 'undici';
 import type { SecurityMaterial } from './runtime/context.ts';
 
@@ -54,9 +53,9 @@ function acceptJsonOnly(app: FastifyInstance) {
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_request, body, done) => {
     const bytes = body as Buffer;
     if (bytes.length === 0) return done(new HttpError(400, 'INVALID_JSON', 'The JSON body is empty'), undefined);
-    if (!isUtf8(bytes)) return done(new HttpError(400, 'INVALID_JSON', 'Malformed JSON body: it is not UTF-8'), undefined);
     // The reviver below recurses: a body nested deeper than any request needs is refused before it overflows.
-    if (nestsDeeperThan(bytes, ADMIN_JSON_DEPTH)) return done(new HttpError(400, 'INVALID_JSON', `Malformed JSON body: it nests deeper than ${ADMIN_JSON_DEPTH} levels`), undefined);
+    const unfit = jsonTextProblem(bytes, ADMIN_JSON_DEPTH);
+    if (unfit) return done(new HttpError(400, 'INVALID_JSON', unfit), undefined);
     // A UTF-8 byte order mark is allowed (as Fastify's own parser allows it): JSON.parse would refuse it.
     const text = bytes.toString('utf8', hasByteOrderMark(bytes) ? 3 : 0);
     try {

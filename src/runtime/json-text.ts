@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import type { StepTiming } from '../store/types.ts';
 
 /** JSON text of the names flows are made of (flow ids, step names and kinds): a bounded set, so cached. */
@@ -74,4 +75,14 @@ export function nestsDeeperThan(json: Buffer, limit = MAX_JSON_DEPTH): boolean {
     }
   }
   return false;
+}
+
+/**
+ * What makes a caller's bytes unfit to be read as JSON before they are parsed, if anything: not UTF-8 (RFC 8259;
+ * other bytes would be read as U+FFFD, the text silently changed), or nested deeper than `maxDepth`.
+ */
+export function jsonTextProblem(bytes: Buffer, maxDepth = MAX_JSON_DEPTH): string | undefined {
+  if (!isUtf8(bytes)) return 'Malformed JSON body: it is not UTF-8';
+  if (nestsDeeperThan(bytes, maxDepth)) return `Malformed JSON body: it nests deeper than ${maxDepth} levels`;
+  return undefined;
 }

@@ -1,4 +1,3 @@
-import { isUtf8 } from 'node:buffer';
 import { validateHeaderName, validateHeaderValue } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
@@ -13,7 +12,7 @@ import { Message, markBodyFromCaller } from './message.ts';
 import { runPipeline, type PipelineResult, type StepFailure } from './pipeline.ts';
 import { timeOrderedUuid } from './ids.ts';
 import { isoTimestamp } from './timestamps.ts';
-import { MAX_JSON_DEPTH, jsonName, nestsDeeperThan, stepTimingsJson } from './json-text.ts';
+import { jsonName, jsonTextProblem, stepTimingsJson } from './json-text.ts';
 import { violationsOf } from './violations.ts';
 
 const CORRELATION_ID = /^[\w.:@/+=-]{1,128}$/;
@@ -195,11 +194,8 @@ export async function senderRoutes(app: FastifyInstance, options: { registry: Fl
       const isJson = contentType !== undefined && /[/+]json\b/i.test(contentType);
       if (isJson || runtime.validateBody) {
         let parsed: unknown;
-        // JSON is UTF-8 (RFC 8259): other bytes would be read as U+FFFD and the caller's text silently changed.
-        if (!isUtf8(raw)) return fail(reply, flow, message, startedAt, new MessageFailure('INVALID_JSON', 'Malformed JSON body: it is not UTF-8', 400), NOT_RUN, user);
-        if (nestsDeeperThan(raw)) {
-          return fail(reply, flow, message, startedAt, new MessageFailure('INVALID_JSON', `Malformed JSON body: it nests deeper than ${MAX_JSON_DEPTH} levels`, 400), NOT_RUN, user);
-        }
+        const unfit = jsonTextProblem(raw);
+        if (unfit) return fail(reply, flow, message, startedAt, new MessageFailure('INVALID_JSON', unfit, 400), NOT_RUN, user);
         try {
           parsed = raw.length === 0 ? undefined : JSON.parse(raw.toString('utf8'));
         } catch (err) {
