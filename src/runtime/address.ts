@@ -41,25 +41,19 @@ function layoutOf(parts: (string | Placeholder)[], start: Place): AddressLayout 
   const layout: AddressLayout = { pieces: [], values: [], segments: [] };
   let place: Place = start;
   let segment: (string | number)[] = [];
-  let segmentHasValue = false;
   const authority: (string | number)[] = [];
+  const holdsValue = (pieces: (string | number)[]) => pieces.some((piece) => typeof piece === 'number');
   const endSegment = () => {
-    if (segmentHasValue) layout.segments.push(segment);
+    if (holdsValue(segment)) layout.segments.push(segment);
     segment = [];
-    segmentHasValue = false;
   };
   for (const part of parts) {
     if (typeof part !== 'string') {
       layout.values.push({ placeholder: part, place });
       const value = layout.values.length - 1;
       layout.pieces.push(value);
-      if (place === 'authority') {
-        authority.push(value);
-        layout.authority = authority;
-      } else if (place === 'path') {
-        segment.push(value);
-        segmentHasValue = true;
-      }
+      if (place === 'authority') authority.push(value);
+      else if (place === 'path') segment.push(value);
       continue;
     }
     layout.pieces.push(part);
@@ -81,6 +75,7 @@ function layoutOf(parts: (string | Placeholder)[], start: Place): AddressLayout 
     }
   }
   if (place === 'path') endSegment();
+  if (holdsValue(authority)) layout.authority = authority;
   return layout;
 }
 
