@@ -104,8 +104,8 @@ function errorHandler(this: FastifyInstance, err: FastifyError, request: Fastify
   }
   const status = err.statusCode ?? 500;
   if (status === 413) return reply.code(413).send(errorBody('PAYLOAD_TOO_LARGE', 'Request body is larger than this endpoint accepts'));
-  if (err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') return reply.code(400).send(errorBody('INVALID_JSON', 'The JSON body is empty'));
-  if (err.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || err instanceof SyntaxError) {
+  // JSON.parse's, from acceptJsonOnly (Fastify's own JSON parser, whose FST_ERR_CTP_* codes were read here, is gone).
+  if (err instanceof SyntaxError) {
     return reply.code(400).send(errorBody('INVALID_JSON', malformedJsonMessage(err)));
   }
   if (status >= 400 && status < 500) {
