@@ -247,6 +247,20 @@ describe('the users API', () => {
     assert.equal((await send(bom)).status, 201);
   });
 
+  test('an empty body with a JSON Content-Type is no body for a DELETE, and an error for a POST or PUT', async () => {
+    assert.equal((await call(iflow, 'POST', '/api/v1/users', { body: { name: 'emptied', password: 'emptied-password', roles: ['monitor'] } })).status, 201);
+    for (const method of ['POST', 'PUT']) {
+      const path = method === 'POST' ? '/api/v1/users' : '/api/v1/users/emptied';
+      const empty = assertError(await call(iflow, method, path, { rawBody: '' }), 400, 'INVALID_JSON');
+      assert.equal(empty.error.message, 'The JSON body is empty');
+    }
+    assert.deepEqual((await iflow.app.store.users.get('emptied'))?.roles, ['monitor'], 'left as it was');
+    // As curl -X DELETE -H 'Content-Type: application/json' sends it.
+    const deleted = await call(iflow, 'DELETE', '/api/v1/users/emptied', { rawBody: '' });
+    assert.equal(deleted.status, 204, deleted.text);
+    assert.equal(await iflow.app.store.users.get('emptied'), undefined);
+  });
+
   test('a Basic password that is not UTF-8 never matches, not even the password of U+FFFD it would decode to', async () => {
     const replacement = '\ufffd'.repeat(8);
     assert.equal((await call(iflow, 'POST', '/api/v1/users', { body: { name: 'fffd', password: replacement, roles: ['monitor'] } })).status, 201);
