@@ -5,6 +5,7 @@ import { createLogger, redactUrl } from './logging/index.ts';
 import { logRequests, RequestLogController, type ShutdownGate } from './logging/request-log.ts';
 import { ThrottledWarning } from './logging/throttled-warning.ts';
 import { openStore, type Store } from './store/index.ts';
+import { storeUnavailableReason } from './store/unavailable.ts';
 import { HttpError, errorBody, unknownPropertyOf } from './errors.ts';
 import { securityPlugin } from './security/index.ts';
 import { usersRoutes } from './admin/users.ts';
@@ -96,8 +97,27 @@ function shortened(problem: FastifySchemaValidationError): FastifySchemaValidati
   return { ...problem, params: { ...problem.params, additionalProperty: `${unknown.slice(0, 100)}…` } };
 }
 
-/** Maps any error thrown in a route to the JSON error contract, without stack traces. */
-function errorHandler(this: FastifyInstance, err: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+/** How long a caller is asked to wait before sending again while the store cannot be reached. */
+const STORE_RETRY_AFTER_SECONDS = 5;
+
+/**
+ * Maps any error thrown in a route to the JSON error contract, without stack traces. A store that cannot be
+ * reached (PostgreSQL down or restarting, SQLite locked by another process) is a 503 to send again, logged
+ * through `storeTrouble` (once, then counted), not a 500 with a stack per request.
+ */
+function errorHandlerWith(storeTrouble: ThrottledWarning) {
+  return function errorHandler(this: FastifyInstance, err: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+    const reason = err instanceof HttpError ? undefined : storeUnavailableReason(err);
+    if (reason === undefined) return answerError(err, request, reply);
+    storeTrouble.note({ reason, method: request.method, url: redactUrl(request.url) });
+    return reply
+      .code(503)
+      .header('Retry-After', String(STORE_RETRY_AFTER_SECONDS))
+      .send(errorBody('STORE_UNAVAILABLE', 'The store (database) cannot be reached right now: send the request again shortly'));
+  };
+}
+
+function answerError(err: FastifyError, request: FastifyRequest, reply: FastifyReply) {
   if (err instanceof HttpError) {
     return reply.code(err.statusCode).send(errorBody(err.code, err.message, err.details === undefined ? undefined : { details: err.details }));
   }
@@ -214,7 +234,17 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   let ready = false;
   try {
-    app.setErrorHandler(errorHandler);
+    const storeTrouble = new ThrottledWarning(logger, {
+      message: 'the store cannot be reached: requests that need it are answered 503 STORE_UNAVAILABLE',
+      summary: 'requests answered 503 STORE_UNAVAILABLE: the store still cannot be reached',
+      intervalMs: 10_000,
+      listed: { reason: 'reasons' },
+    });
+    app.addHook('onClose', (_app, done) => {
+      storeTrouble.close();
+      done();
+    });
+    app.setErrorHandler(errorHandlerWith(storeTrouble));
     acceptJsonOnly(app);
     app.setNotFoundHandler((request, reply) => {
       reply.code(404).send(errorBody('NOT_FOUND', `No route for ${request.method} ${request.url.split('?')[0]}`));

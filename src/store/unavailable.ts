@@ -1,0 +1,36 @@
+/**
+ * Whether a store call failed because the database cannot be reached right now (PostgreSQL down, restarting or
+ * its connection cut; SQLite locked by another process past the busy timeout), as opposed to a failure of the
+ * request itself. Such failures are worth answering with 503 and "send it again", not 500.
+ */
+
+/** Node's errors for a connection that could not be made or was lost. */
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE']);
+/** PostgreSQL's SQLSTATEs for the server shutting down, starting up or out of connections (class 08 is handled apart). */
+const SERVER_UNAVAILABLE_STATES = new Set(['57P01', '57P02', '57P03', '53300']);
+/** node-postgres's own words for a lost or never made connection (these errors carry no code). */
+const PG_CONNECTION_MESSAGE = /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error)/;
+/** SQLite's: the database stayed locked by another connection for longer than the busy timeout. */
+const SQLITE_BUSY_CODES = new Set(['SQLITE_BUSY', 'SQLITE_BUSY_SNAPSHOT', 'SQLITE_BUSY_RECOVERY', 'SQLITE_LOCKED']);
+
+/**
+ * The reason, short and without secrets (an error code, or node-postgres's fixed wording), when `err` says the
+ * store is unreachable; undefined for any other error. Meant for errors that reach the error handler as thrown:
+ * calls to other servers (token endpoints, receivers) fail with iflow's own errors, so a bare connection error
+ * there is the store's. A `cause` is not followed, since a wrapped connection error may be another server's.
+ */
+export function storeUnavailableReason(err: unknown): string | undefined {
+  if (!(err instanceof Error)) return undefined;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string') {
+    if (NETWORK_CODES.has(code) || SQLITE_BUSY_CODES.has(code) || SERVER_UNAVAILABLE_STATES.has(code) || /^08[0-9A-Z]{3}$/.test(code)) return code;
+  } else if (PG_CONNECTION_MESSAGE.test(err.message)) {
+    return err.message.slice(0, 100);
+  }
+  // A connection to localhost tries each of its addresses: it failed when every try did.
+  if (err instanceof AggregateError && err.errors.length > 0) {
+    const reasons = err.errors.map((inner: unknown) => storeUnavailableReason(inner));
+    if (reasons.every((reason) => reason !== undefined)) return [...new Set(reasons)].join(', ');
+  }
+  return undefined;
+}

@@ -1,0 +1,62 @@
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+
+/**
+ * A loopback TCP proxy to a server (PostgreSQL, in the outage tests) that can be cut: `cut()` drops every open
+ * connection and from then on closes each new one at once, as a database that went away would look to its
+ * clients; `restore()` lets connections through again.
+ */
+export class TcpProxy {
+  private readonly sockets = new Set<Socket>();
+  private down = false;
+  private readonly server = createServer((client) => this.accept(client));
+  private listeningPort = 0;
+
+  private constructor(
+    private readonly targetHost: string,
+    private readonly targetPort: number,
+  ) {}
+
+  static async start(targetHost: string, targetPort: number): Promise<TcpProxy> {
+    const proxy = new TcpProxy(targetHost, targetPort);
+    await new Promise<void>((resolve) => proxy.server.listen(0, '127.0.0.1', resolve));
+    proxy.listeningPort = (proxy.server.address() as AddressInfo).port;
+    return proxy;
+  }
+
+  get port(): number {
+    return this.listeningPort;
+  }
+
+  cut(): void {
+    this.down = true;
+    for (const socket of this.sockets) socket.destroy();
+    this.sockets.clear();
+  }
+
+  restore(): void {
+    this.down = false;
+  }
+
+  async close(): Promise<void> {
+    this.cut();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private accept(client: Socket): void {
+    if (this.down) {
+      client.destroy();
+      return;
+    }
+    const upstream = connect(this.targetPort, this.targetHost);
+    for (const socket of [client, upstream]) {
+      this.sockets.add(socket);
+      socket.on('close', () => this.sockets.delete(socket));
+      // Either side failing ends both: the client sees its connection cut, as it would with the server gone.
+      socket.on('error', () => undefined);
+    }
+    client.pipe(upstream).on('close', () => client.destroy());
+    upstream.pipe(client).on('close', () => upstream.destroy());
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  }
+}
