@@ -18,12 +18,18 @@ export async function ensureBootstrapAdmin(
   log: FastifyBaseLogger,
 ): Promise<void> {
   const now = new Date().toISOString();
-  const existing = await users.get(config.adminUser);
+  let existing = await users.get(config.adminUser);
   if (config.adminPassword) {
     if (!existing) {
-      await users.create({ name: config.adminUser, passwordHash: await hashPassword(config.adminPassword), roles: ['admin'], createdAt: now, updatedAt: now });
-      log.info({ user: config.adminUser }, 'bootstrap administrator created from IFLOW_ADMIN_PASSWORD');
-    } else if (!(await verifyPassword(config.adminPassword, existing.passwordHash)) || !existing.roles.includes('admin')) {
+      if (await users.create({ name: config.adminUser, passwordHash: await hashPassword(config.adminPassword), roles: ['admin'], createdAt: now, updatedAt: now })) {
+        log.info({ user: config.adminUser }, 'bootstrap administrator created from IFLOW_ADMIN_PASSWORD');
+        return;
+      }
+      // Another instance sharing the store created it first: it is checked like one found at start.
+      existing = await users.get(config.adminUser);
+      if (!existing) return;
+    }
+    if (!(await verifyPassword(config.adminPassword, existing.passwordHash)) || !existing.roles.includes('admin')) {
       const roles = existing.roles.includes('admin') ? existing.roles : [...existing.roles, 'admin'];
       await users.update({ ...existing, passwordHash: await hashPassword(config.adminPassword), roles, updatedAt: now });
       log.info({ user: config.adminUser }, 'bootstrap administrator reset from IFLOW_ADMIN_PASSWORD');

@@ -8,7 +8,9 @@ import { INITIAL_PASSWORD_FILE, ensureBootstrapAdmin } from '../../src/security/
 import type { UserRecord, UserRepository } from '../../src/store/types.ts';
 import { createLogger } from '../../src/logging/index.ts';
 import type { FastifyBaseLogger } from 'fastify';
-import { ADMIN_PASSWORD, ADMIN_USER, basicAuth, startIflow, type RunningIflow } from '../support/iflow.ts';
+import { ADMIN_PASSWORD, ADMIN_USER, LogCapture, basicAuth, startIflow, type RunningIflow } from '../support/iflow.ts';
+import { withSqliteStore } from '../support/sqlite.ts';
+import { hashPassword, verifyPassword } from '../../src/security/passwords.ts';
 
 /** Runs `fn` while collecting what is written to process.stderr (and keeping it off the console). */
 async function withStderr<T>(fn: () => Promise<T>): Promise<{ value: T; stderr: string }> {
@@ -197,25 +199,49 @@ test('IFLOW_ADMIN_PASSWORD is the admin password at every start, and takes over 
   }
 });
 
-test(
-  'an instance that loses the race to create the administrator neither saves nor prints a password',
-  async (t) => {
-    const dataDir = tempDataDir(t);
-    // Another instance created the admin between this one's get() and create().
-    const winner: UserRecord = { name: ADMIN_USER, passwordHash: 'scrypt$1$1$1$x$y', roles: ['admin'], createdAt: '', updatedAt: '' };
-    const users: UserRepository = {
-      get: async () => undefined,
-      list: async () => [winner],
-      create: async () => false,
-      update: async () => false,
-      delete: async () => false,
-      count: async () => 1,
-      exclusively: (fn) => fn(),
-      watch: () => () => {},
-    };
-    const log = createLogger('silent') as FastifyBaseLogger;
-    const { stderr } = await withStderr(() => ensureBootstrapAdmin({ adminUser: ADMIN_USER, adminPassword: undefined, dataDir }, users, log));
-    assert.ok(!existsSync(join(dataDir, INITIAL_PASSWORD_FILE)), 'a password that is not the admin\'s was saved');
+/**
+ * The users of a real store where another instance sharing it creates `winner` just before this one's create()
+ * (after this one looked and found no administrator).
+ */
+function losingTheRace(users: UserRepository, winner: UserRecord): UserRepository {
+  return {
+    get: (name) => users.get(name),
+    list: () => users.list(),
+    create: async (user) => {
+      assert.equal(await users.create(winner), true, "the other instance's create");
+      return users.create(user);
+    },
+    update: (user) => users.update(user),
+    delete: (name) => users.delete(name),
+    count: () => users.count(),
+    exclusively: (fn) => users.exclusively(fn),
+    watch: (watcher) => users.watch(watcher),
+  };
+}
+
+test('an instance that loses the race to create the generated administrator neither saves nor prints a password, nor logs it created', async (t) => {
+  const dataDir = tempDataDir(t);
+  await withSqliteStore(async (store) => {
+    const winner: UserRecord = { name: ADMIN_USER, passwordHash: await hashPassword('the-winners-password'), roles: ['admin'], createdAt: '', updatedAt: '' };
+    const logs = new LogCapture();
+    const { stderr } = await withStderr(() => ensureBootstrapAdmin({ adminUser: ADMIN_USER, adminPassword: undefined, dataDir }, losingTheRace(store.users, winner), createLogger('info', logs) as FastifyBaseLogger));
+    assert.ok(!existsSync(join(dataDir, INITIAL_PASSWORD_FILE)), "a password that is not the admin's was saved");
     assert.ok(!stderr.includes('created administrator'), stderr);
-  },
-);
+    assert.ok(!logs.text.includes('bootstrap administrator created'), logs.text);
+    assert.equal((await store.users.get(ADMIN_USER))?.passwordHash, winner.passwordHash, "the winner's admin stays");
+  });
+});
+
+test('an instance that loses the race to create the administrator from IFLOW_ADMIN_PASSWORD does not log it created, and still makes that password the one', async (t) => {
+  const dataDir = tempDataDir(t);
+  await withSqliteStore(async (store) => {
+    // The other instance was started with another IFLOW_ADMIN_PASSWORD (the same one would verify and be left alone).
+    const winner: UserRecord = { name: ADMIN_USER, passwordHash: await hashPassword('the-winners-password'), roles: ['admin'], createdAt: '', updatedAt: '' };
+    const logs = new LogCapture();
+    await ensureBootstrapAdmin({ adminUser: ADMIN_USER, adminPassword: ADMIN_PASSWORD, dataDir }, losingTheRace(store.users, winner), createLogger('info', logs) as FastifyBaseLogger);
+    assert.ok(!logs.text.includes('bootstrap administrator created'), logs.text);
+    assert.match(logs.text, /bootstrap administrator reset from IFLOW_ADMIN_PASSWORD/);
+    const admin = await store.users.get(ADMIN_USER);
+    assert.ok(admin && (await verifyPassword(ADMIN_PASSWORD, admin.passwordHash)), "this instance's password is the admin's");
+  });
+});
