@@ -54,6 +54,14 @@ const BROKEN: Record<string, { yaml: string; files?: Record<string, string>; poi
     file: 'jsonata-unknown-function/m.jsonata',
     message: /^\$sumx at character \d+ is not a JSONata function, nor one the mapping binds$/,
   },
+  // Every misspelt name of a mapping comes back at once (the rest in otherErrors, checked below).
+  'jsonata-several-names': {
+    yaml: 'parameters: { SHOP: x }\nsender: { path: /http/jsn }\nsteps:\n  - mapping: m.jsonata\n',
+    files: { 'm.jsonata': '{ "a": $parameters.SHOPP, "b": $parameters.REGION, "c": $parameters.SHOPP, "d": $sumx(items) }\n' },
+    pointer: '',
+    file: 'jsonata-several-names/m.jsonata',
+    message: /^\$parameters\.SHOPP at character 24 is not a parameter of this flow \(declared: SHOP\)$/,
+  },
   'misspelt-parameters': { yaml: 'paramters: { SYSTEM: x }\nsender: { path: /http/mp }\nsteps:\n  - set: { body: "{{SYSTEM}}" }\n', pointer: '', message: /^unknown property "paramters"$/ },
   'bad-header-name': { yaml: 'sender: { path: /http/bh }\nsteps:\n  - set: { headers: { X Spaced: a } }\n', pointer: '/steps/0/set/headers', message: /unknown property "X Spaced" \(header names: / },
   'http-step-timeout': { yaml: 'sender: { path: /http/ht }\nsteps:\n  - http: { address: "http://127.0.0.1:1/x" }\n    timeout: 1s\n', pointer: '/steps/0/timeout', message: /applies to script steps only: an http step takes http\.timeout/ },
@@ -161,6 +169,12 @@ test('each broken flow is reported with its file, pointer and reason while the g
   assert.ok(!('otherErrors' in byId.get('several-problems')!), 'the API shows the first problem only, as its contract says');
   const typo = iflow.logs.records().find((r) => r.msg === 'flow not deployed' && r.flow === 'typo-and-schema') as { otherErrors?: { pointer: string }[] } | undefined;
   assert.deepEqual(typo?.otherErrors?.map((e) => e.pointer), ['/sender/path'], 'the schema problem comes with the unknown key');
+  const names = iflow.logs.records().find((r) => r.msg === 'flow not deployed' && r.flow === 'jsonata-several-names') as { otherErrors?: { message: string }[] } | undefined;
+  assert.deepEqual(
+    names?.otherErrors?.map((e) => e.message),
+    ['$parameters.REGION at character 49 is not a parameter of this flow (declared: SHOP)', '$sumx at character 85 is not a JSONata function, nor one the mapping binds'],
+    'each unknown name once, after the first',
+  );
   const ready = await fetch(`${iflow.url}/ready`);
   assert.equal(ready.status, 200, 'ready even though some flows failed');
 

@@ -20,24 +20,18 @@ export async function compileMappingStep(file: string, env: StepEnvironment): Pr
   }
   const tree = expression.ast();
   const bound = boundNames(tree);
-  // An expression that binds $parameters itself (`$parameters := …`, a lambda argument) means its own: not checked.
-  const unknown = bound.has('parameters') ? undefined : unknownParameter(tree, env.parameters);
-  if (unknown) {
-    throw new FlowError({
-      file: `${env.flowId}/${file}`,
-      pointer: '',
-      message: notAParameter(`$parameters.${unknown.name} at character ${unknown.position}`, env.parameters),
-    });
-  }
   const bindings = { parameters: env.parameters };
-  const notAFunction = await unknownFunction(calledNames(tree), new Set([...bound, ...Object.keys(bindings)]));
-  if (notAFunction) {
-    throw new FlowError({
-      file: `${env.flowId}/${file}`,
-      pointer: '',
-      message: `$${notAFunction.name} at character ${notAFunction.position} is not a JSONata function, nor one the mapping binds`,
-    });
-  }
+  // Every misspelt name at once, not one per deploy (a syntax error stops at the first: what follows it is guesswork).
+  const problems = [
+    // An expression that binds $parameters itself (`$parameters := …`, a lambda argument) means its own: not checked.
+    ...(bound.has('parameters') ? [] : unknownParameters(tree, env.parameters)).map(({ name, position }) =>
+      notAParameter(`$parameters.${name} at character ${position}`, env.parameters),
+    ),
+    ...(await unknownFunctions(calledNames(tree), new Set([...bound, ...Object.keys(bindings)]))).map(
+      ({ name, position }) => `$${name} at character ${position} is not a JSONata function, nor one the mapping binds`,
+    ),
+  ].map((message) => ({ file: `${env.flowId}/${file}`, pointer: '', message }));
+  if (problems.length > 0) throw new FlowError(problems[0], problems.slice(1));
   return async (message) => {
     let input: unknown;
     try {
@@ -71,18 +65,18 @@ function walk(node: unknown, visit: (node: Record<string, unknown>) => void): vo
 }
 
 /**
- * The first `$parameters.NAME` in a JSONata tree whose NAME the flow does not declare: a misspelt parameter would
- * otherwise be empty at run time. Only that literal form is checked (not `$lookup($parameters, …)`).
+ * Each `$parameters.NAME` in a JSONata tree whose NAME the flow does not declare (once per name): a misspelt
+ * parameter would otherwise be empty at run time. Only that literal form is checked (not `$lookup($parameters, …)`).
  */
-function unknownParameter(tree: unknown, parameters: Readonly<Record<string, string>>): { name: string; position: number } | undefined {
-  let found: { name: string; position: number } | undefined;
+function unknownParameters(tree: unknown, parameters: Readonly<Record<string, string>>): { name: string; position: number }[] {
+  const found = new Map<string, number>();
   walk(tree, (node) => {
     const steps = node.steps as { type: string; value: unknown; position?: number }[] | undefined;
-    if (found || node.type !== 'path' || !steps || steps[0]?.type !== 'variable' || steps[0].value !== 'parameters' || steps[1]?.type !== 'name') return;
+    if (node.type !== 'path' || !steps || steps[0]?.type !== 'variable' || steps[0].value !== 'parameters' || steps[1]?.type !== 'name') return;
     const name = String(steps[1].value);
-    if (!Object.hasOwn(parameters, name)) found = { name, position: steps[1].position ?? 0 };
+    if (!Object.hasOwn(parameters, name) && !found.has(name)) found.set(name, steps[1].position ?? 0);
   });
-  return found;
+  return [...found].map(([name, position]) => ({ name, position }));
 }
 
 /** Names a JSONata tree binds: `$x := …`, lambda arguments, and a path's `@$x` and `#$x`. */
@@ -111,14 +105,15 @@ function calledNames(tree: unknown): Map<string, number> {
 }
 
 /**
- * The first function called that is neither one of JSONata's own, nor `bound` (in the expression, or iflow's
- * bindings): a misspelt `$sumx(…)` would otherwise fail only when a message comes. Whether JSONata has a function
- * is asked of JSONata itself (`$name` evaluates to it), not of a list kept here.
+ * The functions called that are neither JSONata's own, nor `bound` (in the expression, or iflow's bindings): a
+ * misspelt `$sumx(…)` would otherwise fail only when a message comes. Whether JSONata has a function is asked of
+ * JSONata itself (`$name` evaluates to it), not of a list kept here.
  */
-async function unknownFunction(calls: Map<string, number>, bound: ReadonlySet<string>): Promise<{ name: string; position: number } | undefined> {
+async function unknownFunctions(calls: Map<string, number>, bound: ReadonlySet<string>): Promise<{ name: string; position: number }[]> {
+  const unknown: { name: string; position: number }[] = [];
   for (const [name, position] of calls) {
     if (bound.has(name) || !/^\w+$/.test(name)) continue;
-    if ((await jsonata(`$${name}`).evaluate({})) === undefined) return { name, position };
+    if ((await jsonata(`$${name}`).evaluate({})) === undefined) unknown.push({ name, position });
   }
-  return undefined;
+  return unknown;
 }
