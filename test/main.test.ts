@@ -1,11 +1,16 @@
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SKIP_POSTGRES_OPTION, TestSchemas } from './support/postgres.ts';
+import { SKIP_POSTGRES_OPTION, TEST_DATABASE_URL, TestSchemas } from './support/postgres.ts';
+import { TcpProxy } from './support/tcp-proxy.ts';
+import { writeFlows } from './support/flows.ts';
+import { startIflowProcess } from './support/process.ts';
+import { basicAuth } from './support/iflow.ts';
+import { UNWRITTEN_FILE } from '../src/monitor/unwritten.ts';
 
 /** Starts `iflow start` on a port another server holds; returns how it ended (bounded: killed after 30 s). */
 async function startOnTakenPort(env: Record<string, string>) {
@@ -39,4 +44,58 @@ test('a taken port with PostgreSQL: the store is closed and iflow exits 1, not h
   assert.equal(started.signal, null, 'it exited by itself, not killed at the time limit');
   assert.equal(started.status, 1);
   assert.match(started.stderr, /^iflow: cannot start: listen EADDRINUSE/m);
+});
+
+/**
+ * An `iflow start` process on a fresh PostgreSQL schema reached through a proxy that can be cut, holding one
+ * message processing log unwritten (flushed hourly only), and its data dir.
+ */
+async function runningWithOneLogPending(t: TestContext) {
+  const schemas = await TestSchemas.connect();
+  t.after(() => schemas.close());
+  const { url } = await schemas.create();
+  const target = new URL(TEST_DATABASE_URL);
+  const proxy = await TcpProxy.start(target.hostname, Number(target.port || 5432));
+  t.after(() => proxy.close());
+  const proxied = new URL(url);
+  proxied.hostname = '127.0.0.1';
+  proxied.port = String(proxy.port);
+  const flows = writeFlows({ echo: { 'flow.yaml': 'sender: { path: /http/echo }\nsteps:\n  - set: { body: "${body}" }\n' } });
+  const dataDir = mkdtempSync(join(tmpdir(), 'iflow-stop-'));
+  t.after(() => {
+    flows.remove();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+  const iflow = await startIflowProcess(t, {
+    DATABASE_URL: proxied.toString(),
+    IFLOW_FLOWS_DIR: flows.dir,
+    IFLOW_DATA_DIR: dataDir,
+    IFLOW_ADMIN_PASSWORD: 'stop-test-password-1',
+    IFLOW_MPL_FLUSH: '1h',
+  });
+  const sent = await fetch(`${iflow.url}/http/echo`, { method: 'POST', headers: { authorization: basicAuth('admin', 'stop-test-password-1') }, body: 'hello' });
+  assert.equal(sent.status, 200);
+  return { iflow, proxy, dataDir, messageId: sent.headers.get('sap_messageprocessinglogid') };
+}
+
+test('stopped during a database outage: the message log is kept in the data dir, the last line says so, exit 0', SKIP_POSTGRES_OPTION, async (t) => {
+  const { iflow, proxy, dataDir, messageId } = await runningWithOneLogPending(t);
+  proxy.cut();
+  assert.equal(await iflow.stop(), 0, iflow.stderr);
+  const last = iflow.lines().at(-1);
+  assert.match(String(last?.msg), /^stopped: .*message logs kept for the next start/);
+  assert.equal(last?.kept, 1);
+  assert.ok(readFileSync(join(dataDir, UNWRITTEN_FILE), 'utf8').includes(String(messageId)));
+});
+
+test('stopped during a database outage with nowhere to keep the message log: the last line says LOST, exit 1', SKIP_POSTGRES_OPTION, async (t) => {
+  const { iflow, proxy, dataDir } = await runningWithOneLogPending(t);
+  // A folder where the file would go: it cannot be written.
+  mkdirSync(join(dataDir, UNWRITTEN_FILE));
+  proxy.cut();
+  assert.equal(await iflow.stop(), 1, iflow.stderr);
+  const last = iflow.lines().at(-1);
+  assert.match(String(last?.msg), /^stopped: .*message logs LOST/);
+  assert.equal(last?.lost, 1);
+  assert.equal(last?.level, 50);
 });
