@@ -224,6 +224,8 @@ export async function senderRoutes(app: FastifyInstance, options: { registry: Fl
       reply.code(message.status);
       for (const [name, value] of answer.headers) reply.header(name, value);
       reply.header(MPL_ID_HEADER, message.id);
+      // Nothing to describe: an empty body goes without the Content-Type Fastify would give it (octet-stream).
+      if (answer.body.length === 0 && !reply.hasHeader('content-type')) return reply.send();
       return reply.send(answer.body);
     },
   });

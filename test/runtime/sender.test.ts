@@ -542,3 +542,30 @@ test("a script's parameters are the flow's, read-only: logging and cloning them 
   }
   assert.ok(iflow.logs.records().some((r) => r.msg === 'parameters' && r.SHOP === 'berlin'), 'pino logs the parameters object');
 });
+
+test('an empty reply goes without a Content-Type; a body, or a Content-Type the flow set, keeps one', async (t) => {
+  const iflow = await startIflowWithFlows(t, {
+    accepted: {
+      'flow.yaml': 'sender: { path: /http/accepted }\nsteps:\n  - script: accept.mjs\n',
+      'accept.mjs': 'export default function processData(message) { message.status = 202; message.setBody(""); }\n',
+    },
+    typed: {
+      'flow.yaml': 'sender: { path: /http/typed }\nsteps:\n  - set: { headers: { Content-Type: "application/xml" }, body: "" }\n',
+    },
+    text: { 'flow.yaml': 'sender: { path: /http/text }\nsteps:\n  - set: { body: "done" }\n' },
+  });
+  // Without a body of their own: a caller's Content-Type would be a message header, and replied.
+  const call = (path: string) => fetch(`${iflow.url}${path}`, { method: 'POST', headers: { authorization: iflow.adminAuth } });
+  const accepted = await call('/http/accepted');
+  assert.equal(accepted.status, 202);
+  assert.equal(await accepted.text(), '');
+  assert.equal(accepted.headers.get('content-type'), null);
+  assert.equal(accepted.headers.get('content-length'), '0');
+  assert.ok(accepted.headers.get('sap_messageprocessinglogid'));
+  const typed = await call('/http/typed');
+  assert.equal(typed.headers.get('content-type'), 'application/xml');
+  assert.equal(await typed.text(), '');
+  const text = await call('/http/text');
+  assert.equal(await text.text(), 'done');
+  assert.ok(text.headers.get('content-type'), 'a body is described');
+});
