@@ -6,6 +6,7 @@ import { compileFilter, compileOrderBy } from '../sql-filter.ts';
 import { KeyedMutex } from '../keyed-mutex.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
 import { SqliteBatchWriter } from './batch-writer.ts';
+import { lockDataDir } from './data-dir-lock.ts';
 import type {
   CredentialRecord,
   CredentialRepository,
@@ -199,9 +200,22 @@ class SqliteCredentials implements CredentialRepository {
 const SYNCHRONOUS_MODES: Record<number, string> = { 0: 'off', 1: 'normal', 2: 'full', 3: 'extra' };
 const synchronousMode = (value: number) => SYNCHRONOUS_MODES[value] ?? 'unknown';
 
-/** Opens (creating when missing) `iflow.db` in the data dir, in WAL mode, migrated to the newest schema. */
+/**
+ * Opens (creating when missing) `iflow.db` in the data dir, in WAL mode, migrated to the newest schema. The data
+ * dir is locked while the store is open: a second process on it fails here, in words.
+ */
 export async function openSqliteStore(dataDir: string): Promise<Store> {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const dataDirLock = lockDataDir(dataDir);
+  try {
+    return await openLocked(dataDir, dataDirLock);
+  } catch (err) {
+    dataDirLock.release();
+    throw err;
+  }
+}
+
+async function openLocked(dataDir: string, dataDirLock: { release(): void }): Promise<Store> {
   const file = join(dataDir, 'iflow.db');
   const db = new Database(file);
   // Owner only, like the data dir: it holds message logs and credentials' state (their secrets encrypted).
@@ -246,6 +260,7 @@ export async function openSqliteStore(dataDir: string): Promise<Store> {
     async close() {
       await writer.close();
       if (db.open) db.close();
+      dataDirLock.release();
     },
   };
 }
