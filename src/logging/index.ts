@@ -35,7 +35,7 @@ const QUERY_PARAMETER = /([?&])([^=&#]*)=([^&#]*)/g;
  * Query parameter names whose values are kept out of logs: OAuth's (code, state, tokens, client_secret,
  * client_assertion, code_verifier), passwords, and anything named like a key, a signature (sig, X-Amz-Signature,
  * hmac), a session or a credential (api_key, subscription-key, jwt…), as headers of those names are
- * (SENSITIVE_HEADER) and more.
+ * (isSensitiveHeader) and more.
  */
 const SECRET_QUERY_NAME = /^(?:code|state|sig|pwd|passwd|jwt)$|signature|hmac|auth|key|token|secret|password|assertion|credential|session|verifier/i;
 

@@ -5,7 +5,7 @@ import { HttpError, errorBody } from '../errors.ts';
 import { writePrebuiltLine } from '../logging/index.ts';
 import type { Flow, FlowRegistry, FlowRuntime } from '../flows/registry.ts';
 import { authorizeRequest, cachedAuthorization, refusalWarning } from '../security/index.ts';
-import { SENSITIVE_HEADER } from '../security/redact.ts';
+import { isSensitiveHeader } from '../security/redact.ts';
 import type { MessageLogRecord, MessageStatus, StepTiming } from '../store/types.ts';
 import { MessageFailure, jsonErrorPosition } from './errors.ts';
 import { Message, markBodyFromCaller } from './message.ts';
@@ -16,7 +16,7 @@ import { jsonName, jsonTextProblem, stepTimingsJson } from './json-text.ts';
 import { violationsOf } from './violations.ts';
 
 const CORRELATION_ID = /^[\w.:@/+=-]{1,128}$/;
-/** Message headers never sent back to the caller: framing, and (with SENSITIVE_HEADER) anything like a credential. */
+/** Message headers never sent back to the caller: framing, and (with isSensitiveHeader) anything like a credential. */
 const NOT_REPLIED = new Set(['authorization', 'proxy-authorization', 'cookie', 'set-cookie', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'host']);
 
 declare module 'fastify' {
@@ -44,7 +44,7 @@ function replyOf(message: Message): { headers: [string, string][]; body: Buffer 
   const headers: [string, string][] = [];
   const all = message.getHeaders();
   for (const name in all) {
-    if (NOT_REPLIED.has(name.toLowerCase()) || SENSITIVE_HEADER.test(name)) continue;
+    if (NOT_REPLIED.has(name.toLowerCase()) || isSensitiveHeader(name)) continue;
     const value = all[name];
     try {
       validateHeaderName(name);

@@ -1,5 +1,24 @@
-/** Header names whose values are credentials: never echoed, never replied, never logged. */
-export const SENSITIVE_HEADER = /auth|key|token|secret|cookie|session|password/i;
+/** The words of a header name that make it a credential's: `X-API-Key`, `X-Auth-Token`, `X-Session-Id`, `apiKey`. */
+const CREDENTIAL_WORDS = new Set(['auth', 'authorization', 'key', 'apikey', 'token', 'secret', 'cookie', 'session', 'sessionid', 'password', 'passwd', 'credential', 'credentials']);
+/** Where a header name's words part: at `-`, `_`, `.` or a space, and where camelCase goes from lower to upper. */
+const WORD_BREAK = /[-_.\s]+|(?<=[a-z0-9])(?=[A-Z])/;
+/** Header names seen, and whether each is sensitive: names repeat on every message, splitting them need not. */
+const sensitiveByName = new Map<string, boolean>();
+const MAX_REMEMBERED_NAMES = 1000;
+
+/**
+ * Whether a header's value is a credential, by the words of its name: never echoed, never replied, never logged.
+ * Whole words, so `X-Monkey`, `X-Keyword` and `WWW-Authenticate` (a challenge) are not.
+ */
+export function isSensitiveHeader(name: string): boolean {
+  let sensitive = sensitiveByName.get(name);
+  if (sensitive === undefined) {
+    sensitive = name.split(WORD_BREAK).some((word) => CREDENTIAL_WORDS.has(word.toLowerCase()));
+    if (sensitiveByName.size >= MAX_REMEMBERED_NAMES) sensitiveByName.clear();
+    sensitiveByName.set(name, sensitive);
+  }
+  return sensitive;
+}
 
 /**
  * Replaces every occurrence of each secret in `text` with [Redacted]. For text that came from

@@ -569,3 +569,55 @@ test('an empty reply goes without a Content-Type; a body, or a Content-Type the 
   assert.equal(await text.text(), 'done');
   assert.ok(text.headers.get('content-type'), 'a body is described');
 });
+
+test("http responseHeaders: the listed receiver headers reach the caller, but never one named like a credential; Content-Type follows the receiver's body", async (t) => {
+  const receiver = await startReceiver({
+    status: 200,
+    headers: {
+      'content-type': 'application/json',
+      'x-plain': 'p',
+      'x-other': 'o',
+      'x-monkey': 'm',
+      'x-api-key': 'receiver-key-123456',
+      'www-authenticate': 'Bearer realm="r"',
+      'set-cookie': 'session=1',
+      'idempotency-key': 'i-1',
+    },
+    body: { ok: true },
+  });
+  t.after(() => receiver.close());
+  const iflow = await startIflowWithFlows(t, {
+    listed: {
+      'flow.yaml': `sender: { path: /http/listed }\nsteps:\n  - http:\n      address: "${receiver.url}/x"\n      responseHeaders: [x-plain, x-monkey, x-api-key, set-cookie]\n  - set: { headers: { X-Copied: "\${header.X-Api-Key}" } }\n`,
+    },
+    all: { 'flow.yaml': `sender: { path: /http/all }\nsteps:\n  - http: { address: "${receiver.url}/x" }\n` },
+  });
+  // The caller's own Content-Type must not stay on the receiver's body.
+  const call = (path: string) => fetch(`${iflow.url}${path}`, { method: 'POST', headers: { authorization: iflow.adminAuth, 'content-type': 'text/plain' }, body: 'hello' });
+
+  const listed = await call('/http/listed');
+  assert.equal(listed.status, 200);
+  assert.deepEqual(await listed.json(), { ok: true });
+  assert.match(String(listed.headers.get('content-type')), /^application\/json/, "the receiver's, though not listed");
+  assert.equal(listed.headers.get('x-plain'), 'p');
+  assert.equal(listed.headers.get('x-monkey'), 'm', 'not a credential for containing "key"');
+  assert.equal(listed.headers.get('x-other'), null, 'not listed');
+  assert.equal(listed.headers.get('x-api-key'), null, 'named like a credential: never replied, even when listed');
+  assert.equal(listed.headers.get('set-cookie'), null);
+  assert.equal(listed.headers.get('x-copied'), 'receiver-key-123456', 'a later step can read it');
+
+  const all = await call('/http/all');
+  assert.match(String(all.headers.get('content-type')), /^application\/json/);
+  for (const [name, value] of [['x-plain', 'p'], ['x-other', 'o'], ['x-monkey', 'm'], ['www-authenticate', 'Bearer realm="r"']]) assert.equal(all.headers.get(name), value, name);
+  for (const name of ['x-api-key', 'set-cookie', 'idempotency-key']) assert.equal(all.headers.get(name), null, name);
+
+  // The listed names that cannot reach the caller are deploy warnings, each at its place.
+  const warned = iflow.logs.records().find((r) => r.msg === 'flow deployed with warnings' && r.flow === 'listed') as { warnings: { pointer: string; message: string }[] } | undefined;
+  assert.deepEqual(
+    warned?.warnings.map((w) => [w.pointer, w.message]),
+    [
+      ['/steps/0/http/responseHeaders/2', 'x-api-key is named like a credential: later steps can read it, but it is never replied to the caller'],
+      ['/steps/0/http/responseHeaders/3', 'set-cookie is never copied from a receiver (framing, or a cookie for iflow itself)'],
+    ],
+  );
+});

@@ -7,7 +7,7 @@ import { MessageFailure, toMessageFailure } from '../errors.ts';
 import { compileAddress } from '../address.ts';
 import { isConstant, type Expression } from '../expressions.ts';
 import { bodyForSending, type Message } from '../message.ts';
-import { SENSITIVE_HEADER, redactValues, secretsOfHeaderValue } from '../../security/redact.ts';
+import { isSensitiveHeader, redactValues, secretsOfHeaderValue } from '../../security/redact.ts';
 import { exchange, exchangeTarget, type Answer, type ExchangeTarget } from './exchange.ts';
 import type { Execution, StepEnvironment, StepRun } from './types.ts';
 
@@ -104,6 +104,14 @@ export function compileHttpStep(definition: HttpStepDefinition, env: StepEnviron
   /** [name as configured, lower case]: the lower-case key is made once, not per message. */
   const requestHeaders = (definition.requestHeaders ?? []).map((name) => [name, name.toLowerCase()] as const);
   const responseHeaders = definition.responseHeaders ? new Set(definition.responseHeaders.map((h) => h.toLowerCase())) : undefined;
+  definition.responseHeaders?.forEach((name, index) => {
+    const why = NOT_COPIED.has(name.toLowerCase())
+      ? 'is never copied from a receiver (framing, or a cookie for iflow itself)'
+      : isSensitiveHeader(name)
+        ? 'is named like a credential: later steps can read it, but it is never replied to the caller'
+        : undefined;
+    if (why) env.warn({ file: env.file, pointer: `${pointer}/responseHeaders/${index}`, message: `${name} ${why}` });
+  });
   const attempts = 1 + (definition.retry?.attempts ?? 0);
   const retryDelayMs = parseDuration(definition.retry?.delay ?? 1000);
   const auth = authorizer(definition.auth, env.securityMaterial);
@@ -209,7 +217,7 @@ export function compileHttpStep(definition: HttpStepDefinition, env: StepEnviron
     const { statusCode, headers: received, body: responseBody } = answer!;
     if (throwOnFailure && (statusCode < 200 || statusCode >= 300)) {
       // A receiver may echo what it was sent: never pass a credential on to the caller, the log or the store.
-      const sentSecrets = Object.entries(headers).flatMap(([name, value]) => (SENSITIVE_HEADER.test(name) ? secretsOfHeaderValue(value) : []));
+      const sentSecrets = Object.entries(headers).flatMap(([name, value]) => (isSensitiveHeader(name) ? secretsOfHeaderValue(value) : []));
       const text = truncate(redactValues(responseBody.toString('utf8'), sentSecrets));
       const requestId = received['request-id'];
       throw new MessageFailure(
@@ -223,7 +231,8 @@ export function compileHttpStep(definition: HttpStepDefinition, env: StepEnviron
     for (const name in received) {
       const value = received[name];
       const lower = name.toLowerCase();
-      if (value === undefined || NOT_COPIED.has(lower) || (responseHeaders && !responseHeaders.has(lower))) continue;
+      // Content-Type describes the body, which is the receiver's now: it comes along, listed or not.
+      if (value === undefined || NOT_COPIED.has(lower) || (responseHeaders && !responseHeaders.has(lower) && lower !== 'content-type')) continue;
       message.setHeader(name, Array.isArray(value) ? value.join(', ') : value);
     }
     if (!received['content-type']) message.removeHeader('Content-Type');
