@@ -1,5 +1,7 @@
 /** The words of a header name that make it a credential's: `X-API-Key`, `X-Auth-Token`, `X-Session-Id`, `apiKey`. */
 const CREDENTIAL_WORDS = new Set(['auth', 'authorization', 'key', 'apikey', 'token', 'secret', 'cookie', 'session', 'sessionid', 'password', 'passwd', 'credential', 'credentials']);
+/** Words run together: `Authtoken`, `Clientsecret`, `Accesskey` (but not `Monkey`). */
+const CREDENTIAL_WORD_ENDING = /(?:token|secret|password|passwd|(?:api|access|secret|private|auth|subscription|session|master|function|client|shared|signing|license)key)$/;
 /** Where a header name's words part: at `-`, `_`, `.` or a space, and where camelCase goes from lower to upper. */
 const WORD_BREAK = /[-_.\s]+|(?<=[a-z0-9])(?=[A-Z])/;
 /** Header names seen, and whether each is sensitive: names repeat on every message, splitting them need not. */
@@ -13,7 +15,10 @@ const MAX_REMEMBERED_NAMES = 1000;
 export function isSensitiveHeader(name: string): boolean {
   let sensitive = sensitiveByName.get(name);
   if (sensitive === undefined) {
-    sensitive = name.split(WORD_BREAK).some((word) => CREDENTIAL_WORDS.has(word.toLowerCase()));
+    sensitive = name.split(WORD_BREAK).some((word) => {
+      const lower = word.toLowerCase();
+      return CREDENTIAL_WORDS.has(lower) || CREDENTIAL_WORD_ENDING.test(lower);
+    });
     if (sensitiveByName.size >= MAX_REMEMBERED_NAMES) sensitiveByName.clear();
     sensitiveByName.set(name, sensitive);
   }

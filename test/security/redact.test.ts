@@ -18,6 +18,10 @@ test('isSensitiveHeader: names with a credential word, in any case or spelling; 
     'X_Client_Secret',
     'X-Password',
     'Idempotency-Key',
+    'X-Authtoken',
+    'X-Accesskey',
+    'X-Clientsecret',
+    'X-Apitoken',
   ]) {
     assert.equal(isSensitiveHeader(name), true, name);
   }
