@@ -21,6 +21,8 @@ export interface FlowSource {
   error?: FlowProblem;
   /** Further problems found with `error` (schema errors at other places in the file). */
   otherErrors?: FlowProblem[];
+  /** A flow that cannot deploy whose `sender` is valid all the same: what the flows API shows of it. */
+  sender?: FlowDefinition['sender'];
 }
 
 /** At most this many schema problems are reported per flow file. */
@@ -145,17 +147,19 @@ export async function readFlow(flowsDir: string, dir: string, overrides: Record<
     if (typeof known.id === 'string') source.id = known.id;
     const declared = known.parameters && typeof known.parameters === 'object' ? (known.parameters as Record<string, string | number | boolean>) : undefined;
     source.parameters = resolveParameters(declared, overrides);
-    let substituted: unknown;
+    let substituted: Record<string, unknown>;
     try {
-      substituted = substituteParameters(known, source.parameters, file);
+      substituted = substituteParameters(known, source.parameters, file) as Record<string, unknown>;
     } catch (err) {
       // An undeclared parameter beside an unknown key is most likely that key's doing: the key alone is reported.
       if (unknownKeyProblems.length > 0 && err instanceof FlowError) throw new FlowError(unknownKeyProblems[0], unknownKeyProblems.slice(1));
       throw err;
     }
-    const problems = capped([...unknownKeyProblems, ...(validateFlow(substituted) ? [] : schemaProblems(validateFlow.errors ?? [], file))], file);
+    const problems = [...unknownKeyProblems, ...(validateFlow(substituted) ? [] : schemaProblems(validateFlow.errors ?? [], file))];
+    // Every problem is known here (none cut off yet): a sender none of them is about is valid.
+    if (!problems.some((problem) => problem.pointer === '/sender' || problem.pointer.startsWith('/sender/'))) source.sender = substituted.sender as FlowDefinition['sender'];
     if (problems.length > 0) {
-      const [first, ...others] = problems;
+      const [first, ...others] = capped(problems, file);
       throw new FlowError(first, others);
     }
     // Valid by the schema (checked just above), now that no problem was found.

@@ -157,13 +157,15 @@ async function compileFlow(source: FlowSource, definition: FlowDefinition, servi
 
 function describeFlow(source: FlowSource): Flow {
   const definition = source.definition;
+  // A flow that cannot deploy still shows its endpoint when its sender is valid: which endpoint is down.
+  const sender = definition?.sender ?? source.sender;
   return {
     id: source.id,
     file: source.file,
     description: definition?.description,
-    endpoint: definition?.sender.path,
-    method: definition ? (definition.sender.method ?? 'POST') : undefined,
-    role: definition ? (definition.sender.role ?? DEFAULT_SENDER_ROLE) : undefined,
+    endpoint: sender?.path,
+    method: sender ? (sender.method ?? 'POST') : undefined,
+    role: sender ? (sender.role ?? DEFAULT_SENDER_ROLE) : undefined,
     status: 'error',
     steps: (definition?.steps ?? []).map((step, index) => ({ name: step.name ?? `${stepKind(step)} ${index + 1}`, kind: stepKind(step) })),
   };

@@ -157,6 +157,16 @@ test('each broken flow is reported with its file, pointer and reason while the g
     assert.match(flow.error!.message, spec.message, `${name}: message`);
   }
 
+  // A broken flow whose sender is valid shows which endpoint is down; one whose sender is not, none.
+  for (const name of ['two-kinds', 'missing-script', 'jsonata-parameter', 'no-kind']) {
+    const flow = byId.get(name) as { endpoint?: string; method?: string; role?: string };
+    assert.deepEqual([flow.endpoint, flow.method, flow.role], [`/http/${BROKEN[name].yaml.match(/path: \/http\/(\w+)/)![1]}`, 'POST', 'ESBMessaging.send'], name);
+  }
+  for (const name of ['bad-yaml', 'no-sender', 'bad-path', 'unknown-key', 'several-problems']) {
+    const flow = byId.get(name) as { endpoint?: string; method?: string; role?: string };
+    assert.deepEqual([flow.endpoint, flow.method, flow.role], [undefined, undefined, undefined], name);
+  }
+
   // The good flow serves; a broken flow's path is a 404; the deploy errors were logged.
   const good = await fetch(`${iflow.url}/http/good`, { method: 'POST', headers: { authorization: iflow.adminAuth, 'x-name': 'ignored' } });
   assert.equal(good.status, 200);
