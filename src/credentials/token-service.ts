@@ -456,6 +456,9 @@ export class TokenService implements SecurityMaterial {
         { credential: name, grantType, reason: reason.kind, outcome: 'transient-failure', status: credential.state.status, error: lastError.error, errorCodes: lastError.errorCodes, httpStatus: lastError.httpStatus, traceId: lastError.traceId, correlationId: lastError.correlationId, expiresAt: credential.state.expiresAt },
         stillValid ? 'credential token refresh failed transiently; the current token is still valid and used' : 'credential token refresh failed transiently',
       );
+      // The status stays (it is temporary), but what went wrong is shown in reads until a refresh succeeds. A store
+      // that cannot take it changes nothing here: the line above says it all the same.
+      await this.writeToSameGrant(name, credential, (latest) => ({ ...latest, state: { ...latest.state, lastError } })).catch(() => undefined);
       if (stillValid && reason.kind === 'message') return stored.token;
       throw new CredentialError(
         name,

@@ -264,9 +264,14 @@ describe('token service', () => {
     assert.equal(entra.countTokenRequests(), 3);
     const read = await api(iflow, 'GET', `/api/v1/credentials/${name}`);
     assert.equal(read.json.status, 'authorized');
+    // What went wrong is in the read all the same, until a refresh succeeds.
+    assert.equal(read.json.lastError?.error, 'server_error');
+    assert.equal(read.json.lastError?.httpStatus, 500);
     entra.failNextTokenRequests(0, { status: 500, error: 'server_error', errorCodes: [] });
     // The current token (not rejected, not expired) keeps working.
     assert.equal((await service.getAccessToken(name)).accessToken, afterTwo.accessToken);
+    await service.getAccessToken(name, { rejectedToken: afterTwo.accessToken });
+    assert.equal((await api(iflow, 'GET', `/api/v1/credentials/${name}`)).json.lastError, undefined, 'gone once a refresh succeeded');
   });
 
   test('a refresh ahead of expiry that fails transiently hands out the still valid token at once, and waits before trying again', async () => {
