@@ -35,8 +35,11 @@ class FlowCounts {
   readonly buckets = new Array<number>(DURATION_BUCKETS.length).fill(0);
   count = 0;
   sum = 0;
+  /** Messages started and not finished yet: a receiver that hangs shows here long before its timeout. */
+  inFlight = 0;
 
   add(status: string, seconds: number): void {
+    this.inFlight -= 1;
     this.byStatus.set(status, (this.byStatus.get(status) ?? 0) + 1);
     if (!(seconds >= 0 && Number.isFinite(seconds))) return;
     this.count += 1;
@@ -51,7 +54,7 @@ class FlowCounts {
 }
 
 /** A metric registered with prom-client's Registry that renders from `values()` at scrape time. */
-function scrapedMetric(name: string, help: string, type: 'counter' | 'histogram', values: () => MetricValue[]) {
+function scrapedMetric(name: string, help: string, type: 'counter' | 'gauge' | 'histogram', values: () => MetricValue[]) {
   return {
     name,
     help,
@@ -77,6 +80,11 @@ export class IflowMetrics {
       ) as never,
     );
     this.registry.registerMetric(
+      scrapedMetric('iflow_messages_in_flight', 'Messages being processed now, by integration flow', 'gauge', () =>
+        [...this.flows].map(([flow, counts]) => ({ labels: { flow }, value: counts.inFlight })),
+      ) as never,
+    );
+    this.registry.registerMetric(
       scrapedMetric('iflow_message_duration_seconds', 'Time from receiving a message to its final status, by integration flow', 'histogram', () =>
         [...this.flows].flatMap(([flow, counts]) => {
           const values: MetricValue[] = [];
@@ -94,14 +102,23 @@ export class IflowMetrics {
     );
   }
 
-  /** Counts one finished message and records how long it took. */
+  /** Counts a message in flight until `observeMessage` sees it finish. */
+  messageStarted(flow: string): void {
+    this.countsOf(flow).inFlight += 1;
+  }
+
+  /** Counts one finished message (started with `messageStarted`) and records how long it took. */
   observeMessage(flow: string, status: string, durationMs: number): void {
+    this.countsOf(flow).add(status, durationMs / 1000);
+  }
+
+  private countsOf(flow: string): FlowCounts {
     let counts = this.flows.get(flow);
     if (!counts) {
       counts = new FlowCounts();
       this.flows.set(flow, counts);
     }
-    counts.add(status, durationMs / 1000);
+    return counts;
   }
 
   /** The Prometheus text exposition of the process metrics and this instance's metrics. */

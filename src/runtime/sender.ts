@@ -184,6 +184,8 @@ export async function senderRoutes(app: FastifyInstance, options: { registry: Fl
       const message = new Message({ id: timeOrderedUuid(startedAt), correlationId: correlationIdOf(request) });
       const raw = Buffer.isBuffer(request.body) ? request.body : EMPTY;
       if (raw.length > runtime.bodyLimit) return reply.code(413).send(tooLarge(raw.length, runtime.bodyLimit));
+      // From here every way out records the message (record()), which counts it finished.
+      app.metrics.messageStarted(flow.id);
       const contentType = request.headers['content-type'];
       if (contentType) message.setHeader('Content-Type', contentType);
       for (const [lower, name] of runtime.allowedHeaders) {

@@ -1,6 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { basicAuth, startIflow, type RunningIflow } from '../support/iflow.ts';
+import { basicAuth, startIflow, startIflowWithFlows, waitFor, type RunningIflow } from '../support/iflow.ts';
+import { startReceiver } from '../support/receiver.ts';
 import type { MessageLogRecord } from '../../src/store/types.ts';
 import { logRecord } from '../support/message-logs.ts';
 
@@ -400,9 +401,10 @@ test('/metrics serves Prometheus text without auth; each app instance counts on 
     await one.close();
     await two.close();
   });
-  one.app.metrics.observeMessage('send-mail', 'COMPLETED', 1500);
-  one.app.metrics.observeMessage('send-mail', 'COMPLETED', 20);
-  one.app.metrics.observeMessage('send-mail', 'FAILED', 60_000);
+  for (const [status, durationMs] of [['COMPLETED', 1500], ['COMPLETED', 20], ['FAILED', 60_000]] as const) {
+    one.app.metrics.messageStarted('send-mail');
+    one.app.metrics.observeMessage('send-mail', status, durationMs);
+  }
 
   const response = await fetch(`${one.url}/metrics`);
   assert.equal(response.status, 200);
@@ -413,10 +415,34 @@ test('/metrics serves Prometheus text without auth; each app instance counts on 
   assert.match(text, /^iflow_message_duration_seconds_count\{flow="send-mail"\} 3$/m);
   assert.match(text, /^iflow_message_duration_seconds_bucket\{le="2.5",flow="send-mail"\} 2$/m);
   assert.match(text, /^iflow_message_duration_seconds_sum\{flow="send-mail"\} 61\.52$/m);
+  assert.match(text, /^iflow_messages_in_flight\{flow="send-mail"\} 0$/m);
   assert.match(text, /^# TYPE process_cpu_user_seconds_total counter$/m, 'default process metrics');
   assert.match(text, /^nodejs_eventloop_lag_seconds /m);
 
   const other = await (await fetch(`${two.url}/metrics`)).text();
   assert.match(other, /^# TYPE iflow_messages_total counter$/m);
   assert.doesNotMatch(other, /^iflow_messages_total\{/m, 'the second instance has counted nothing');
+});
+
+test('/metrics counts the messages in flight per flow: one waiting on a receiver shows until it ends, however it ends', async (t) => {
+  const hanging = await startReceiver({ hang: true });
+  const iflow = await startIflowWithFlows(t, {
+    waits: { 'flow.yaml': `sender: { path: /http/waits }\nsteps:\n  - http: { address: "${hanging.url}/x" }\n` },
+    quick: { 'flow.yaml': 'sender: { path: /http/quick }\nsteps:\n  - set: { body: ok }\n' },
+  });
+  const inFlight = async (flow: string) => {
+    const text = await (await fetch(`${iflow.url}/metrics`)).text();
+    return Number(new RegExp(`^iflow_messages_in_flight\\{flow="${flow}"\\} (-?\\d+)$`, 'm').exec(text)?.[1] ?? NaN);
+  };
+  const send = (path: string, body = '{}') => fetch(`${iflow.url}${path}`, { method: 'POST', headers: { authorization: iflow.adminAuth, 'content-type': 'application/json' }, body });
+
+  assert.equal((await send('/http/quick')).status, 200);
+  assert.equal((await send('/http/quick', '{not json')).status, 400);
+  assert.equal(await inFlight('quick'), 0, 'finished, and refused, messages are not in flight');
+
+  const waiting = send('/http/waits');
+  await waitFor(async () => (await inFlight('waits')) === 1, { what: 'the waiting message to be counted in flight' });
+  await hanging.close();
+  assert.equal((await waiting).status, 502);
+  assert.equal(await inFlight('waits'), 0);
 });
