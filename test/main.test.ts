@@ -5,8 +5,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SKIP_POSTGRES_OPTION, TEST_DATABASE_URL, TestSchemas } from './support/postgres.ts';
-import { TcpProxy } from './support/tcp-proxy.ts';
+import { SKIP_POSTGRES_OPTION, TestSchemas, schemaBehindProxy } from './support/postgres.ts';
 import { writeFlows } from './support/flows.ts';
 import { startIflowProcess } from './support/process.ts';
 import { basicAuth } from './support/iflow.ts';
@@ -51,15 +50,7 @@ test('a taken port with PostgreSQL: the store is closed and iflow exits 1, not h
  * message processing log unwritten (flushed hourly only), and its data dir.
  */
 async function runningWithOneLogPending(t: TestContext) {
-  const schemas = await TestSchemas.connect();
-  t.after(() => schemas.close());
-  const { url } = await schemas.create();
-  const target = new URL(TEST_DATABASE_URL);
-  const proxy = await TcpProxy.start(target.hostname, Number(target.port || 5432));
-  t.after(() => proxy.close());
-  const proxied = new URL(url);
-  proxied.hostname = '127.0.0.1';
-  proxied.port = String(proxy.port);
+  const { url: proxied, proxy } = await schemaBehindProxy(t);
   const flows = writeFlows({ echo: { 'flow.yaml': 'sender: { path: /http/echo }\nsteps:\n  - set: { body: "${body}" }\n' } });
   const dataDir = mkdtempSync(join(tmpdir(), 'iflow-stop-'));
   t.after(() => {
@@ -67,7 +58,7 @@ async function runningWithOneLogPending(t: TestContext) {
     rmSync(dataDir, { recursive: true, force: true });
   });
   const iflow = await startIflowProcess(t, {
-    DATABASE_URL: proxied.toString(),
+    DATABASE_URL: proxied,
     IFLOW_FLOWS_DIR: flows.dir,
     IFLOW_DATA_DIR: dataDir,
     IFLOW_ADMIN_PASSWORD: 'stop-test-password-1',

@@ -7,8 +7,7 @@ import Database from 'better-sqlite3';
 import { storeUnavailableReason } from '../../src/store/unavailable.ts';
 import { HttpError } from '../../src/errors.ts';
 import { basicAuth, startIflow, waitFor } from '../support/iflow.ts';
-import { SKIP_POSTGRES_OPTION, TEST_DATABASE_URL, TestSchemas } from '../support/postgres.ts';
-import { TcpProxy } from '../support/tcp-proxy.ts';
+import { SKIP_POSTGRES_OPTION, schemaBehindProxy } from '../support/postgres.ts';
 import { api } from '../credentials/helpers.ts';
 
 function coded(message: string, code: string): Error {
@@ -57,16 +56,8 @@ test('storeUnavailableReason: a real SQLite write refused because another connec
 });
 
 test('PostgreSQL unreachable: the admin API and uncached logins answer 503 STORE_UNAVAILABLE with Retry-After, logged once, and recover when it is back', SKIP_POSTGRES_OPTION, async (t) => {
-  const schemas = await TestSchemas.connect();
-  t.after(() => schemas.close());
-  const { url } = await schemas.create();
-  const target = new URL(TEST_DATABASE_URL);
-  const proxy = await TcpProxy.start(target.hostname, Number(target.port || 5432));
-  t.after(() => proxy.close());
-  const proxied = new URL(url);
-  proxied.hostname = '127.0.0.1';
-  proxied.port = String(proxy.port);
-  const iflow = await startIflow({ env: { DATABASE_URL: proxied.toString() } });
+  const { url: proxied, proxy } = await schemaBehindProxy(t);
+  const iflow = await startIflow({ env: { DATABASE_URL: proxied } });
   t.after(() => iflow.close());
 
   assert.equal((await api(iflow, 'POST', '/api/v1/users', { name: 'watcher', password: 'watcher-password-1', roles: ['monitor'] })).status, 201);

@@ -1,7 +1,9 @@
 // PostgreSQL for tests: IFLOW_TEST_DATABASE_URL (default postgres://root@127.0.0.1:5432/test); each user works in
 // fresh schemas iflow_test_<random>, dropped afterwards. IFLOW_TEST_SKIP_POSTGRES=1 skips the tests that need it.
 import { randomBytes } from 'node:crypto';
+import type { TestContext } from 'node:test';
 import pg from 'pg';
+import { TcpProxy } from './tcp-proxy.ts';
 import { describeDatabaseUrl } from '../../src/store/postgres/index.ts';
 import { listenerName } from '../../src/store/postgres/notifications.ts';
 
@@ -58,4 +60,22 @@ export class TestSchemas {
     for (const schema of this.created) await this.admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
     await this.admin.end();
   }
+}
+
+/**
+ * A fresh schema reached through a loopback proxy that can be cut (`proxy.cut()`, `proxy.restore()`), as a
+ * database outage looks to iflow: resolves to the database URL through the proxy and the proxy. Both, and the
+ * schema, are gone when test `t` ends.
+ */
+export async function schemaBehindProxy(t: TestContext): Promise<{ url: string; proxy: TcpProxy }> {
+  const schemas = await TestSchemas.connect();
+  t.after(() => schemas.close());
+  const { url } = await schemas.create();
+  const target = new URL(TEST_DATABASE_URL);
+  const proxy = await TcpProxy.start(target.hostname, Number(target.port || 5432));
+  t.after(() => proxy.close());
+  const proxied = new URL(url);
+  proxied.hostname = '127.0.0.1';
+  proxied.port = String(proxy.port);
+  return { url: proxied.toString(), proxy };
 }
