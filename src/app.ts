@@ -107,13 +107,13 @@ const STORE_RETRY_AFTER_SECONDS = 5;
  */
 function errorHandlerWith(storeTrouble: ThrottledWarning) {
   return function errorHandler(this: FastifyInstance, err: FastifyError, request: FastifyRequest, reply: FastifyReply) {
-    const reason = err instanceof HttpError ? undefined : storeUnavailableReason(err);
+    const reason = storeUnavailableReason(err);
     if (reason === undefined) return answerError(err, request, reply);
     storeTrouble.note({ reason, method: request.method, url: redactUrl(request.url) });
     return reply
       .code(503)
       .header('Retry-After', String(STORE_RETRY_AFTER_SECONDS))
-      .send(errorBody('STORE_UNAVAILABLE', 'The store (database) cannot be reached right now: send the request again shortly'));
+      .send(errorBody('STORE_UNAVAILABLE', 'The store (database) cannot be reached, or has no connection free, right now: send the request again shortly'));
   };
 }
 

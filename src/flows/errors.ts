@@ -16,6 +16,15 @@ export function formatProblem(problem: FlowProblem): string {
   return `${problem.file}${problem.pointer ? ` at ${problem.pointer}` : ''}: ${problem.message}`;
 }
 
+/** At most this many problems are reported per file. */
+const MAX_PROBLEMS = 20;
+
+/** At most MAX_PROBLEMS of a file's problems, and a last line saying how many more there are. */
+export function capped(problems: FlowProblem[], file: string): FlowProblem[] {
+  if (problems.length <= MAX_PROBLEMS) return problems;
+  return [...problems.slice(0, MAX_PROBLEMS), { file, pointer: '', message: `and ${problems.length - MAX_PROBLEMS} more problems not shown` }];
+}
+
 /** A flow that cannot deploy: `problem` first, and any others found in the same pass (all of a file's schema errors). */
 export class FlowError extends Error {
   constructor(

@@ -3,7 +3,7 @@ import { basename, join, relative } from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 import { parseDocument } from 'yaml';
 import { unknownPropertyOf } from '../errors.ts';
-import { FlowError, type FlowProblem } from './errors.ts';
+import { FlowError, capped, type FlowProblem } from './errors.ts';
 import { resolveParameters, substituteParameters } from './parameters.ts';
 import { FlowSchema, STEP_KINDS, type FlowDefinition } from './schema.ts';
 
@@ -25,8 +25,6 @@ export interface FlowSource {
   sender?: FlowDefinition['sender'];
 }
 
-/** At most this many schema problems are reported per flow file. */
-const MAX_PROBLEMS = 20;
 
 function describe(error: ErrorObject): string {
   switch (error.keyword) {
@@ -79,12 +77,6 @@ function schemaProblems(errors: ErrorObject[], file: string): FlowProblem[] {
     const messages = found.some((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf') ? [describePlace(found)] : [...new Set(found.map(describe))];
     return messages.map((message) => ({ file, pointer, message }));
   });
-}
-
-/** At most MAX_PROBLEMS of a file's problems, and a last line saying how many more there are. */
-function capped(problems: FlowProblem[], file: string): FlowProblem[] {
-  if (problems.length <= MAX_PROBLEMS) return problems;
-  return [...problems.slice(0, MAX_PROBLEMS), { file, pointer: '', message: `and ${problems.length - MAX_PROBLEMS} more problems not shown` }];
 }
 
 /** Checks what JSON Schema cannot say clearly: exactly one kind key per step, no credentials let in. */
@@ -156,8 +148,8 @@ export async function readFlow(flowsDir: string, dir: string, overrides: Record<
       throw err;
     }
     const problems = [...unknownKeyProblems, ...(validateFlow(substituted) ? [] : schemaProblems(validateFlow.errors ?? [], file))];
-    // Every problem is known here (none cut off yet): a sender none of them is about is valid.
-    if (!problems.some((problem) => problem.pointer === '/sender' || problem.pointer.startsWith('/sender/'))) source.sender = substituted.sender as FlowDefinition['sender'];
+    // Every schema problem is known here (none cut off yet): a sender none of them is about is valid by the schema.
+    if (!problems.some(isAboutSender)) source.sender = substituted.sender as FlowDefinition['sender'];
     if (problems.length > 0) {
       const [first, ...others] = capped(problems, file);
       throw new FlowError(first, others);
@@ -170,8 +162,14 @@ export async function readFlow(flowsDir: string, dir: string, overrides: Record<
     if (!(err instanceof FlowError)) throw err;
     source.error = err.problem;
     if (err.others.length > 0) source.otherErrors = err.others;
+    // The later checks (an Authorization allowed in) may find the sender wrong after all.
+    if ([err.problem, ...err.others].some(isAboutSender)) delete source.sender;
   }
   return source;
+}
+
+function isAboutSender(problem: FlowProblem): boolean {
+  return problem.pointer === '/sender' || problem.pointer.startsWith('/sender/');
 }
 
 /** Every flow folder under `flowsDir`, sorted by folder name. A missing flows dir is an empty list. */

@@ -6,12 +6,18 @@
 
 /** Node's errors for a connection that could not be made or was lost. */
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE']);
-/** PostgreSQL's SQLSTATEs for the server shutting down, starting up or out of connections (class 08 is handled apart). */
-const SERVER_UNAVAILABLE_STATES = new Set(['57P01', '57P02', '57P03', '53300']);
-/** node-postgres's own words for a lost or never made connection (these errors carry no code). */
+/**
+ * PostgreSQL's SQLSTATEs for a connection that failed or was lost (class 08, not 08P01: a protocol violation is a
+ * bug), and for the server shutting down, starting up or out of connections.
+ */
+const SERVER_UNAVAILABLE_STATES = new Set(['08000', '08001', '08003', '08004', '08006', '08007', '57P01', '57P02', '57P03', '53300']);
+/**
+ * node-postgres's own words for a lost or never made connection (these errors carry no code). "timeout exceeded when
+ * trying to connect" is also what a pool with every connection busy says: either way none can be had now.
+ */
 const PG_CONNECTION_MESSAGE = /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error)/;
 /** SQLite's: the database stayed locked by another connection for longer than the busy timeout. */
-const SQLITE_BUSY_CODES = new Set(['SQLITE_BUSY', 'SQLITE_BUSY_SNAPSHOT', 'SQLITE_BUSY_RECOVERY', 'SQLITE_LOCKED']);
+const SQLITE_BUSY_CODES = new Set(['SQLITE_BUSY', 'SQLITE_BUSY_SNAPSHOT', 'SQLITE_BUSY_RECOVERY']);
 
 /**
  * The reason, short and without secrets (an error code, or node-postgres's fixed wording), when `err` says the
@@ -21,9 +27,11 @@ const SQLITE_BUSY_CODES = new Set(['SQLITE_BUSY', 'SQLITE_BUSY_SNAPSHOT', 'SQLIT
  */
 export function storeUnavailableReason(err: unknown): string | undefined {
   if (!(err instanceof Error)) return undefined;
+  // An error with a status of its own is the request's: a caller that went away mid-body is ECONNRESET with 400.
+  if (typeof (err as { statusCode?: unknown }).statusCode === 'number') return undefined;
   const code = (err as { code?: unknown }).code;
   if (typeof code === 'string') {
-    if (NETWORK_CODES.has(code) || SQLITE_BUSY_CODES.has(code) || SERVER_UNAVAILABLE_STATES.has(code) || /^08[0-9A-Z]{3}$/.test(code)) return code;
+    if (NETWORK_CODES.has(code) || SQLITE_BUSY_CODES.has(code) || SERVER_UNAVAILABLE_STATES.has(code)) return code;
   } else if (PG_CONNECTION_MESSAGE.test(err.message)) {
     return err.message.slice(0, 100);
   }

@@ -62,6 +62,14 @@ const BROKEN: Record<string, { yaml: string; files?: Record<string, string>; poi
     file: 'jsonata-several-names/m.jsonata',
     message: /^\$parameters\.SHOPP at character 24 is not a parameter of this flow \(declared: SHOP\)$/,
   },
+  // …at most 20 of them, and how many more.
+  'jsonata-many-names': {
+    yaml: 'sender: { path: /http/jmn }\nsteps:\n  - mapping: m.jsonata\n',
+    files: { 'm.jsonata': `[${Array.from({ length: 25 }, (_, i) => `$parameters.P${i}`).join(', ')}]\n` },
+    pointer: '',
+    file: 'jsonata-many-names/m.jsonata',
+    message: /^\$parameters\.P0 at character \d+ is not a parameter of this flow \(declared: none\)$/,
+  },
   'misspelt-parameters': { yaml: 'paramters: { SYSTEM: x }\nsender: { path: /http/mp }\nsteps:\n  - set: { body: "{{SYSTEM}}" }\n', pointer: '', message: /^unknown property "paramters"$/ },
   'bad-header-name': { yaml: 'sender: { path: /http/bh }\nsteps:\n  - set: { headers: { X Spaced: a } }\n', pointer: '/steps/0/set/headers', message: /unknown property "X Spaced" \(header names: / },
   'http-step-timeout': { yaml: 'sender: { path: /http/ht }\nsteps:\n  - http: { address: "http://127.0.0.1:1/x" }\n    timeout: 1s\n', pointer: '/steps/0/timeout', message: /applies to script steps only: an http step takes http\.timeout/ },
@@ -162,7 +170,7 @@ test('each broken flow is reported with its file, pointer and reason while the g
     const flow = byId.get(name) as { endpoint?: string; method?: string; role?: string };
     assert.deepEqual([flow.endpoint, flow.method, flow.role], [`/http/${BROKEN[name].yaml.match(/path: \/http\/(\w+)/)![1]}`, 'POST', 'ESBMessaging.send'], name);
   }
-  for (const name of ['bad-yaml', 'no-sender', 'bad-path', 'unknown-key', 'several-problems']) {
+  for (const name of ['bad-yaml', 'no-sender', 'bad-path', 'unknown-key', 'several-problems', 'allows-authorization']) {
     const flow = byId.get(name) as { endpoint?: string; method?: string; role?: string };
     assert.deepEqual([flow.endpoint, flow.method, flow.role], [undefined, undefined, undefined], name);
   }
@@ -185,6 +193,9 @@ test('each broken flow is reported with its file, pointer and reason while the g
     ['$parameters.REGION at character 49 is not a parameter of this flow (declared: SHOP)', '$sumx at character 85 is not a JSONata function, nor one the mapping binds'],
     'each unknown name once, after the first',
   );
+  const many = iflow.logs.records().find((r) => r.msg === 'flow not deployed' && r.flow === 'jsonata-many-names') as { otherErrors: { message: string }[] } | undefined;
+  assert.equal(many?.otherErrors.length, 20);
+  assert.equal(many?.otherErrors.at(-1)?.message, 'and 5 more problems not shown');
   const ready = await fetch(`${iflow.url}/ready`);
   assert.equal(ready.status, 200, 'ready even though some flows failed');
 

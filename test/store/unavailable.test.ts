@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -24,6 +25,10 @@ test('storeUnavailableReason: lost or refused connections, a server shutting dow
   assert.equal(storeUnavailableReason(everyAddress), 'ECONNREFUSED');
 
   assert.equal(storeUnavailableReason(coded('duplicate key value violates unique constraint', '23505')), undefined);
+  assert.equal(storeUnavailableReason(coded('protocol violation', '08P01')), undefined, 'a bug, not an outage');
+  assert.equal(storeUnavailableReason(coded('database table is locked', 'SQLITE_LOCKED')), undefined, 'a lock within one connection: a bug');
+  // A caller that went away in the middle of its body: Node's "aborted", with a status of the request's own.
+  assert.equal(storeUnavailableReason(Object.assign(coded('aborted', 'ECONNRESET'), { statusCode: 400 })), undefined);
   assert.equal(storeUnavailableReason(new TypeError('x is not a function')), undefined);
   assert.equal(storeUnavailableReason(new HttpError(404, 'NOT_FOUND', 'Connection terminated')), undefined);
   assert.equal(storeUnavailableReason(new AggregateError([coded('refused', 'ECONNREFUSED'), new Error('other')])), undefined);
@@ -69,7 +74,7 @@ test('PostgreSQL unreachable: the admin API and uncached logins answer 503 STORE
   assert.equal(asAdmin.status, 503, JSON.stringify(body));
   assert.equal(asAdmin.headers.get('retry-after'), '5');
   assert.equal(body.error.code, 'STORE_UNAVAILABLE');
-  assert.match(body.error.message, /cannot be reached right now: send the request again/);
+  assert.match(body.error.message, /cannot be reached, or has no connection free, right now: send the request again/);
   // The watcher's login was never verified, so it is not cached: verifying it needs the store.
   const uncached = await fetch(`${iflow.url}/api/v1/flows`, { headers: { authorization: basicAuth('watcher', 'watcher-password-1') } });
   assert.equal(uncached.status, 503, await uncached.text());
@@ -92,4 +97,20 @@ test('PostgreSQL unreachable: the admin API and uncached logins answer 503 STORE
   });
   assert.equal((await fetch(`${iflow.url}/api/v1/flows`, { headers: { authorization: basicAuth('watcher', 'watcher-password-1') } })).status, 200);
   assert.deepEqual(await iflow.app.store.users.list(), usersBefore, 'nothing stored or lost while it was away');
+});
+
+test('a caller that goes away in the middle of its body is not a store outage: no 503 warning in the log', async (t) => {
+  const iflow = await startIflow();
+  t.after(() => iflow.close());
+  // The admin's login cached first: the body is then read as soon as the request is in, not after scrypt.
+  assert.equal((await fetch(`${iflow.url}/api/v1/users`, { headers: { authorization: iflow.adminAuth } })).status, 200);
+  const socket = connect(Number(new URL(iflow.url).port), '127.0.0.1');
+  await new Promise((resolve) => socket.once('connect', resolve));
+  socket.write(`POST /api/v1/users HTTP/1.1\r\nHost: x\r\nAuthorization: ${iflow.adminAuth}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"name":`);
+  await waitFor(() => iflow.logs.records().filter((r) => r.msg === 'incoming request').length === 2, { what: 'the request to arrive' });
+  socket.destroy();
+  await waitFor(() => iflow.logs.records().some((r) => r.msg === 'connection closed before the reply was sent'), { what: 'the abort to be seen' });
+  // One more request through the server: whatever the abort set off has run by then.
+  assert.equal((await fetch(`${iflow.url}/api/v1/users`, { headers: { authorization: iflow.adminAuth } })).status, 200);
+  assert.ok(!iflow.logs.records().some((r) => String(r.msg).startsWith('the store cannot be reached')), iflow.logs.text);
 });

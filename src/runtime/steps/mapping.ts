@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import jsonata from 'jsonata';
-import { FlowError } from '../../flows/errors.ts';
+import { FlowError, capped } from '../../flows/errors.ts';
 import { notAParameter } from '../../flows/parameters.ts';
 import { MessageFailure } from '../errors.ts';
 import type { StepEnvironment, StepRun } from './types.ts';
@@ -31,7 +31,10 @@ export async function compileMappingStep(file: string, env: StepEnvironment): Pr
       ({ name, position }) => `$${name} at character ${position} is not a JSONata function, nor one the mapping binds`,
     ),
   ].map((message) => ({ file: `${env.flowId}/${file}`, pointer: '', message }));
-  if (problems.length > 0) throw new FlowError(problems[0], problems.slice(1));
+  if (problems.length > 0) {
+    const [first, ...others] = capped(problems, `${env.flowId}/${file}`);
+    throw new FlowError(first, others);
+  }
   return async (message) => {
     let input: unknown;
     try {
