@@ -21,8 +21,10 @@ test('a second store on a data dir in use is refused in words, and opens once th
     assert.equal(err.message, `the data dir ${dataDir} is in use by another iflow process: stop it, or give this one its own IFLOW_DATA_DIR (several instances can share a PostgreSQL store: DATABASE_URL)`);
     return true;
   });
-  // The refused one touched nothing: the first still works.
+  // The refused one touched nothing: the first still works, and still holds the dir (closing the refused
+  // attempt's connection did not let go of the first's lock).
   assert.equal(await first.users.count(), 0);
+  await assert.rejects(openSqliteStore(dataDir), /is in use by another iflow process/);
   assert.equal(statSync(join(dataDir, LOCK_FILE)).mode & 0o777, 0o600);
   await first.close();
   const second = await openSqliteStore(dataDir);

@@ -360,6 +360,7 @@ function contract(name: string, open: () => Promise<Store>) {
       const again = await open().catch((err: Error) => err);
       if (again instanceof Error) {
         assert.equal(store.kind, 'sqlite', again.message);
+        assert.match(again.message, /is in use by another iflow process/);
       } else {
         // PostgreSQL: several instances share one database, each migrating it at start.
         assert.equal(again.kind, 'postgres');
