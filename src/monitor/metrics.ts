@@ -39,7 +39,6 @@ class FlowCounts {
   inFlight = 0;
 
   add(status: string, seconds: number): void {
-    this.inFlight -= 1;
     this.byStatus.set(status, (this.byStatus.get(status) ?? 0) + 1);
     if (!(seconds >= 0 && Number.isFinite(seconds))) return;
     this.count += 1;
@@ -102,12 +101,16 @@ export class IflowMetrics {
     );
   }
 
-  /** Counts a message in flight until `observeMessage` sees it finish. */
+  /** Counts a message in flight until `messageFinished`, however it ends. */
   messageStarted(flow: string): void {
     this.countsOf(flow).inFlight += 1;
   }
 
-  /** Counts one finished message (started with `messageStarted`) and records how long it took. */
+  messageFinished(flow: string): void {
+    this.countsOf(flow).inFlight -= 1;
+  }
+
+  /** Counts one finished message and records how long it took. */
   observeMessage(flow: string, status: string, durationMs: number): void {
     this.countsOf(flow).add(status, durationMs / 1000);
   }

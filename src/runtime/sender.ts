@@ -154,6 +154,54 @@ export async function senderRoutes(app: FastifyInstance, options: { registry: Fl
       .send(errorBody(failure.code, failure.message, { messageId: message.id, ...(details === undefined ? {} : { details }) }));
   }
 
+  /** A message from its caller's headers and body, through the flow's steps, to its reply and its record. */
+  async function processMessage(request: FastifyRequest, reply: FastifyReply, flow: Flow, message: Message, raw: Buffer, startedAt: number) {
+    const runtime: FlowRuntime = flow.runtime!;
+    const contentType = request.headers['content-type'];
+    if (contentType) message.setHeader('Content-Type', contentType);
+    for (const [lower, name] of runtime.allowedHeaders) {
+      const value = request.headers[lower];
+      if (value !== undefined) message.setHeader(name, Array.isArray(value) ? value.join(', ') : value);
+    }
+    const user = request.user?.name;
+    const isJson = contentType !== undefined && /[/+]json\b/i.test(contentType);
+    if (isJson || runtime.validateBody) {
+      let parsed: unknown;
+      const unfit = jsonTextProblem(raw);
+      if (unfit) return fail(reply, flow, message, startedAt, new MessageFailure('INVALID_JSON', unfit, 400), NOT_RUN, user);
+      try {
+        parsed = raw.length === 0 ? undefined : JSON.parse(raw.toString('utf8'));
+      } catch (err) {
+        return fail(reply, flow, message, startedAt, new MessageFailure('INVALID_JSON', malformedJsonMessage(err), 400), NOT_RUN, user);
+      }
+      if (runtime.validateBody && !runtime.validateBody(parsed)) {
+        const details = violationsOf(runtime.validateBody.errors, runtime.validateBody.schema);
+        // Verbose errors hold the parsed body: let it go now, not at the next validation.
+        runtime.validateBody.errors = null;
+        const summary = details.map((d) => `${d.pointer} ${d.message}${d.property === undefined ? '' : ` (${JSON.stringify(d.property)})`}`).join('; ');
+        return fail(reply, flow, message, startedAt, new MessageFailure('SCHEMA_VIOLATION', `Body does not match the flow's schema: ${summary}`, 400), NOT_RUN, user, details);
+      }
+      if (parsed !== undefined) message.setJsonBody(parsed, raw);
+      else message.setBody(raw);
+    } else {
+      message.setBody(raw);
+      markBodyFromCaller(message);
+    }
+
+    const result = await runPipeline(runtime.steps, message, logger, flow.id);
+    if (result.failure) return fail(reply, flow, message, startedAt, result.failure, result, user);
+
+    const answer = replyOf(message);
+    if (answer instanceof MessageFailure) return fail(reply, flow, message, startedAt, answer, result, user);
+    record(flow, message, startedAt, result, undefined, user);
+    reply.code(message.status);
+    for (const [name, value] of answer.headers) reply.header(name, value);
+    reply.header(MPL_ID_HEADER, message.id);
+    // Nothing to describe: an empty body goes without the Content-Type Fastify would give it (octet-stream).
+    if (answer.body.length === 0 && !reply.hasHeader('content-type')) return reply.send();
+    return reply.send(answer.body);
+  }
+
   app.route({
     method: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'],
     url: '/http/*',
@@ -180,55 +228,15 @@ export async function senderRoutes(app: FastifyInstance, options: { registry: Fl
     handler: async (request, reply) => {
       const startedAt = Date.now();
       const flow = request.flow!;
-      const runtime: FlowRuntime = flow.runtime!;
       const message = new Message({ id: timeOrderedUuid(startedAt), correlationId: correlationIdOf(request) });
       const raw = Buffer.isBuffer(request.body) ? request.body : EMPTY;
-      if (raw.length > runtime.bodyLimit) return reply.code(413).send(tooLarge(raw.length, runtime.bodyLimit));
-      // From here every way out records the message (record()), which counts it finished.
+      if (raw.length > flow.runtime!.bodyLimit) return reply.code(413).send(tooLarge(raw.length, flow.runtime!.bodyLimit));
       app.metrics.messageStarted(flow.id);
-      const contentType = request.headers['content-type'];
-      if (contentType) message.setHeader('Content-Type', contentType);
-      for (const [lower, name] of runtime.allowedHeaders) {
-        const value = request.headers[lower];
-        if (value !== undefined) message.setHeader(name, Array.isArray(value) ? value.join(', ') : value);
+      try {
+        return await processMessage(request, reply, flow, message, raw, startedAt);
+      } finally {
+        app.metrics.messageFinished(flow.id);
       }
-      const user = request.user?.name;
-      const isJson = contentType !== undefined && /[/+]json\b/i.test(contentType);
-      if (isJson || runtime.validateBody) {
-        let parsed: unknown;
-        const unfit = jsonTextProblem(raw);
-        if (unfit) return fail(reply, flow, message, startedAt, new MessageFailure('INVALID_JSON', unfit, 400), NOT_RUN, user);
-        try {
-          parsed = raw.length === 0 ? undefined : JSON.parse(raw.toString('utf8'));
-        } catch (err) {
-          return fail(reply, flow, message, startedAt, new MessageFailure('INVALID_JSON', malformedJsonMessage(err), 400), NOT_RUN, user);
-        }
-        if (runtime.validateBody && !runtime.validateBody(parsed)) {
-          const details = violationsOf(runtime.validateBody.errors, runtime.validateBody.schema);
-          // Verbose errors hold the parsed body: let it go now, not at the next validation.
-          runtime.validateBody.errors = null;
-          const summary = details.map((d) => `${d.pointer} ${d.message}${d.property === undefined ? '' : ` (${JSON.stringify(d.property)})`}`).join('; ');
-          return fail(reply, flow, message, startedAt, new MessageFailure('SCHEMA_VIOLATION', `Body does not match the flow's schema: ${summary}`, 400), NOT_RUN, user, details);
-        }
-        if (parsed !== undefined) message.setJsonBody(parsed, raw);
-        else message.setBody(raw);
-      } else {
-        message.setBody(raw);
-        markBodyFromCaller(message);
-      }
-
-      const result = await runPipeline(runtime.steps, message, logger, flow.id);
-      if (result.failure) return fail(reply, flow, message, startedAt, result.failure, result, user);
-
-      const answer = replyOf(message);
-      if (answer instanceof MessageFailure) return fail(reply, flow, message, startedAt, answer, result, user);
-      record(flow, message, startedAt, result, undefined, user);
-      reply.code(message.status);
-      for (const [name, value] of answer.headers) reply.header(name, value);
-      reply.header(MPL_ID_HEADER, message.id);
-      // Nothing to describe: an empty body goes without the Content-Type Fastify would give it (octet-stream).
-      if (answer.body.length === 0 && !reply.hasHeader('content-type')) return reply.send();
-      return reply.send(answer.body);
     },
   });
 }

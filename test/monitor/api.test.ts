@@ -404,6 +404,7 @@ test('/metrics serves Prometheus text without auth; each app instance counts on 
   for (const [status, durationMs] of [['COMPLETED', 1500], ['COMPLETED', 20], ['FAILED', 60_000]] as const) {
     one.app.metrics.messageStarted('send-mail');
     one.app.metrics.observeMessage('send-mail', status, durationMs);
+    one.app.metrics.messageFinished('send-mail');
   }
 
   const response = await fetch(`${one.url}/metrics`);
