@@ -16,6 +16,11 @@ export function formatProblem(problem: FlowProblem): string {
   return `${problem.file}${problem.pointer ? ` at ${problem.pointer}` : ''}: ${problem.message}`;
 }
 
+/** Whether a problem is in the flow file's `sender` (its path, headers, schema…). */
+export function isAboutSender(problem: FlowProblem): boolean {
+  return problem.pointer === '/sender' || problem.pointer.startsWith('/sender/');
+}
+
 /** At most this many problems are reported per file. */
 const MAX_PROBLEMS = 20;
 

@@ -3,7 +3,7 @@ import { basename, join, relative } from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 import { parseDocument } from 'yaml';
 import { unknownPropertyOf } from '../errors.ts';
-import { FlowError, capped, type FlowProblem } from './errors.ts';
+import { FlowError, capped, isAboutSender, type FlowProblem } from './errors.ts';
 import { resolveParameters, substituteParameters } from './parameters.ts';
 import { FlowSchema, STEP_KINDS, type FlowDefinition } from './schema.ts';
 
@@ -81,6 +81,14 @@ function schemaProblems(errors: ErrorObject[], file: string): FlowProblem[] {
 
 /** Checks what JSON Schema cannot say clearly: exactly one kind key per step, no credentials let in. */
 function checkSemantics(definition: FlowDefinition, file: string): void {
+  const forbidden = (definition.sender.allowedHeaders ?? []).findIndex((h) => ['authorization', 'cookie', 'proxy-authorization'].includes(h.toLowerCase()));
+  if (forbidden >= 0) {
+    throw new FlowError({
+      file,
+      pointer: `/sender/allowedHeaders/${forbidden}`,
+      message: "the caller's Authorization and Cookie never become message headers, so they cannot be allowed",
+    });
+  }
   definition.steps.forEach((step, index) => {
     if (step.timeout !== undefined && step.script === undefined) {
       // Easy to write one level too high for an http step, where it would be ignored.
@@ -95,14 +103,6 @@ function checkSemantics(definition: FlowDefinition, file: string): void {
       });
     }
   });
-  const forbidden = (definition.sender.allowedHeaders ?? []).findIndex((h) => ['authorization', 'cookie', 'proxy-authorization'].includes(h.toLowerCase()));
-  if (forbidden >= 0) {
-    throw new FlowError({
-      file,
-      pointer: `/sender/allowedHeaders/${forbidden}`,
-      message: "the caller's Authorization and Cookie never become message headers, so they cannot be allowed",
-    });
-  }
 }
 
 /** Reads and validates one flow folder. Never throws: problems come back in `error`. */
@@ -162,14 +162,8 @@ export async function readFlow(flowsDir: string, dir: string, overrides: Record<
     if (!(err instanceof FlowError)) throw err;
     source.error = err.problem;
     if (err.others.length > 0) source.otherErrors = err.others;
-    // The later checks (an Authorization allowed in) may find the sender wrong after all.
-    if ([err.problem, ...err.others].some(isAboutSender)) delete source.sender;
   }
   return source;
-}
-
-function isAboutSender(problem: FlowProblem): boolean {
-  return problem.pointer === '/sender' || problem.pointer.startsWith('/sender/');
 }
 
 /** Every flow folder under `flowsDir`, sorted by folder name. A missing flows dir is an empty list. */

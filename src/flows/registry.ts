@@ -5,7 +5,7 @@ import addFormatsPlugin from 'ajv-formats';
 import type { Dispatcher } from 'undici';
 import type { SecurityMaterial } from '../runtime/context.ts';
 import { compileStep, stepKind, type CompiledStep } from '../runtime/steps/index.ts';
-import { FlowError, lineAndColumn, type FlowProblem } from './errors.ts';
+import { FlowError, isAboutSender, lineAndColumn, type FlowProblem } from './errors.ts';
 import { readFlows, type FlowSource } from './loader.ts';
 import type { FlowDefinition } from './schema.ts';
 
@@ -224,6 +224,12 @@ export async function deployFlows(flowsDir: string, overrides: Record<string, st
       if (!(err instanceof FlowError)) throw err;
       flow.error = err.problem;
       if (err.others.length > 0) flow.otherErrors = err.others;
+      // Its endpoint is shown only from a sender found right (not one on a taken path, or missing its schema).
+      if ([err.problem, ...err.others].some(isAboutSender)) {
+        delete flow.endpoint;
+        delete flow.method;
+        delete flow.role;
+      }
     }
   }
   return new FlowRegistry(flows);

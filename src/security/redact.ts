@@ -1,11 +1,11 @@
 /** Any of these anywhere in a header's name makes its value a credential (`appkey`, `X-Authz`, `Cookie2`, `api-keys`). */
-const CREDENTIAL_IN_NAME = /auth|key|token|secret|cookie|session|passw|pwd|credential/i;
+const CREDENTIAL_IN_NAME = /auth|key|token|secret|cookie|session|passw|pwd|credential|jwt|assertion|signature|hmac|bearer|passphrase/i;
 /**
- * Standard headers whose names say auth or key but whose values are not credentials: a challenge, its answer's
- * parameters, a WebSocket handshake's nonces. Anything else that matches counts as one: better a header held back
+ * Standard headers whose names say auth, key or credentials but whose values are not credentials: challenges,
+ * an answer's parameters, CORS's `true`, a WebSocket handshake's nonces. Anything else that matches counts as one: better a header held back
  * (a deploy warning says so when a flow lists it) than a secret passed on.
  */
-const NOT_CREDENTIALS = new Set(['www-authenticate', 'authentication-info', 'sec-websocket-key', 'sec-websocket-accept']);
+const NOT_CREDENTIALS = new Set(['www-authenticate', 'proxy-authenticate', 'authentication-info', 'access-control-allow-credentials', 'sec-websocket-key', 'sec-websocket-accept']);
 
 /** Whether a header's value is a credential, by its name: never echoed to a caller, and scrubbed from receivers' answers. */
 export function isSensitiveHeader(name: string): boolean {

@@ -7,10 +7,12 @@
 /** Node's errors for a connection that could not be made or was lost. */
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE']);
 /**
- * PostgreSQL's SQLSTATEs for a connection that failed or was lost (class 08, not 08P01: a protocol violation is a
- * bug), and for the server shutting down, starting up or out of connections.
+ * PostgreSQL's SQLSTATEs for a connection that failed or was lost (class 08), and for the server shutting down,
+ * starting up or out of connections. 08P01 (protocol violation) is also what PgBouncer answers for its own
+ * troubles (it cannot reach the server, no connection free in time, too many clients): in front of a shared
+ * database that is an outage far more often than a driver bug.
  */
-const SERVER_UNAVAILABLE_STATES = new Set(['08000', '08001', '08003', '08004', '08006', '08007', '57P01', '57P02', '57P03', '53300']);
+const SERVER_UNAVAILABLE_STATES = new Set(['08000', '08001', '08003', '08004', '08006', '08007', '08P01', '57P01', '57P02', '57P03', '53300']);
 /**
  * node-postgres's own words for a lost or never made connection (these errors carry no code). "timeout exceeded when
  * trying to connect" is also what a pool with every connection busy says: either way none can be had now.

@@ -37,6 +37,13 @@ const BROKEN: Record<string, { yaml: string; files?: Record<string, string>; poi
   'bad-expression': { yaml: 'sender: { path: /http/e }\nsteps:\n  - set: { body: "${nope}" }\n', pointer: '/steps/0/set/body', message: /unknown expression/ },
   'same-path': { yaml: 'sender: { path: /http/GOOD }\nsteps:\n  - set: { body: x }\n', pointer: '/sender/path', message: /already served by flow "good"/ },
   'allows-authorization': { yaml: 'sender: { path: /http/a, allowedHeaders: [Authorization] }\nsteps:\n  - set: { body: x }\n', pointer: '/sender/allowedHeaders/0', message: /Authorization and Cookie never/ },
+  // The sender's problem is found (and shown) before a step's.
+  'authorization-and-step': {
+    yaml: 'sender: { path: /http/as, allowedHeaders: [Authorization] }\nsteps:\n  - set: { body: x }\n    timeout: 1s\n',
+    pointer: '/sender/allowedHeaders/0',
+    message: /Authorization and Cookie never/,
+  },
+  'missing-schema': { yaml: 'sender: { path: /http/ms, schema: none.json }\nsteps:\n  - set: { body: x }\n', pointer: '/sender/schema', message: /not found/ },
   'bad-duration': { yaml: 'sender: { path: /http/b }\nsteps:\n  - http: { address: "http://127.0.0.1:1/x", timeout: soon }\n', pointer: '/steps/0/http/timeout', message: /pattern|duration/ },
   'unclosed-expression': { yaml: 'sender: { path: /http/ue }\nsteps:\n  - set: { body: "hello ${header.X-Name" }\n', pointer: '/steps/0/set/body', message: /without its closing \}/ },
   'jsonata-parameter': {
@@ -170,7 +177,7 @@ test('each broken flow is reported with its file, pointer and reason while the g
     const flow = byId.get(name) as { endpoint?: string; method?: string; role?: string };
     assert.deepEqual([flow.endpoint, flow.method, flow.role], [`/http/${BROKEN[name].yaml.match(/path: \/http\/(\w+)/)![1]}`, 'POST', 'ESBMessaging.send'], name);
   }
-  for (const name of ['bad-yaml', 'no-sender', 'bad-path', 'unknown-key', 'several-problems', 'allows-authorization']) {
+  for (const name of ['bad-yaml', 'no-sender', 'bad-path', 'unknown-key', 'several-problems', 'allows-authorization', 'same-path', 'authorization-and-step', 'missing-schema']) {
     const flow = byId.get(name) as { endpoint?: string; method?: string; role?: string };
     assert.deepEqual([flow.endpoint, flow.method, flow.role], [undefined, undefined, undefined], name);
   }

@@ -25,7 +25,7 @@ test('storeUnavailableReason: lost or refused connections, a server shutting dow
   assert.equal(storeUnavailableReason(everyAddress), 'ECONNREFUSED');
 
   assert.equal(storeUnavailableReason(coded('duplicate key value violates unique constraint', '23505')), undefined);
-  assert.equal(storeUnavailableReason(coded('protocol violation', '08P01')), undefined, 'a bug, not an outage');
+  assert.equal(storeUnavailableReason(coded('pgbouncer cannot connect to server', '08P01')), '08P01', "PgBouncer's own troubles");
   assert.equal(storeUnavailableReason(coded('database table is locked', 'SQLITE_LOCKED')), undefined, 'a lock within one connection: a bug');
   // A caller that went away in the middle of its body: Node's "aborted", with a status of the request's own.
   assert.equal(storeUnavailableReason(Object.assign(coded('aborted', 'ECONNRESET'), { statusCode: 400 })), undefined);
