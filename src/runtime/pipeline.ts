@@ -13,6 +13,8 @@ export interface PipelineResult {
   failure?: StepFailure;
   /** The host an http step last sent the message to, if any. */
   receiver?: string;
+  /** What the secure store gave the message's scripts (Execution.handedOutSecrets), for the reply's last check. */
+  handedOutSecrets?: ReadonlySet<string>;
 }
 
 /**
@@ -42,9 +44,9 @@ export async function runPipeline(steps: readonly CompiledStep[], message: Messa
       execution.attempts = undefined;
     }
     timings.push(timing);
-    if (failure) return { steps: timings, failure, receiver: execution.receiver };
+    if (failure) return { steps: timings, failure, receiver: execution.receiver, handedOutSecrets: execution.handedOutSecrets };
   }
-  return { steps: timings, receiver: execution.receiver };
+  return { steps: timings, receiver: execution.receiver, handedOutSecrets: execution.handedOutSecrets };
 }
 
 /** What steps see of the run: the message's logger (bound to message, correlation and flow), made on first use. */
@@ -52,6 +54,7 @@ class MessageExecution implements Execution {
   private logger: Logger | undefined;
   receiver: string | undefined = undefined;
   attempts: number | undefined = undefined;
+  handedOutSecrets: Set<string> | undefined = undefined;
 
   constructor(
     private readonly baseLogger: Logger,

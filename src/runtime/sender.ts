@@ -36,16 +36,18 @@ export function malformedJsonMessage(err: unknown): string {
 }
 
 /**
- * What the caller gets from the final message: its headers minus credentials and framing, and its
- * body; a failure (500 INVALID_REPLY) when a script left something HTTP cannot carry.
+ * What the caller gets from the final message: its headers minus credentials (by name, or by holding one of the
+ * `secrets` the secure store gave the scripts) and framing, and its body; a failure (500 INVALID_REPLY) when a
+ * script left something HTTP cannot carry.
  */
-function replyOf(message: Message): { headers: [string, string][]; body: Buffer | string } | MessageFailure {
+function replyOf(message: Message, secrets: ReadonlySet<string> | undefined): { headers: [string, string][]; body: Buffer | string } | MessageFailure {
   if (!Number.isInteger(message.status) || message.status < 200 || message.status > 599) return invalidReply(`status ${message.status} is not between 200 and 599`);
   const headers: [string, string][] = [];
   const all = message.getHeaders();
   for (const name in all) {
     if (NOT_REPLIED.has(name.toLowerCase()) || isSensitiveHeader(name)) continue;
     const value = all[name];
+    if (secrets !== undefined && holdsSecret(value, secrets)) continue;
     try {
       validateHeaderName(name);
       validateHeaderValue(name, value);
@@ -62,6 +64,12 @@ function replyOf(message: Message): { headers: [string, string][]; body: Buffer 
   } catch (err) {
     return invalidReply(`the body does not serialise to JSON (${(err as Error).message})`);
   }
+}
+
+/** Whether `value` holds one of `secrets` (as redactValues counts them: 4 characters or more). */
+function holdsSecret(value: string, secrets: ReadonlySet<string>): boolean {
+  for (const secret of secrets) if (secret.length >= 4 && value.includes(secret)) return true;
+  return false;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -191,7 +199,7 @@ export async function senderRoutes(app: FastifyInstance, options: { registry: Fl
     const result = await runPipeline(runtime.steps, message, logger, flow.id);
     if (result.failure) return fail(reply, flow, message, startedAt, result.failure, result, user);
 
-    const answer = replyOf(message);
+    const answer = replyOf(message, result.handedOutSecrets);
     if (answer instanceof MessageFailure) return fail(reply, flow, message, startedAt, answer, result, user);
     record(flow, message, startedAt, result, undefined, user);
     reply.code(message.status);

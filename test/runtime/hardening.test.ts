@@ -214,3 +214,44 @@ test('redactCredentialsInText takes Bearer and Basic credentials out of a text a
     'Basic auth required; Authorization: Bearer [Redacted], basic [Redacted]',
   );
 });
+
+test('what the secure store gave a script never reaches the caller in a reply header of any name, nor in what a receiver echoes', async (t) => {
+  const password = 'basic-password-Echoed-31';
+  // Echoes the headers it got in a 400, as some receivers' error pages do.
+  const echo = await startReceiver((request) => ({ status: 400, headers: { 'content-type': 'application/json' }, body: { got: request.headers['x-partner'] } }));
+  t.after(() => echo.close());
+  const script = `export default async function (message, context) {
+  const { password } = await context.secureStore.getUserCredential('Partner');
+  message.setHeader('X-Partner', 'pw=' + password);
+  message.setHeader('X-Plain', 'visible');
+}
+`;
+  const iflow = await startIflowWithFlows(t, {
+    // The script's header is left on the message and replied.
+    kept: { 'flow.yaml': 'sender: { path: /http/kept }\nsteps:\n  - script: put.mjs\n', 'put.mjs': script },
+    // The script's header is sent to a receiver that echoes it.
+    echoed: { 'flow.yaml': `sender: { path: /http/echoed }\nsteps:\n  - script: put.mjs\n  - http: { address: "${echo.url}/x", requestHeaders: [X-Partner] }\n`, 'put.mjs': script },
+  });
+  const created = await fetch(`${iflow.url}/api/v1/credentials`, {
+    method: 'POST',
+    headers: { authorization: iflow.adminAuth, 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'Partner', type: 'basic', user: 'partner', password }),
+  });
+  assert.equal(created.status, 201);
+
+  const kept = await fetch(`${iflow.url}/http/kept`, { method: 'POST', headers: { authorization: iflow.adminAuth } });
+  assert.equal(kept.status, 200);
+  assert.equal(kept.headers.get('x-plain'), 'visible');
+  assert.equal(kept.headers.get('x-partner'), null, 'a header holding the password is not replied, whatever its name');
+
+  const echoed = await fetch(`${iflow.url}/http/echoed`, { method: 'POST', headers: { authorization: iflow.adminAuth } });
+  assert.equal(echo.received.at(-1)?.headers['x-partner'], `pw=${password}`, 'the receiver got it: it was the flow\'s to send');
+  const text = await echoed.text();
+  assert.equal(echoed.status, 502, text);
+  assert.ok(!text.includes(password), text);
+  assert.match(text, /pw=\[Redacted\]/);
+  const { error } = JSON.parse(text) as ErrorReply;
+  const record = await waitFor(() => iflow.app.store.messageLogs.get(error.messageId!), { what: 'the message log' });
+  assert.ok(!JSON.stringify(record).includes(password), 'not in the message log');
+  assert.ok(!iflow.logs.text.includes(password), 'not in the log');
+});

@@ -218,6 +218,8 @@ export function compileHttpStep(definition: HttpStepDefinition, env: StepEnviron
     if (throwOnFailure && (statusCode < 200 || statusCode >= 300)) {
       // A receiver may echo what it was sent: never pass a credential on to the caller, the log or the store.
       const sentSecrets = Object.entries(headers).flatMap(([name, value]) => (isSensitiveHeader(name) ? secretsOfHeaderValue(value) : []));
+      // Also what the secure store gave the scripts, whatever header (or body) carried it here.
+      if (execution.handedOutSecrets) sentSecrets.push(...execution.handedOutSecrets);
       const text = truncate(redactValues(responseBody.toString('utf8'), sentSecrets));
       const requestId = received['request-id'];
       throw new MessageFailure(

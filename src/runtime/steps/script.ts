@@ -215,11 +215,17 @@ class Context implements ScriptContext {
     private readonly execution: Execution,
   ) {}
 
-  /** The secure store for this message, noting the tokens it hands out (for an http step's 401); made on first use. */
+  /**
+   * The secure store for this message, noting what it hands out: for this step's error texts, and for the message
+   * (an http step's 401, what receivers echo, the reply's headers); made on first use.
+   */
   get secureStore(): SecureStore {
     const { execution } = this;
     this.#secureStore ??= secureStoreFor(this.material, {
-      handedOut: this.rememberSecret,
+      handedOut: (secret) => {
+        this.rememberSecret(secret);
+        (execution.handedOutSecrets ??= new Set()).add(secret);
+      },
       tokenIssued: (token, credential) => (execution.issuedTokens ??= new Map()).set(token, credential),
     });
     return this.#secureStore;

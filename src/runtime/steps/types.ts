@@ -32,6 +32,11 @@ export interface Execution {
    * whose receiver answers 401 to one of them gets it refreshed and sends once more, as it does for its own `auth:`.
    */
   issuedTokens?: Map<string, string>;
+  /**
+   * Every secret the secure store gave this message's scripts (tokens, passwords, a Basic value built from one):
+   * taken out of what a receiver echoes, and no reply header carrying one goes back to the caller, whatever its name.
+   */
+  handedOutSecrets?: Set<string>;
 }
 
 /** Runs a step over the message, changing it in place. */
