@@ -4,6 +4,8 @@ import type { Flow } from '../flows/registry.ts';
 import { requireRole } from '../security/index.ts';
 import { ErrorResponse } from './schemas.ts';
 
+const Problem = Type.Object({ file: Type.String(), pointer: Type.String(), message: Type.String() });
+
 const FlowView = Type.Object({
   id: Type.String(),
   file: Type.String(),
@@ -13,7 +15,9 @@ const FlowView = Type.Object({
   role: Type.Optional(Type.String()),
   status: Type.Union([Type.Literal('deployed'), Type.Literal('error')]),
   steps: Type.Array(Type.Object({ name: Type.String(), kind: Type.String() })),
-  error: Type.Optional(Type.Object({ file: Type.String(), pointer: Type.String(), message: Type.String() })),
+  error: Type.Optional(Problem),
+  /** What a deployed flow's checks found likely wrong but not wrong (as `iflow check` prints them as WARN). */
+  warnings: Type.Optional(Type.Array(Problem)),
 });
 
 function view(flow: Flow) {
@@ -21,7 +25,7 @@ function view(flow: Flow) {
   return shown;
 }
 
-/** /api/v1/flows: every flow with its endpoint, steps and deploy error (admin and monitor). */
+/** /api/v1/flows: every flow with its endpoint, steps, deploy error and warnings (admin and monitor). */
 export const flowsRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.addHook('onRequest', requireRole('monitor'));
   app.get('/api/v1/flows', { schema: { response: { 200: Type.Array(FlowView) } } }, async () => app.flows.flows.map(view));

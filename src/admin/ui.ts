@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { requireRole } from '../security/index.ts';
 import { escapeHtml, htmlDocument, sendHtml } from './html.ts';
+import { formatProblem, type FlowProblem } from '../flows/errors.ts';
 
 const CSS =
   'h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem}table{border-collapse:collapse;width:100%;font-size:.9rem}' +
@@ -44,7 +45,10 @@ export async function uiRoutes(app: FastifyInstance): Promise<void> {
       `${text(f.method)} ${text(f.endpoint)}`,
       badge(f.status),
       text(((f.steps as Row[]) ?? []).map((s) => `${s.name} (${s.kind})`).join(' → ')),
-      f.error ? text(`${(f.error as Row).file} ${(f.error as Row).pointer}: ${(f.error as Row).message}`) : '',
+      [f.error as FlowProblem | undefined, ...((f.warnings as FlowProblem[] | undefined) ?? [])]
+        .filter((problem) => problem !== undefined)
+        .map((problem, index) => text(`${index === 0 && f.error ? '' : 'warning: '}${formatProblem(problem)}`))
+        .join('<br>'),
     ]);
     const credentialRows = (credentials ?? []).map((c) => [
       text(c.name),
@@ -67,7 +71,7 @@ export async function uiRoutes(app: FastifyInstance): Promise<void> {
     const body = `<h1>iflow</h1>
 <p class="muted">Signed in as ${text(request.user?.name)}. JSON: <a href="/api/v1/flows">flows</a> · <a href="/api/v1/MessageProcessingLogs?$top=50&amp;$inlinecount=allpages">message logs</a>${isAdmin ? ' · <a href="/api/v1/credentials">credentials</a> · <a href="/api/v1/users">users</a>' : ''} · <a href="/metrics">metrics</a></p>
 <h2>Flows</h2>
-${table(['flow', 'endpoint', 'status', 'steps', 'deploy error'], flowRows, 'No flows in the flows dir.')}
+${table(['flow', 'endpoint', 'status', 'steps', 'deploy error / warnings'], flowRows, 'No flows in the flows dir.')}
 <h2>Credentials</h2>
 ${credentials === undefined ? '<p class="muted">Credentials are shown to administrators.</p>' : table(['name', 'type', 'status', 'user', 'token expires', 'last error / warnings', ''], credentialRows, 'No credentials yet: create one with POST /api/v1/credentials.')}
 <h2>Latest messages</h2>

@@ -419,4 +419,11 @@ test('a script reading context.parameters.NAME the flow does not declare deploys
   );
   const listed = (await (await fetch(`${iflow.url}/api/v1/flows/warned`, { headers: { authorization: iflow.adminAuth } })).json()) as Record<string, unknown>;
   assert.equal(listed.status, 'deployed');
+  // The API and the admin UI show them too.
+  assert.deepEqual(
+    (listed.warnings as { pointer: string; message: string }[]).map((w) => w.message),
+    ['context.parameters.SHOPP at line 5 is not a parameter of this flow (declared: SHOP)', 'context.parameters.REGION at line 6 is not a parameter of this flow (declared: SHOP)'],
+  );
+  const page = await (await fetch(`${iflow.url}/`, { headers: { authorization: iflow.adminAuth } })).text();
+  assert.match(page, /warning: warned\/s\.mjs: context\.parameters\.SHOPP at line 5 is not a parameter of this flow/);
 });
