@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { request } from 'undici';
 import type { ClientAuthentication, FailingStatus, LastError } from './types.ts';
-import { redactValues } from '../security/redact.ts';
+import { formEncode, redactEchoes } from '../security/redact.ts';
 
 /** A successful token response (RFC 6749 §5.1), as far as iflow uses it. */
 export interface TokenResponse {
@@ -82,76 +82,15 @@ export interface TokenRequestOptions {
   timeoutMs?: number;
 }
 
-/** application/x-www-form-urlencoded encoding of one Basic-auth half (RFC 6749 §2.3.1). */
-function formEncode(value: string): string {
-  return encodeURIComponent(value)
-    .replace(/%20/g, '+')
-    .replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
-}
-
 /** Text shown of a token endpoint's answer; a longer one is cut first (scrubbing a megabyte would cost ~0.1 s). */
 const SHOWN = 2000;
-/** Base64 characters, either alphabet: a run of them around a secret's base64 is replaced whole. */
-const BASE64_CHAR = /[A-Za-z0-9+/_=-]/;
-
-/** Every form in which a secret we sent can come back: as it is, encoded as a form body or URL part, JSON- or HTML-escaped, in hex. */
-function sentForms(secrets: readonly (string | undefined)[]): string[] {
-  const forms = new Set<string>();
-  for (const secret of secrets) {
-    if (!secret) continue;
-    forms.add(secret).add(encodeURIComponent(secret)).add(formEncode(secret)).add(new URLSearchParams([['', secret]]).toString().slice(1));
-    forms.add(JSON.stringify(secret).slice(1, -1)).add(htmlEscaped(secret)).add(Buffer.from(secret).toString('hex'));
-  }
-  return [...forms].filter((form) => form.length >= 4);
-}
-
-const HTML_ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
-
-function htmlEscaped(text: string): string {
-  return text.replace(/[&<>"']/g, (char) => HTML_ENTITIES[char]);
-}
-
-/**
- * How `form` shows inside longer base64 text (a Basic header's `id:secret`): for each of the three ways it can
- * line up with base64's 3-byte groups, the characters that only its own bytes decide, in both alphabets.
- */
-function base64Cores(form: string): string[] {
-  const bytes = Buffer.from(form);
-  const cores: string[] = [];
-  for (let shift = 0; shift < 3; shift++) {
-    const encoded = Buffer.concat([Buffer.alloc(shift), bytes]).toString('base64');
-    const core = encoded.slice(shift === 0 ? 0 : 4, Math.floor((shift + bytes.length) / 3) * 4);
-    // Shorter than 8 characters (6 bytes) a core would match unrelated text.
-    if (core.length >= 8) cores.push(core, core.replaceAll('+', '-').replaceAll('/', '_'));
-  }
-  return cores;
-}
-
-/** Replaces the whole base64 run around each place `core` appears. */
-function redactBase64Runs(text: string, cores: readonly string[]): string {
-  let out = text;
-  for (const core of cores) {
-    for (let at = out.indexOf(core); at >= 0; at = out.indexOf(core, at + 1)) {
-      let start = at;
-      let end = at + core.length;
-      while (start > 0 && BASE64_CHAR.test(out[start - 1])) start--;
-      while (end < out.length && BASE64_CHAR.test(out[end])) end++;
-      out = `${out.slice(0, start)}[Redacted]${out.slice(end)}`;
-    }
-  }
-  return out;
-}
-
 /**
  * Replaces every secret value we sent with [Redacted], in case a server echoes one back: as sent (raw,
  * form-encoded in the body, JSON-escaped), and inside base64 (the Basic header's `id:secret`, however it lines up).
  */
 export function scrub(text: string | undefined, secrets: readonly (string | undefined)[]): string | undefined {
   if (text === undefined) return undefined;
-  const forms = sentForms(secrets);
-  // Longest first: a form that holds a shorter one is replaced whole.
-  let out = redactValues(text.slice(0, 4 * SHOWN), [...forms].sort((a, b) => b.length - a.length));
-  out = redactBase64Runs(out, forms.flatMap(base64Cores));
+  const out = redactEchoes(text.slice(0, 4 * SHOWN), secrets);
   return out.length > SHOWN ? `${out.slice(0, SHOWN)}…` : out;
 }
 

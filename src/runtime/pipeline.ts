@@ -4,6 +4,7 @@ import { toMessageFailure, type MessageFailure } from './errors.ts';
 import type { Message } from './message.ts';
 import type { CompiledStep, Execution } from './steps/index.ts';
 import { isoTimestamp } from './timestamps.ts';
+import { withoutSecrets } from './secrets.ts';
 
 /** Why a message failed, and in which step (none when it failed before the pipeline). */
 export type StepFailure = MessageFailure & { step?: string };
@@ -13,8 +14,8 @@ export interface PipelineResult {
   failure?: StepFailure;
   /** The host an http step last sent the message to, if any. */
   receiver?: string;
-  /** What the secure store gave the message's scripts (Execution.handedOutSecrets), for the reply's last check. */
-  handedOutSecrets?: ReadonlySet<string>;
+  /** The secrets the message's steps handed out (Execution.secretSets), for the reply's last check. */
+  secretSets?: readonly ReadonlySet<string>[];
 }
 
 /**
@@ -36,6 +37,8 @@ export async function runPipeline(steps: readonly CompiledStep[], message: Messa
     } catch (err) {
       failure = toMessageFailure(err, 'STEP_ERROR');
       failure.step = step.name;
+      // Whatever step failed, its text must not quote a secret another step handed out (a token in a header).
+      failure.message = withoutSecrets(failure.message, execution.secretSets);
     }
     const status = failure ? 'FAILED' : 'COMPLETED';
     const timing: StepTiming = { name: step.name, kind: step.kind, start: isoTimestamp(startedAt), durationMs: round(performance.now() - start), status };
@@ -44,9 +47,9 @@ export async function runPipeline(steps: readonly CompiledStep[], message: Messa
       execution.attempts = undefined;
     }
     timings.push(timing);
-    if (failure) return { steps: timings, failure, receiver: execution.receiver, handedOutSecrets: execution.handedOutSecrets };
+    if (failure) return { steps: timings, failure, receiver: execution.receiver, secretSets: execution.secretSets };
   }
-  return { steps: timings, receiver: execution.receiver, handedOutSecrets: execution.handedOutSecrets };
+  return { steps: timings, receiver: execution.receiver, secretSets: execution.secretSets };
 }
 
 /** What steps see of the run: the message's logger (bound to message, correlation and flow), made on first use. */
@@ -54,7 +57,8 @@ class MessageExecution implements Execution {
   private logger: Logger | undefined;
   receiver: string | undefined = undefined;
   attempts: number | undefined = undefined;
-  handedOutSecrets: Set<string> | undefined = undefined;
+  secretSets: ReadonlySet<string>[] | undefined = undefined;
+  ownSecrets: Set<string> | undefined = undefined;
 
   constructor(
     private readonly baseLogger: Logger,

@@ -6,6 +6,7 @@ import { writePrebuiltLine } from '../logging/index.ts';
 import type { Flow, FlowRegistry, FlowRuntime } from '../flows/registry.ts';
 import { authorizeRequest, cachedAuthorization, refusalWarning } from '../security/index.ts';
 import { isSensitiveHeader } from '../security/redact.ts';
+import { holdsSecret } from './secrets.ts';
 import type { MessageLogRecord, MessageStatus, StepTiming } from '../store/types.ts';
 import { MessageFailure, jsonErrorPosition } from './errors.ts';
 import { Message, markBodyFromCaller } from './message.ts';
@@ -40,7 +41,7 @@ export function malformedJsonMessage(err: unknown): string {
  * `secrets` the secure store gave the scripts) and framing, and its body; a failure (500 INVALID_REPLY) when a
  * script left something HTTP cannot carry.
  */
-function replyOf(message: Message, secrets: ReadonlySet<string> | undefined): { headers: [string, string][]; body: Buffer | string } | MessageFailure {
+function replyOf(message: Message, secrets: readonly ReadonlySet<string>[] | undefined): { headers: [string, string][]; body: Buffer | string } | MessageFailure {
   if (!Number.isInteger(message.status) || message.status < 200 || message.status > 599) return invalidReply(`status ${message.status} is not between 200 and 599`);
   const headers: [string, string][] = [];
   const all = message.getHeaders();
@@ -64,12 +65,6 @@ function replyOf(message: Message, secrets: ReadonlySet<string> | undefined): { 
   } catch (err) {
     return invalidReply(`the body does not serialise to JSON (${(err as Error).message})`);
   }
-}
-
-/** Whether `value` holds one of `secrets` (as redactValues counts them: 4 characters or more). */
-function holdsSecret(value: string, secrets: ReadonlySet<string>): boolean {
-  for (const secret of secrets) if (secret.length >= 4 && value.includes(secret)) return true;
-  return false;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -199,7 +194,7 @@ export async function senderRoutes(app: FastifyInstance, options: { registry: Fl
     const result = await runPipeline(runtime.steps, message, logger, flow.id);
     if (result.failure) return fail(reply, flow, message, startedAt, result.failure, result, user);
 
-    const answer = replyOf(message, result.handedOutSecrets);
+    const answer = replyOf(message, result.secretSets);
     if (answer instanceof MessageFailure) return fail(reply, flow, message, startedAt, answer, result, user);
     record(flow, message, startedAt, result, undefined, user);
     reply.code(message.status);

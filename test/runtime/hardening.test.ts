@@ -6,6 +6,8 @@ import { writeFlows } from '../support/flows.ts';
 import { startReceiver } from '../support/receiver.ts';
 import { redactSecrets } from '../../src/logging/index.ts';
 import { redactCredentialsInText } from '../../src/security/redact.ts';
+import { startFakeEntra } from '../support/fake-entra.ts';
+import { createAndAuthorize, wire } from '../credentials/helpers.ts';
 
 type ErrorReply = { error: { code: string; message: string; messageId?: string } };
 const SCRIPT_TOKEN = 'Bearer script-set-token-0123456789';
@@ -215,43 +217,105 @@ test('redactCredentialsInText takes Bearer and Basic credentials out of a text a
   );
 });
 
-test('what the secure store gave a script never reaches the caller in a reply header of any name, nor in what a receiver echoes', async (t) => {
-  const password = 'basic-password-Echoed-31';
-  // Echoes the headers it got in a 400, as some receivers' error pages do.
+test('what the secure store gave a script never reaches the caller in a reply header of any name, nor in an echo or another step\'s error', async (t) => {
+  // A quote in it: a receiver's JSON echo holds it escaped, not as it is.
+  const password = 'basic-pass"word-Echoed-31';
+  const escaped = JSON.stringify(password).slice(1, -1);
+  const leaks = (text: string) => text.includes(password) || text.includes(escaped);
+  // Echoes the header it got in a 400, JSON-escaped, as some receivers' error pages do.
   const echo = await startReceiver((request) => ({ status: 400, headers: { 'content-type': 'application/json' }, body: { got: request.headers['x-partner'] } }));
   t.after(() => echo.close());
-  const script = `export default async function (message, context) {
-  const { password } = await context.secureStore.getUserCredential('Partner');
-  message.setHeader('X-Partner', 'pw=' + password);
+  // Kept in the module from the first message, as scripts do.
+  const put = `let cached;
+export default async function (message, context) {
+  cached ??= await context.secureStore.getUserCredential('Partner');
+  message.setHeader('X-Partner', 'pw="' + cached.password + '"');
   message.setHeader('X-Plain', 'visible');
 }
 `;
   const iflow = await startIflowWithFlows(t, {
     // The script's header is left on the message and replied.
-    kept: { 'flow.yaml': 'sender: { path: /http/kept }\nsteps:\n  - script: put.mjs\n', 'put.mjs': script },
+    kept: { 'flow.yaml': 'sender: { path: /http/kept }\nsteps:\n  - script: put.mjs\n', 'put.mjs': put },
+    // A password of 3 characters, set as a header's whole value.
+    short: {
+      'flow.yaml': 'sender: { path: /http/short }\nsteps:\n  - script: short.mjs\n',
+      'short.mjs': "export default async function (message, context) { message.setHeader('X-Partner', (await context.secureStore.getUserCredential('Short')).password); message.setHeader('X-Plain', 'visible'); }\n",
+    },
     // The script's header is sent to a receiver that echoes it.
-    echoed: { 'flow.yaml': `sender: { path: /http/echoed }\nsteps:\n  - script: put.mjs\n  - http: { address: "${echo.url}/x", requestHeaders: [X-Partner] }\n`, 'put.mjs': script },
+    echoed: { 'flow.yaml': `sender: { path: /http/echoed }\nsteps:\n  - script: put.mjs\n  - http: { address: "${echo.url}/x", requestHeaders: [X-Partner] }\n`, 'put.mjs': put },
+    // Another script quotes it in its error.
+    quoted: {
+      'flow.yaml': 'sender: { path: /http/quoted }\nsteps:\n  - script: put.mjs\n  - script: quote.mjs\n',
+      'put.mjs': put,
+      'quote.mjs': "export default function (message) { throw new Error('partner said no to ' + message.getHeader('X-Partner')); }\n",
+    },
   });
-  const created = await fetch(`${iflow.url}/api/v1/credentials`, {
-    method: 'POST',
-    headers: { authorization: iflow.adminAuth, 'content-type': 'application/json' },
-    body: JSON.stringify({ name: 'Partner', type: 'basic', user: 'partner', password }),
+  const credential = async (name: string, secret: string) => {
+    const created = await fetch(`${iflow.url}/api/v1/credentials`, {
+      method: 'POST',
+      headers: { authorization: iflow.adminAuth, 'content-type': 'application/json' },
+      body: JSON.stringify({ name, type: 'basic', user: 'partner', password: secret }),
+    });
+    assert.equal(created.status, 201);
+  };
+  await credential('Partner', password);
+  const send = (path: string) => fetch(`${iflow.url}${path}`, { method: 'POST', headers: { authorization: iflow.adminAuth } });
+
+  for (const round of ['first message', 'a later message, the password kept from the first']) {
+    const kept = await send('/http/kept');
+    assert.equal(kept.status, 200, round);
+    assert.equal(kept.headers.get('x-plain'), 'visible');
+    assert.equal(kept.headers.get('x-partner'), null, `a header holding the password is not replied, whatever its name (${round})`);
+  }
+
+  const echoed = await send('/http/echoed');
+  assert.equal(echo.received.at(-1)?.headers['x-partner'], `pw="${password}"`, "the receiver got it: it was the flow's to send");
+  assert.equal(echoed.status, 502);
+  const echoedError = ((await echoed.json()) as ErrorReply).error.message;
+  assert.ok(!leaks(echoedError), echoedError);
+  assert.match(echoedError, /"got":"pw=\\"\[Redacted\]\\""/, 'the JSON-escaped echo is cleaned');
+
+  const quoted = await send('/http/quoted');
+  assert.equal(quoted.status, 500);
+  const quotedError = ((await quoted.json()) as ErrorReply).error.message;
+  assert.ok(!leaks(quotedError), quotedError);
+  assert.match(quotedError, /partner said no to pw="\[Redacted\]"$/);
+
+  // A password of 3 characters is not cleaned out of texts (it would match ordinary words), but a header that is
+  // exactly it is still held back.
+  await credential('Short', 'q7z');
+  const short = await send('/http/short');
+  assert.equal(short.status, 200);
+  assert.equal(short.headers.get('x-plain'), 'visible');
+  assert.equal(short.headers.get('x-partner'), null);
+
+  for (const path of ['/http/echoed', '/http/quoted']) {
+    const messageId = (await waitFor(() => iflow.logs.records().find((r) => r.msg === 'message failed' && String(r.error && (r.error as { message: string }).message).length > 0 && r.flow === path.slice(6)), { what: `the failure of ${path}` })).messageId as string;
+    const record = await waitFor(() => iflow.app.store.messageLogs.get(messageId), { what: 'the message log' });
+    assert.ok(!leaks(JSON.stringify(record)), `not in the message log (${path})`);
+  }
+  assert.ok(!leaks(iflow.logs.text), 'not in the log');
+});
+
+test('a token an http step renewed after a 401 is held back too, when the receiver echoes it in a reply header', async (t) => {
+  const entra = await startFakeEntra();
+  t.after(() => entra.close());
+  let calls = 0;
+  // Refuses the first token; then answers 200 echoing the Authorization it got.
+  const receiver = await startReceiver((request) => (calls++ === 0 ? { status: 401 } : { status: 200, headers: { 'x-seen': String(request.headers.authorization) }, body: { ok: true } }));
+  t.after(() => receiver.close());
+  const iflow = await startIflowWithFlows(t, {
+    renew: {
+      'flow.yaml': `sender: { path: /http/renew }\nsteps:\n  - script: token.mjs\n  - http: { address: "${receiver.url}/x", requestHeaders: [Authorization] }\n`,
+      'token.mjs': "export default async function (message, context) { const token = await context.secureStore.getAccessToken('Microsoft365_Mail'); message.setHeader('Authorization', 'Bearer ' + token.accessToken); }\n",
+    },
   });
-  assert.equal(created.status, 201);
-
-  const kept = await fetch(`${iflow.url}/http/kept`, { method: 'POST', headers: { authorization: iflow.adminAuth } });
-  assert.equal(kept.status, 200);
-  assert.equal(kept.headers.get('x-plain'), 'visible');
-  assert.equal(kept.headers.get('x-partner'), null, 'a header holding the password is not replied, whatever its name');
-
-  const echoed = await fetch(`${iflow.url}/http/echoed`, { method: 'POST', headers: { authorization: iflow.adminAuth } });
-  assert.equal(echo.received.at(-1)?.headers['x-partner'], `pw=${password}`, 'the receiver got it: it was the flow\'s to send');
-  const text = await echoed.text();
-  assert.equal(echoed.status, 502, text);
-  assert.ok(!text.includes(password), text);
-  assert.match(text, /pw=\[Redacted\]/);
-  const { error } = JSON.parse(text) as ErrorReply;
-  const record = await waitFor(() => iflow.app.store.messageLogs.get(error.messageId!), { what: 'the message log' });
-  assert.ok(!JSON.stringify(record).includes(password), 'not in the message log');
-  assert.ok(!iflow.logs.text.includes(password), 'not in the log');
+  wire(iflow, entra);
+  await createAndAuthorize(iflow, entra);
+  const answer = await fetch(`${iflow.url}/http/renew`, { method: 'POST', headers: { authorization: iflow.adminAuth } });
+  assert.equal(answer.status, 200, await answer.text());
+  assert.equal(calls, 2, 'refused once, renewed, sent again');
+  assert.match(String(receiver.received[1].headers.authorization), /^Bearer .+/);
+  assert.notEqual(receiver.received[1].headers.authorization, receiver.received[0].headers.authorization, 'a renewed token');
+  assert.equal(answer.headers.get('x-seen'), null);
 });

@@ -7,7 +7,8 @@ import { MessageFailure, toMessageFailure } from '../errors.ts';
 import { compileAddress } from '../address.ts';
 import { isConstant, type Expression } from '../expressions.ts';
 import { bodyForSending, type Message } from '../message.ts';
-import { isSensitiveHeader, redactValues, secretsOfHeaderValue } from '../../security/redact.ts';
+import { isSensitiveHeader, redactEchoes, secretsOfHeaderValue } from '../../security/redact.ts';
+import { guardSecret, withoutSecrets } from '../secrets.ts';
 import { exchange, exchangeTarget, type Answer, type ExchangeTarget } from './exchange.ts';
 import type { Execution, StepEnvironment, StepRun } from './types.ts';
 
@@ -150,6 +151,7 @@ export function compileHttpStep(definition: HttpStepDefinition, env: StepEnviron
       if (credential === undefined) return undefined;
       const token = (await fromCredentials(env.securityMaterial.getAccessToken(credential, { rejectedToken: rejected, receiver }))).accessToken;
       execution.issuedTokens!.set(token, credential);
+      guardSecret(execution, token);
       authorization = `Bearer ${token}`;
     }
     // The token service found no newer token (or renewing is paused): the 401 stands.
@@ -218,9 +220,8 @@ export function compileHttpStep(definition: HttpStepDefinition, env: StepEnviron
     if (throwOnFailure && (statusCode < 200 || statusCode >= 300)) {
       // A receiver may echo what it was sent: never pass a credential on to the caller, the log or the store.
       const sentSecrets = Object.entries(headers).flatMap(([name, value]) => (isSensitiveHeader(name) ? secretsOfHeaderValue(value) : []));
-      // Also what the secure store gave the scripts, whatever header (or body) carried it here.
-      if (execution.handedOutSecrets) sentSecrets.push(...execution.handedOutSecrets);
-      const text = truncate(redactValues(responseBody.toString('utf8'), sentSecrets));
+      // Cut first (a body may be megabytes); what the steps handed out goes too, whatever header or body carried it.
+      const text = truncate(withoutSecrets(redactEchoes(responseBody.toString('utf8', 0, 4 * ERROR_BODY_LIMIT), sentSecrets), execution.secretSets));
       const requestId = received['request-id'];
       throw new MessageFailure(
         'RECEIVER_ERROR',

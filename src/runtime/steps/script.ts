@@ -4,7 +4,8 @@ import { pathToFileURL } from 'node:url';
 import { FlowError } from '../../flows/errors.ts';
 import { notAParameter } from '../../flows/parameters.ts';
 import { secureStoreFor, type ScriptContext, type SecureStore, type SecurityMaterial } from '../context.ts';
-import { redactCredentialsInText, redactValues } from '../../security/redact.ts';
+import { redactCredentialsInText, redactEchoes } from '../../security/redact.ts';
+import { guardSecrets } from '../secrets.ts';
 import { MessageFailure, toMessageFailure } from '../errors.ts';
 import { Message } from '../message.ts';
 import type { Execution, StepEnvironment, StepRun } from './types.ts';
@@ -153,11 +154,12 @@ export async function compileScriptStep(file: string, timeoutMs: number, env: St
   }
   const parameters = env.parameters;
   // Every secret the secure store gave this step's script, on any message: a script may keep a token in a
-  // module-level variable and quote it in a later message's error. Bounded; emptied when full.
+  // module-level variable and put it in a later message's header or error. Bounded; emptied when full.
   const handedOut = new Set<string>();
-  const rememberSecret = (secret: string) => {
+  const rememberSecret = (secret: string, execution: Execution) => {
     if (handedOut.size >= HANDED_OUT_MAX) handedOut.clear();
     handedOut.add(secret);
+    guardSecrets(execution, handedOut);
   };
   const material = env.securityMaterial;
 
@@ -175,7 +177,7 @@ export async function compileScriptStep(file: string, timeoutMs: number, env: St
    */
   const failure = (err: unknown): MessageFailure => {
     const converted = err instanceof MessageFailure ? err : toMessageFailure(err, 'SCRIPT_ERROR');
-    const text = redactCredentialsInText(redactValues(converted.message, handedOut));
+    const text = redactCredentialsInText(redactEchoes(converted.message, handedOut));
     if (err instanceof MessageFailure || converted.code !== 'SCRIPT_ERROR') {
       return text === converted.message ? converted : new MessageFailure(converted.code, text, converted.statusCode, converted.extra);
     }
@@ -185,6 +187,8 @@ export async function compileScriptStep(file: string, timeoutMs: number, env: St
 
   // Not an async function: a synchronous script (most are) completes the step without a promise.
   return (message, execution) => {
+    // What the script got on earlier messages it may still hold (a cached token): this message guards it too.
+    if (handedOut.size > 0) guardSecrets(execution, handedOut);
     let result: unknown;
     try {
       result = processData(message, new Context(material, rememberSecret, parameters, execution));
@@ -210,7 +214,7 @@ class Context implements ScriptContext {
 
   constructor(
     private readonly material: SecurityMaterial,
-    private readonly rememberSecret: (secret: string) => void,
+    private readonly rememberSecret: (secret: string, execution: Execution) => void,
     readonly parameters: Readonly<Record<string, string>>,
     private readonly execution: Execution,
   ) {}
@@ -222,10 +226,7 @@ class Context implements ScriptContext {
   get secureStore(): SecureStore {
     const { execution } = this;
     this.#secureStore ??= secureStoreFor(this.material, {
-      handedOut: (secret) => {
-        this.rememberSecret(secret);
-        (execution.handedOutSecrets ??= new Set()).add(secret);
-      },
+      handedOut: (secret) => this.rememberSecret(secret, execution),
       tokenIssued: (token, credential) => (execution.issuedTokens ??= new Map()).set(token, credential),
     });
     return this.#secureStore;

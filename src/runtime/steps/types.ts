@@ -33,10 +33,12 @@ export interface Execution {
    */
   issuedTokens?: Map<string, string>;
   /**
-   * Every secret the secure store gave this message's scripts (tokens, passwords, a Basic value built from one):
-   * taken out of what a receiver echoes, and no reply header carrying one goes back to the caller, whatever its name.
+   * The secrets this message's steps handed out or renewed, as references to sets (runtime/secrets.ts): taken out
+   * of what a receiver echoes and of failure texts, and no reply header carrying one goes back to the caller.
    */
-  handedOutSecrets?: Set<string>;
+  secretSets?: ReadonlySet<string>[];
+  /** The message's own set among them: tokens an http step renewed after a 401. */
+  ownSecrets?: Set<string>;
 }
 
 /** Runs a step over the message, changing it in place. */

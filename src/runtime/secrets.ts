@@ -1,0 +1,45 @@
+import { redactEchoes } from '../security/redact.ts';
+import type { Execution } from './steps/types.ts';
+
+/**
+ * The secrets a message's steps handed out or renewed (tokens, passwords, a Basic value built from one), kept on
+ * its execution so that nothing the flow sends back carries them: a reply header holding one is dropped, and a
+ * failure's text (a receiver's echo, another script's error) has them taken out.
+ *
+ * The execution keeps references to sets, not copies: each script step's own set (what its script got, on this
+ * message or an earlier one, since scripts keep tokens in module variables), and the message's own set (tokens an
+ * http step renewed after a 401). Nothing is allocated for a message whose steps handed out nothing.
+ */
+
+/** Adds `secrets` (a step's own set, filled as it goes) to what the message must not let out. */
+export function guardSecrets(execution: Execution, secrets: ReadonlySet<string>): void {
+  const sets = (execution.secretSets ??= []);
+  if (!sets.includes(secrets)) sets.push(secrets);
+}
+
+/** Adds one secret of the message's own (a renewed token). */
+export function guardSecret(execution: Execution, secret: string): void {
+  let own = execution.ownSecrets;
+  if (own === undefined) {
+    own = execution.ownSecrets = new Set();
+    guardSecrets(execution, own);
+  }
+  own.add(secret);
+}
+
+/** Whether `value` holds one of the secrets: contains one of 4 characters or more, or is one, however short. */
+export function holdsSecret(value: string, sets: readonly ReadonlySet<string>[]): boolean {
+  for (const secrets of sets) {
+    if (secrets.has(value)) return true;
+    for (const secret of secrets) if (secret.length >= 4 && value.includes(secret)) return true;
+  }
+  return false;
+}
+
+/** `text` with every secret of `sets` (and its JSON- or URL-escaped form) replaced by [Redacted]. */
+export function withoutSecrets(text: string, sets: readonly ReadonlySet<string>[] | undefined): string {
+  if (sets === undefined) return text;
+  let out = text;
+  for (const secrets of sets) out = redactEchoes(out, secrets);
+  return out;
+}
