@@ -36,7 +36,7 @@ export function holdsSecret(value: string, sets: readonly ReadonlySet<string>[])
   return false;
 }
 
-/** `text` with every secret of `sets` (and its JSON- or URL-escaped form) replaced by [Redacted]. */
+/** `text` with every secret of `sets` replaced by [Redacted], in every form a server may echo it (redactEchoes). */
 export function withoutSecrets(text: string, sets: readonly ReadonlySet<string>[] | undefined): string {
   if (sets === undefined) return text;
   let out = text;

@@ -4,7 +4,7 @@ import { pathToFileURL } from 'node:url';
 import { FlowError } from '../../flows/errors.ts';
 import { notAParameter } from '../../flows/parameters.ts';
 import { secureStoreFor, type ScriptContext, type SecureStore, type SecurityMaterial } from '../context.ts';
-import { redactCredentialsInText, redactEchoes } from '../../security/redact.ts';
+import { redactCredentialsInText } from '../../security/redact.ts';
 import { guardSecrets } from '../secrets.ts';
 import { MessageFailure, toMessageFailure } from '../errors.ts';
 import { Message } from '../message.ts';
@@ -172,12 +172,12 @@ export async function compileScriptStep(file: string, timeoutMs: number, env: St
   };
   /**
    * A throw or rejection from the script, as the message's failure (with the script's file and line). Its text
-   * goes to the caller, the log and the message log: the secrets the secure store gave this script, and anything
-   * written like an Authorization value, are taken out of it.
+   * goes to the caller, the log and the message log: anything written like an Authorization value is taken out of
+   * it here; the secrets the secure store gave the scripts, by the pipeline (runtime/secrets.ts), for every step.
    */
   const failure = (err: unknown): MessageFailure => {
     const converted = err instanceof MessageFailure ? err : toMessageFailure(err, 'SCRIPT_ERROR');
-    const text = redactCredentialsInText(redactEchoes(converted.message, handedOut));
+    const text = redactCredentialsInText(converted.message);
     if (err instanceof MessageFailure || converted.code !== 'SCRIPT_ERROR') {
       return text === converted.message ? converted : new MessageFailure(converted.code, text, converted.statusCode, converted.extra);
     }
