@@ -17,8 +17,8 @@ import { jsonName, jsonTextProblem, stepTimingsJson } from './json-text.ts';
 import { violationsOf } from './violations.ts';
 
 const CORRELATION_ID = /^[\w.:@/+=-]{1,128}$/;
-/** Message headers never sent back to the caller: framing, and (with isSensitiveHeader) anything like a credential. */
-const NOT_REPLIED = new Set(['authorization', 'proxy-authorization', 'cookie', 'set-cookie', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'host']);
+/** Message headers never sent back to the caller for being framing; credentials (Authorization, Cookie…) are isSensitiveHeader's. */
+const NOT_REPLIED = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'host']);
 
 declare module 'fastify' {
   interface FastifyRequest {

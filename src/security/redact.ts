@@ -1,9 +1,9 @@
 /** Any of these anywhere in a header's name makes its value a credential (`appkey`, `X-Authz`, `Cookie2`, `api-keys`). */
 const CREDENTIAL_IN_NAME = /auth|key|token|secret|cookie|session|passw|pwd|credential|jwt|assertion|signature|hmac|bearer|passphrase/i;
 /**
- * Standard headers whose names say auth, key or credentials but whose values are not credentials: challenges,
- * an answer's parameters, CORS's `true`, a WebSocket handshake's nonces. Anything else that matches counts as one: better a header held back
- * (a deploy warning says so when a flow lists it) than a secret passed on.
+ * Standard headers whose names say auth, key or credentials but whose values are not credentials: challenges, an
+ * answer's parameters, CORS's `true`, a WebSocket handshake's nonces. Anything else that matches counts as one:
+ * better a header held back (a deploy warning says so when a flow lists it) than a secret passed on.
  */
 const NOT_CREDENTIALS = new Set(['www-authenticate', 'proxy-authenticate', 'authentication-info', 'access-control-allow-credentials', 'sec-websocket-key', 'sec-websocket-accept']);
 
