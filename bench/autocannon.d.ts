@@ -1,4 +1,4 @@
-// The slice of autocannon's programmatic API that bench/run.ts uses (autocannon ships no types).
+// The slice of autocannon's programmatic API that the bench uses (autocannon ships no types).
 declare module 'autocannon' {
   namespace autocannon {
     interface Options {
@@ -10,6 +10,8 @@ declare module 'autocannon' {
       pipelining?: number;
       /** Seconds. */
       duration?: number;
+      /** Requests to send in all, instead of a duration. */
+      amount?: number;
       /** Seconds. */
       timeout?: number;
       /** Requests per second over all connections. */

@@ -36,7 +36,7 @@ export interface Child {
 /** Every child still running: stopChildren() ends them. */
 const children = new Set<ChildProcess>();
 
-export function startChild(name: string, script: string, env: Record<string, string>, options: { execArgv?: string[]; stdout?: number } = {}): Promise<Child> {
+export function startChild(name: string, script: string, env: Record<string, string>, options: { execArgv?: string[]; stdout?: number | 'ignore' } = {}): Promise<Child> {
   const child = fork(join(here, script), [], {
     cwd: repoRoot,
     env: { ...process.env, ...env },

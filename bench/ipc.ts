@@ -4,7 +4,8 @@
  * `{ id, error }` per request. `shutdown` closes the child cleanly (so `--cpu-prof` can write its profile);
  * a child also exits when the parent goes away (IPC channel closed), so no child outlives a crashed run.
  * With BENCH_PROFILE=<dir> set, `profileStart` / `profileStop <name>` CPU-profile the child (node:inspector, so
- * start-up and warm-ups stay out of it) into <dir>/<name>.cpuprofile.
+ * start-up and warm-ups stay out of it) into <dir>/<name>.cpuprofile. `heapSamplingStart <interval>` /
+ * `heapSamplingStop` sample every allocation meanwhile, garbage included, and answer the profile (bench/allocations.ts).
  */
 
 import { writeFileSync } from 'node:fs';
@@ -17,6 +18,18 @@ export interface ChildStats {
   /** process.cpuUsage() of the child, µs. */
   cpuUserUs: number;
   cpuSystemUs: number;
+}
+
+/** V8's sampling heap profile (DevTools protocol HeapProfiler.SamplingHeapProfile), the parts the bench reads. */
+export interface SamplingHeapProfileNode {
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  /** Bytes sampled as allocated by this function itself. */
+  selfSize: number;
+  children: SamplingHeapProfileNode[];
+}
+
+export interface SamplingHeapProfile {
+  head: SamplingHeapProfileNode;
 }
 
 export interface Request {
@@ -54,6 +67,24 @@ async function profileStop(name = 'profile'): Promise<string> {
   return file;
 }
 
+let heapSession: Session | undefined;
+
+/** Samples every allocation (every `interval` bytes on average), the garbage collected since included. */
+async function heapSamplingStart(interval = '128'): Promise<void> {
+  heapSession = new Session();
+  heapSession.connect();
+  await heapSession.post('HeapProfiler.enable');
+  await heapSession.post('HeapProfiler.startSampling', { samplingInterval: Number(interval), includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+}
+
+async function heapSamplingStop(): Promise<SamplingHeapProfile> {
+  if (!heapSession) throw new Error('no heap sampling running');
+  const { profile } = await heapSession.post('HeapProfiler.stopSampling');
+  heapSession.disconnect();
+  heapSession = undefined;
+  return profile as SamplingHeapProfile;
+}
+
 /** Answers the parent's requests; `close` runs once on shutdown, on SIGTERM/SIGINT, or when the parent disappears. */
 export function serveParent(url: string, handlers: Handlers, close: () => Promise<void>): void {
   if (!process.send) throw new Error('this script is started by bench/run.ts (it needs an IPC channel)');
@@ -69,7 +100,7 @@ export function serveParent(url: string, handlers: Handlers, close: () => Promis
       process.exit(code);
     }
   };
-  const all: Handlers = { stats: childStats, profileStart, profileStop, ...handlers };
+  const all: Handlers = { stats: childStats, profileStart, profileStop, heapSamplingStart, heapSamplingStop, ...handlers };
   process.on('message', (raw: Request) => {
     if (raw.type === 'shutdown') {
       void exit(0);
