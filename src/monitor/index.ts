@@ -9,7 +9,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { HttpError } from '../errors.ts';
 import { requireRole } from '../security/index.ts';
 import type { MessageLogRecord } from '../store/types.ts';
-import { MAX_TOP, invalidQuery, parseMessageLogListQuery, parseSelect } from './odata.ts';
+import { MAX_TOP, checkFormatOnlyQuery, parseMessageLogEntityQuery, parseMessageLogListQuery } from './odata.ts';
 import { IflowMetrics } from './metrics.ts';
 import { MessageLogWriter } from './writer.ts';
 import { forgetUnwritten, keepUnwritten, readUnwritten } from './unwritten.ts';
@@ -94,21 +94,6 @@ function nextLink(publicUrl: string, raw: Record<string, unknown>, skip: number,
   return `${publicUrl}${COLLECTION}?${params.toString().replaceAll('%24', '$').replaceAll('+', '%20')}`;
 }
 
-function readSelect(raw: Record<string, unknown>): string[] | undefined {
-  const value = raw.$select;
-  if (value === undefined) return undefined;
-  if (typeof value !== 'string') throw invalidQuery('$select', 'given more than once');
-  const trimmed = value.trim();
-  return trimmed === '' || trimmed === '*' ? undefined : parseSelect(value);
-}
-
-function checkFormat(raw: Record<string, unknown>) {
-  const format = raw.$format;
-  if (format !== undefined && format !== 'json' && format !== 'application/json') {
-    throw invalidQuery('$format', `only json is supported, got "${String(format)}"`);
-  }
-}
-
 async function monitor(app: FastifyInstance) {
   const writerLog = app.log.child({ component: 'message-log-writer' });
   const writer = new MessageLogWriter(app.store.messageLogs, {
@@ -183,8 +168,7 @@ async function monitor(app: FastifyInstance) {
   }
 
   async function read(guid: string, raw: Record<string, unknown>, reply: FastifyReply) {
-    checkFormat(raw);
-    const select = readSelect(raw);
+    const { select } = parseMessageLogEntityQuery(raw);
     return sendOData(reply, { d: toODataEntry(await record(guid), app.config.publicUrl, select) });
   }
 
@@ -194,7 +178,7 @@ async function monitor(app: FastifyInstance) {
    * not fail.
    */
   async function errorInformation(guid: string, raw: Record<string, unknown>, reply: FastifyReply, asText: boolean) {
-    checkFormat(raw);
+    checkFormatOnlyQuery(raw);
     const { Error: error, Status } = await record(guid);
     if (!error) throw new HttpError(404, 'NOT_FOUND', `Message "${guid}" has no error information: its status is ${Status}`);
     if (asText) return sendODataText(reply, error.message);

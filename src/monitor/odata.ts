@@ -403,13 +403,11 @@ export interface MessageLogListRequest {
   requestedTop?: number;
 }
 
-const KNOWN_OPTIONS = new Set(['$filter', '$orderby', '$top', '$skip', '$inlinecount', '$format', '$select']);
+/** The system query options each resource answers; any other `$` option is a 400. */
+const LIST_OPTIONS: ReadonlySet<string> = new Set(['$filter', '$orderby', '$top', '$skip', '$inlinecount', '$format', '$select']);
+const ENTITY_OPTIONS: ReadonlySet<string> = new Set(['$format', '$select']);
+const FORMAT_ONLY: ReadonlySet<string> = new Set(['$format']);
 
-/**
- * Reads the list's query string (as Fastify parses it) into a MessageLogQuery.
- * `top` is the page size: min($top, MAX_TOP), DEFAULT_TOP without $top. Options other than the system query
- * options (no leading `$`) are ignored, as OData's custom query options; unknown `$` options are a 400.
- */
 function decodesAsUtf8(value: string): boolean {
   try {
     decodeURIComponent(value);
@@ -419,12 +417,16 @@ function decodesAsUtf8(value: string): boolean {
   }
 }
 
-export function parseMessageLogListQuery(raw: Record<string, unknown>): MessageLogListRequest {
+/**
+ * The system query options of a query string (as Fastify parses it), each checked to be one of `known`, given once and
+ * decodable. Options without a leading `$` are ignored, as OData's custom query options are; `$format` must ask for JSON.
+ */
+function systemQueryOptions(raw: Record<string, unknown>, known: ReadonlySet<string>): Record<string, string> {
   const options: Record<string, string> = {};
   for (const [name, value] of Object.entries(raw)) {
     if (!name.startsWith('$')) continue;
-    if (!KNOWN_OPTIONS.has(name)) {
-      throw invalidQuery(name, name === '$expand' ? 'not supported' : `unknown system query option (supported: ${[...KNOWN_OPTIONS].join(', ')})`);
+    if (!known.has(name)) {
+      throw invalidQuery(name, name === '$expand' ? 'not supported' : `unknown system query option (supported here: ${[...known].join(', ')})`);
     }
     if (typeof value !== 'string') throw invalidQuery(name, 'given more than once');
     if (/%[0-9A-Fa-f]{2}/.test(value) && !decodesAsUtf8(value)) {
@@ -433,11 +435,21 @@ export function parseMessageLogListQuery(raw: Record<string, unknown>): MessageL
     }
     options[name] = value;
   }
-
-  const format = options.$format;
-  if (format !== undefined && format.trim() !== 'json' && format.trim() !== 'application/json') {
-    throw invalidQuery('$format', `only json is supported, got "${format}"`);
+  const format = options.$format?.trim();
+  if (format !== undefined && format !== 'json' && format !== 'application/json') {
+    throw invalidQuery('$format', `only json is supported, got "${options.$format}"`);
   }
+  return options;
+}
+
+/** `$select` as given: undefined (all properties) when absent, blank or `*`. */
+function selectOption(text: string | undefined): string[] | undefined {
+  return text === undefined || text.trim() === '' || text.trim() === '*' ? undefined : parseSelect(text);
+}
+
+/** Reads the list's query string into a MessageLogQuery. `top` is the page size: min($top, MAX_TOP), DEFAULT_TOP without $top. */
+export function parseMessageLogListQuery(raw: Record<string, unknown>): MessageLogListRequest {
+  const options = systemQueryOptions(raw, LIST_OPTIONS);
   const inlineCount = options.$inlinecount;
   if (inlineCount !== undefined && inlineCount !== 'allpages' && inlineCount !== 'none') {
     throw invalidQuery('$inlinecount', `expected allpages or none, got "${inlineCount}"`);
@@ -446,7 +458,7 @@ export function parseMessageLogListQuery(raw: Record<string, unknown>): MessageL
   const skip = options.$skip === undefined ? 0 : parseCount('$skip', options.$skip);
   const orderBy = options.$orderby === undefined || options.$orderby.trim() === '' ? DEFAULT_ORDER_BY : parseOrderBy(options.$orderby);
   const filter = options.$filter === undefined ? undefined : parseFilter(options.$filter);
-  const select = options.$select === undefined || options.$select.trim() === '' || options.$select.trim() === '*' ? undefined : parseSelect(options.$select);
+  const select = selectOption(options.$select);
 
   const query: MessageLogQuery = {
     orderBy,
@@ -456,4 +468,14 @@ export function parseMessageLogListQuery(raw: Record<string, unknown>): MessageL
   };
   if (filter) query.filter = filter;
   return { query, select, requestedTop };
+}
+
+/** Reads one record's query string (`…('<guid>')`): the properties to render, undefined for all. */
+export function parseMessageLogEntityQuery(raw: Record<string, unknown>): { select?: string[] } {
+  return { select: selectOption(systemQueryOptions(raw, ENTITY_OPTIONS).$select) };
+}
+
+/** Checks the query string of a sub-resource that answers nothing but JSON or text (`…/ErrorInformation[/$value]`). */
+export function checkFormatOnlyQuery(raw: Record<string, unknown>): void {
+  systemQueryOptions(raw, FORMAT_ONLY);
 }

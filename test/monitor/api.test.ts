@@ -336,6 +336,33 @@ describe('the message processing log API', () => {
     assert.equal((await get(`/api/v1/MessageProcessingLogs('${failed.MessageGuid}')/ErrorInformation/$value`, senderAuth)).status, 403);
   });
 
+  test("one record's and its error's query options are checked as the list's are: JSON only, each once, none unknown", async () => {
+    const failed = records.find((record) => record.Status === 'FAILED' && record.Error)!;
+    const entity = `/api/v1/MessageProcessingLogs('${failed.MessageGuid}')`;
+    const cases: [string, Record<string, string>, RegExp][] = [
+      [entity, { $format: 'atom' }, /^\$format: only json is supported, got "atom"$/],
+      [entity, { $top: '1' }, /^\$top: unknown system query option \(supported here: \$format, \$select\)$/],
+      [entity, { $expand: 'ErrorInformation' }, /^\$expand: not supported$/],
+      [entity, { $select: 'Nope' }, /^\$select: unknown property "Nope" at position 0$/],
+      [`${entity}/ErrorInformation`, { $select: 'Type' }, /^\$select: unknown system query option \(supported here: \$format\)$/],
+      [`${entity}/ErrorInformation/$value`, { $format: 'xml' }, /^\$format: only json is supported, got "xml"$/],
+    ];
+    for (const [path, options, message] of cases) {
+      const response = await get(`${path}?${qs(options)}`, monitorAuth);
+      assert.equal(response.status, 400, `${path} ${JSON.stringify(options)}`);
+      const body = (await response.json()) as ErrorBody;
+      assert.equal(body.error.code, 'INVALID_QUERY');
+      assert.match(body.error.message, message, `${path} ${JSON.stringify(options)}`);
+    }
+    const twice = await get(`${entity}?$select=Status&$select=Sender`, monitorAuth);
+    assert.equal(twice.status, 400);
+    assert.equal(((await twice.json()) as ErrorBody).error.message, '$select: given more than once');
+    // As on the list: padded JSON formats are JSON, and custom options (no "$") are left alone.
+    for (const path of [entity, `${entity}/ErrorInformation`, `${entity}/ErrorInformation/$value`]) {
+      assert.equal((await get(`${path}?${qs({ $format: ' json ', 'sap-client': '100' })}`, monitorAuth)).status, 200, path);
+    }
+  });
+
   test('a record is readable the moment it was added, before any flush; the list shows it too', async () => {
     const fresh = logRecord({ MessageGuid: "fresh'one", IntegrationFlowName: 'fresh-flow' });
     iflow.app.messageLogs.add(fresh);
