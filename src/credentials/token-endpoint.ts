@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { request } from 'undici';
 import type { ClientAuthentication, FailingStatus, LastError } from './types.ts';
 import { formEncode, redactEchoes } from '../security/redact.ts';
+import { retryAfterMs } from '../config/duration.ts';
 
 /** A successful token response (RFC 6749 §5.1), as far as iflow uses it. */
 export interface TokenResponse {
@@ -92,15 +93,6 @@ export function scrub(text: string | undefined, secrets: readonly (string | unde
   if (text === undefined) return undefined;
   const out = redactEchoes(text.slice(0, 4 * SHOWN), secrets);
   return out.length > SHOWN ? `${out.slice(0, SHOWN)}…` : out;
-}
-
-function retryAfterMs(header: string | string[] | undefined): number | undefined {
-  const value = Array.isArray(header) ? header[0] : header;
-  if (value === undefined) return undefined;
-  const seconds = Number(value);
-  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
-  const date = Date.parse(value);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
 }
 
 function numberList(value: unknown): number[] {

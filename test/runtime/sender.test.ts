@@ -408,11 +408,14 @@ test("a body the caller sent as something else than the JSON a flow reads is a 4
 test('http retry: 503s and timeouts are tried again up to the attempts; a failure after retries says how many went out', async (t) => {
   let flaky = 0;
   let flakyFirst = 0;
+  let dated = 0;
   const receiver = await startReceiver((request) => {
     if (request.url === '/flaky') return ++flaky <= 2 ? { status: 503 } : { status: 200, headers: { 'content-type': 'application/json' }, body: { ok: true } };
     if (request.url === '/flaky-first') return ++flakyFirst <= 2 ? { status: 503 } : { status: 200 };
     if (request.url === '/second') return { status: 200, headers: { 'content-type': 'application/json' }, body: { second: true } };
     if (request.url === '/down') return { status: 503, body: 'maintenance' };
+    // Retry-After as an HTTP-date (already past: send again at once, not after the step's 20 s delay).
+    if (request.url === '/dated') return ++dated <= 1 ? { status: 429, headers: { 'retry-after': new Date(Date.now() - 60_000).toUTCString() } } : { status: 200 };
     return { hang: true };
   });
   t.after(() => receiver.close());
@@ -423,6 +426,7 @@ test('http retry: 503s and timeouts are tried again up to the attempts; a failur
     hung: { 'flow.yaml': step('/hung') },
     // A retried step, then one that is not: the second step's timing must not inherit the first one's attempts.
     two: { 'flow.yaml': `${step('/flaky-first').replace('/http/flaky-first', '/http/two')}  - http: { address: "${receiver.url}/second" }\n` },
+    dated: { 'flow.yaml': step('/dated').replace('delay: 10ms', 'delay: 20s') },
   });
   const call = (path: string) => fetch(`${iflow.url}/http${path}`, { method: 'POST', headers: { authorization: iflow.adminAuth } });
   const sentTo = (path: string) => receiver.received.filter((request) => request.url === path).length;
@@ -457,6 +461,9 @@ test('http retry: 503s and timeouts are tried again up to the attempts; a failur
   const two = await call('/two');
   assert.equal(two.status, 200);
   assert.deepEqual(await attempts(two), [3, undefined]);
+  const afterDate = await fetch(`${iflow.url}/http/dated`, { method: 'POST', headers: { authorization: iflow.adminAuth }, signal: AbortSignal.timeout(10_000) });
+  assert.equal(afterDate.status, 200, "a Retry-After date is the receiver's word on when to send again");
+  assert.deepEqual(await attempts(afterDate), [2]);
   const line = iflow.logs.records().find((r) => r.messageId === recovered.headers.get('sap_messageprocessinglogid'));
   assert.equal((line?.steps as { attempts?: number }[] | undefined)?.[0].attempts, 3, 'the log line too');
 });

@@ -1,5 +1,5 @@
 import { STATUS_CODES } from 'node:http';
-import { parseDuration } from '../../config/duration.ts';
+import { parseDuration, retryAfterMs } from '../../config/duration.ts';
 import { FlowError } from '../../flows/errors.ts';
 import type { HttpAuthDefinition, HttpStepDefinition } from '../../flows/schema.ts';
 import type { SecurityMaterial } from '../context.ts';
@@ -70,9 +70,8 @@ function truncate(text: string): string {
 }
 
 function retryDelay(answer: Answer | undefined, fallbackMs: number): number {
-  const header = answer?.headers['retry-after'];
-  const seconds = typeof header === 'string' ? Number(header) : NaN;
-  return Number.isFinite(seconds) && seconds >= 0 ? Math.min(seconds * 1000, RETRY_AFTER_CAP_MS) : fallbackMs;
+  const ms = retryAfterMs(answer?.headers['retry-after']);
+  return ms === undefined ? fallbackMs : Math.min(ms, RETRY_AFTER_CAP_MS);
 }
 
 /**
