@@ -319,3 +319,48 @@ test('a token an http step renewed after a 401 is held back too, when the receiv
   assert.notEqual(receiver.received[1].headers.authorization, receiver.received[0].headers.authorization, 'a renewed token');
   assert.equal(answer.headers.get('x-seen'), null);
 });
+
+test("an http step's own auth: (Basic, a token, a token renewed after a 401) is held back when the receiver reflects it", async (t) => {
+  const entra = await startFakeEntra();
+  t.after(() => entra.close());
+  const password = 'Reflected-pass-77';
+  let calls = 0;
+  // /renew refuses its first request; every answer reflects the Authorization it got, in a header and in the body.
+  const receiver = await startReceiver((request) => {
+    if (request.url === '/renew' && calls++ === 0) return { status: 401 };
+    if (request.url === '/fails') return { status: 500, body: `you sent ${String(request.headers.authorization)}` };
+    return { status: 200, headers: { 'x-seen': String(request.headers.authorization), 'x-plain': 'visible' } };
+  });
+  t.after(() => receiver.close());
+  const step = (name: string, path: string, auth: string) => ({ 'flow.yaml': `sender: { path: /http/${name} }\nsteps:\n  - http: { address: "${receiver.url}${path}", auth: { ${auth} } }\n` });
+  const iflow = await startIflowWithFlows(t, {
+    basic: step('basic', '/ok', 'basic: Partner'),
+    basicfails: step('basicfails', '/fails', 'basic: Partner'),
+    bearer: step('bearer', '/ok', 'oauth2AuthorizationCode: Microsoft365_Mail'),
+    renew: step('renew', '/renew', 'oauth2AuthorizationCode: Microsoft365_Mail'),
+  });
+  wire(iflow, entra);
+  await createAndAuthorize(iflow, entra);
+  const created = await fetch(`${iflow.url}/api/v1/credentials`, {
+    method: 'POST',
+    headers: { authorization: iflow.adminAuth, 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'Partner', type: 'basic', user: 'partner', password }),
+  });
+  assert.equal(created.status, 201);
+  const send = (name: string) => fetch(`${iflow.url}/http/${name}`, { method: 'POST', headers: { authorization: iflow.adminAuth } });
+
+  for (const name of ['basic', 'bearer', 'renew']) {
+    const answer = await send(name);
+    assert.equal(answer.status, 200, name);
+    assert.match(String(receiver.received.at(-1)?.headers.authorization), /^(Basic|Bearer) .+/, `the receiver got it (${name})`);
+    assert.equal(answer.headers.get('x-plain'), 'visible', name);
+    assert.equal(answer.headers.get('x-seen'), null, `the reflected Authorization is not replied (${name})`);
+  }
+  assert.equal(calls, 2, 'the renewing flow was refused once and sent again');
+
+  const failed = await send('basicfails');
+  assert.equal(failed.status, 502);
+  const { message } = ((await failed.json()) as ErrorReply).error;
+  assert.equal(message.replace(/:\d+/, ':<port>'), 'receiver 127.0.0.1:<port> answered 500 Internal Server Error: you sent [Redacted]');
+  assert.ok(!iflow.logs.text.includes(password) && !iflow.logs.text.includes(Buffer.from(`partner:${password}`).toString('base64')), 'not in the log');
+});

@@ -69,6 +69,14 @@ function truncate(text: string): string {
   return text.length > ERROR_BODY_LIMIT ? `${text.slice(0, ERROR_BODY_LIMIT)}…` : text;
 }
 
+/**
+ * An Authorization this step sends (its `auth:` credential's, or a token renewed after a 401) is the message's
+ * secret from then on: a receiver reflecting it in any header or error text must not hand it on to the caller.
+ */
+function guardAuthorization(execution: Execution, authorization: string): void {
+  for (const secret of secretsOfHeaderValue(authorization)) guardSecret(execution, secret);
+}
+
 function retryDelay(answer: Answer | undefined, fallbackMs: number): number {
   const ms = retryAfterMs(answer?.headers['retry-after']);
   return ms === undefined ? fallbackMs : Math.min(ms, RETRY_AFTER_CAP_MS);
@@ -150,7 +158,6 @@ export function compileHttpStep(definition: HttpStepDefinition, env: StepEnviron
       if (credential === undefined) return undefined;
       const token = (await fromCredentials(env.securityMaterial.getAccessToken(credential, { rejectedToken: rejected, receiver }))).accessToken;
       execution.issuedTokens!.set(token, credential);
-      guardSecret(execution, token);
       authorization = `Bearer ${token}`;
     }
     // The token service found no newer token (or renewing is paused): the 401 stands.
@@ -170,7 +177,10 @@ export function compileHttpStep(definition: HttpStepDefinition, env: StepEnviron
       const type = contentTypeOf(message);
       if (type) headers['content-type'] = type;
     }
-    if (auth) headers.authorization = await authorize(auth);
+    if (auth) {
+      headers.authorization = await authorize(auth);
+      guardAuthorization(execution, headers.authorization);
+    }
 
     let answer: Answer | undefined;
     let refreshed = false;
@@ -197,6 +207,7 @@ export function compileHttpStep(definition: HttpStepDefinition, env: StepEnviron
         const renewed = await renewedAuthorization(headers.authorization, target.host, execution);
         if (renewed !== undefined) {
           headers.authorization = renewed.authorization;
+          guardAuthorization(execution, renewed.authorization);
           renewedFor = renewed.credential;
           // A script's token lives in the message: later steps send the renewed one too.
           if (!auth) message.setHeader('Authorization', renewed.authorization);
