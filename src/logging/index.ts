@@ -106,6 +106,18 @@ export function writePrebuiltLine(logger: Logger, level: Level, fieldsJson: stri
   stream.write(`${prefix}${time}${chindings},${fieldsJson},"msg":${JSON.stringify(msg)}${internals[pino.symbols.endSym] as string}`);
 }
 
+/**
+ * Makes every line `logger` and its children write pass through `scrub` first, whole (message, fields, error
+ * stack, JSON-escaped as written): for a logger that may be handed secrets known only at run time, such as a
+ * message's tokens given to its scripts. Through pino's streamWrite hook, set on this logger alone.
+ */
+export function scrubLinesOf(logger: Logger, scrub: (line: string) => string): void {
+  const internals = logger as unknown as Record<symbol, { streamWrite?: (line: string) => string } | undefined>;
+  const hooks = internals[pino.symbols.hooksSym] ?? {};
+  const outer = hooks.streamWrite;
+  internals[pino.symbols.hooksSym] = { ...hooks, streamWrite: outer ? (line) => outer(scrub(line)) : scrub };
+}
+
 export function createLogger(level: string, destination?: DestinationStream): Logger {
   return pino(
     {

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { StepTiming } from '../store/types.ts';
+import { scrubLinesOf } from '../logging/index.ts';
 import { toMessageFailure, type MessageFailure } from './errors.ts';
 import type { Message } from './message.ts';
 import type { CompiledStep, Execution } from './steps/index.ts';
@@ -67,7 +68,11 @@ class MessageExecution implements Execution {
   ) {}
 
   get log(): Logger {
-    this.logger ??= this.baseLogger.child({ messageId: this.message.id, correlationId: this.message.correlationId, flow: this.flowId });
+    if (this.logger === undefined) {
+      this.logger = this.baseLogger.child({ messageId: this.message.id, correlationId: this.message.correlationId, flow: this.flowId });
+      // A script logging the token it got (a common slip while debugging) must not put it in the log.
+      scrubLinesOf(this.logger, (line) => withoutSecrets(line, this.secretSets));
+    }
     return this.logger;
   }
 }

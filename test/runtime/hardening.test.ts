@@ -364,3 +364,43 @@ test("an http step's own auth: (Basic, a token, a token renewed after a 401) is 
   assert.equal(message.replace(/:\d+/, ':<port>'), 'receiver 127.0.0.1:<port> answered 500 Internal Server Error: you sent [Redacted]');
   assert.ok(!iflow.logs.text.includes(password) && !iflow.logs.text.includes(Buffer.from(`partner:${password}`).toString('base64')), 'not in the log');
 });
+
+test('what the secure store gave a script is taken out of the lines it logs through context.log, in every field and form', async (t) => {
+  const password = 'Logged-pass"word-41';
+  const iflow = await startIflowWithFlows(t, {
+    chatty: {
+      'flow.yaml': 'sender: { path: /http/chatty }\nsteps:\n  - script: log.mjs\n',
+      'log.mjs': `export default async function (message, context) {
+  const { password } = await context.secureStore.getUserCredential('Partner');
+  context.log.info({ pw: password, nested: { deeper: [password] } }, 'logging ' + password);
+  context.log.warn('interpolated %s', password);
+  context.log.error(new Error('failed with ' + password));
+  context.log.child({ part: 'child' }).info('child ' + password);
+  context.log.info('nothing secret here');
+}
+`,
+    },
+  });
+  const created = await fetch(`${iflow.url}/api/v1/credentials`, {
+    method: 'POST',
+    headers: { authorization: iflow.adminAuth, 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'Partner', type: 'basic', user: 'partner', password }),
+  });
+  assert.equal(created.status, 201);
+  const answer = await fetch(`${iflow.url}/http/chatty`, { method: 'POST', headers: { authorization: iflow.adminAuth } });
+  assert.equal(answer.status, 200);
+  const messageId = answer.headers.get('sap_messageprocessinglogid');
+  const lines = await waitFor(() => {
+    const found = iflow.logs.records().filter((r) => r.messageId === messageId && r.msg !== 'message completed');
+    return found.length >= 5 ? found : undefined;
+  }, { what: "the script's five log lines" });
+  const escaped = JSON.stringify(password).slice(1, -1);
+  assert.ok(!iflow.logs.text.includes(password) && !iflow.logs.text.includes(escaped), 'the password is in no line, raw or JSON-escaped');
+  assert.deepEqual(
+    lines.map((r) => r.msg),
+    ['logging [Redacted]', 'interpolated [Redacted]', 'failed with [Redacted]', 'child [Redacted]', 'nothing secret here'],
+  );
+  assert.deepEqual(lines[0].nested, { deeper: ['[Redacted]'] });
+  assert.equal(lines[3].part, 'child');
+  assert.match(String((lines[2].err as { stack: string }).stack), /^Error: failed with \[Redacted\]\n/);
+});
