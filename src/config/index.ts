@@ -53,6 +53,45 @@ function duration(name: string, value: string | undefined, fallback: string): nu
   }
 }
 
+/** IFLOW_MPL_FLUSH: a wait between writes; 0 would be a timer firing all the time, not "off". */
+function messageLogFlush(value: string | undefined): number {
+  const ms = duration('IFLOW_MPL_FLUSH', value, '200ms');
+  if (ms < 1) throw new ConfigError(`IFLOW_MPL_FLUSH: at least 1ms (message logs are always written; this is how long a batch may wait), got "${value}"`);
+  return ms;
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+function logLevel(value: string | undefined): string {
+  if (value === undefined || value === '') return 'info';
+  if (!LOG_LEVELS.includes(value)) throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${value}"`);
+  return value;
+}
+
+/**
+ * IFLOW_PUBLIC_URL: where browsers reach iflow, the base of the OAuth redirect URI. An http(s) URL with a host and
+ * nothing after its path: `new URL('localhost:8080')` parses too (as scheme "localhost:"), and would have made
+ * every redirect URI wrong without a word.
+ */
+function publicUrlSetting(value: string | undefined, listenPort: number): string {
+  const text = (value || `http://localhost:${listenPort}`).replace(/\/+$/, '');
+  const problem = (() => {
+    let url: URL;
+    try {
+      url = new URL(text);
+    } catch {
+      return 'is not an absolute URL';
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') return 'must start with http:// or https://';
+    if (!url.hostname) return 'has no host';
+    if (url.username || url.password) return 'must not hold a user name or password';
+    if (url.search || url.hash) return 'must not have a query or fragment';
+    return undefined;
+  })();
+  if (problem) throw new ConfigError(`IFLOW_PUBLIC_URL ${problem} (such as https://iflow.example.com), got "${text}"`);
+  return text;
+}
+
 /** Longest message log retention: beyond it a cut-off date is out of JavaScript's range; keeping all is `0`. */
 const MAX_RETENTION_DAYS = 36_500;
 
@@ -120,25 +159,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   for (const [key, value] of Object.entries(env)) {
     if (key.startsWith('IFLOW_PARAM_') && value !== undefined) parameterOverrides[key.slice('IFLOW_PARAM_'.length)] = value;
   }
-  const publicUrl = (env.IFLOW_PUBLIC_URL || `http://localhost:${listenPort}`).replace(/\/+$/, '');
-  try {
-    new URL(publicUrl);
-  } catch {
-    throw new ConfigError(`IFLOW_PUBLIC_URL must be an absolute URL, got "${publicUrl}"`);
-  }
   return {
     port: listenPort,
     host: env.HOST || '127.0.0.1',
-    publicUrl,
+    publicUrl: publicUrlSetting(env.IFLOW_PUBLIC_URL, listenPort),
     flowsDir: resolve(env.IFLOW_FLOWS_DIR || './flows'),
     dataDir: resolve(env.IFLOW_DATA_DIR || './data'),
     databaseUrl: env.DATABASE_URL || undefined,
     masterKey: masterKeySetting(env),
     ...adminSettings(env),
     parameterOverrides,
-    logLevel: env.LOG_LEVEL || 'info',
+    logLevel: logLevel(env.LOG_LEVEL),
     tokenKeepAliveMs: duration('IFLOW_TOKEN_KEEPALIVE', env.IFLOW_TOKEN_KEEPALIVE, '24h'),
-    messageLogFlushMs: duration('IFLOW_MPL_FLUSH', env.IFLOW_MPL_FLUSH, '200ms'),
+    messageLogFlushMs: messageLogFlush(env.IFLOW_MPL_FLUSH),
     messageLogRetentionMs: retention(env.IFLOW_MPL_RETENTION),
     trustProxy: trustProxy(env.IFLOW_TRUST_PROXY),
   };

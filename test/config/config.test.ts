@@ -73,3 +73,30 @@ test('a malformed IFLOW_MASTER_KEY stops iflow before it writes anything', () =>
     rmSync(dataDir, { recursive: true, force: true });
   }
 });
+
+test('IFLOW_PUBLIC_URL: an http(s) URL with a host; anything else names the problem (a scheme-less host:port parses as a URL too)', () => {
+  assert.equal(loadConfig({}).publicUrl, 'http://localhost:8080');
+  assert.equal(loadConfig({ PORT: '9000' }).publicUrl, 'http://localhost:9000');
+  assert.equal(loadConfig({ IFLOW_PUBLIC_URL: 'https://iflow.example.com/' }).publicUrl, 'https://iflow.example.com');
+  assert.equal(loadConfig({ IFLOW_PUBLIC_URL: 'https://example.com/iflow' }).publicUrl, 'https://example.com/iflow');
+  const cases: [string, RegExp][] = [
+    ['localhost:8080', /^IFLOW_PUBLIC_URL must start with http:\/\/ or https:\/\/ \(such as https:\/\/iflow\.example\.com\), got "localhost:8080"$/],
+    ['iflow.example.com:443', /must start with http:\/\/ or https:\/\//],
+    ['javascript:alert(1)', /must start with http:\/\/ or https:\/\//],
+    ['notaurl', /is not an absolute URL/],
+    ['https://admin:pw@iflow.example.com', /must not hold a user name or password/],
+    ['https://iflow.example.com/?x=1', /must not have a query or fragment/],
+  ];
+  for (const [value, message] of cases) {
+    assert.throws(() => loadConfig({ IFLOW_PUBLIC_URL: value }), (err: unknown) => err instanceof ConfigError && message.test(err.message), value);
+  }
+});
+
+test('LOG_LEVEL is one of pino\'s levels; IFLOW_MPL_FLUSH is at least 1 ms', () => {
+  assert.equal(loadConfig({}).logLevel, 'info');
+  assert.equal(loadConfig({ LOG_LEVEL: 'debug' }).logLevel, 'debug');
+  assert.throws(() => loadConfig({ LOG_LEVEL: 'verbose' }), /^ConfigError: LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent, got "verbose"$/);
+  assert.equal(loadConfig({}).messageLogFlushMs, 200);
+  assert.equal(loadConfig({ IFLOW_MPL_FLUSH: '1ms' }).messageLogFlushMs, 1);
+  assert.throws(() => loadConfig({ IFLOW_MPL_FLUSH: '0' }), /^ConfigError: IFLOW_MPL_FLUSH: at least 1ms/);
+});
