@@ -209,7 +209,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     frameworkErrors: (err, _request, reply) => {
       // Fastify's text quotes the path: a segment of any length, so it is worded here without it.
       if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') return void (reply as FastifyReply).code(414).send(errorBody('URI_TOO_LONG', 'A part of the path is longer than 100 characters'));
-      (reply as FastifyReply).code(400).send(errorBody(err.code === 'FST_ERR_BAD_URL' ? 'BAD_URL' : 'BAD_REQUEST', err.message));
+      // Nor the URL of a bad one: its query string may carry a secret (a code, a key) the answer must not repeat.
+      if (err.code === 'FST_ERR_BAD_URL') return void (reply as FastifyReply).code(400).send(errorBody('BAD_URL', 'The URL holds a %-escape that is not valid UTF-8 (such as %ZZ or %FF)'));
+      (reply as FastifyReply).code(400).send(errorBody('BAD_REQUEST', err.message));
     },
     // Requests Node's HTTP parser refuses (headers too large, garbage) get a JSON answer too.
     clientErrorHandler: (err, socket) => {

@@ -156,10 +156,14 @@ export default function processData(message) {
     assert.match(((await wrong.json()) as ErrorReply).error.message, /not a message/);
   });
 
-  test('a malformed URL is a JSON 400', async () => {
-    const response = await fetch(`${iflow.url}/api/v1/flows/%ZZ`, { headers: { authorization: iflow.adminAuth } });
-    assert.equal(response.status, 400);
-    assert.equal(((await response.json()) as ErrorReply).error.code, 'BAD_URL');
+  test('a malformed URL is a JSON 400 that does not repeat the URL (its query may hold a secret)', async () => {
+    for (const path of ['/api/v1/flows/%ZZ?password=Quoted-Secret-1', '/http/hello%FF?apikey=Quoted-Secret-1', '/OAuthTokenFromCode/%ZZ?code=Quoted-Secret-1']) {
+      const response = await fetch(`${iflow.url}${path}`, { headers: { authorization: iflow.adminAuth } });
+      assert.equal(response.status, 400, path);
+      const text = await response.text();
+      assert.ok(!text.includes('Quoted-Secret-1'), text);
+      assert.deepEqual(JSON.parse(text), { error: { code: 'BAD_URL', message: 'The URL holds a %-escape that is not valid UTF-8 (such as %ZZ or %FF)' } });
+    }
   });
 });
 
