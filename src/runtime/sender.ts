@@ -6,7 +6,7 @@ import { writePrebuiltLine } from '../logging/index.ts';
 import type { Flow, FlowRegistry, FlowRuntime } from '../flows/registry.ts';
 import { authorizeRequest, cachedAuthorization, refusalWarning } from '../security/index.ts';
 import { isSensitiveHeader } from '../security/redact.ts';
-import { holdsSecret } from './secrets.ts';
+import { holdsSecret, withoutSecrets } from './secrets.ts';
 import type { MessageLogRecord, MessageStatus, StepTiming } from '../store/types.ts';
 import { MessageFailure, jsonErrorPosition } from './errors.ts';
 import { Message, markBodyFromCaller } from './message.ts';
@@ -42,7 +42,9 @@ export function malformedJsonMessage(err: unknown): string {
  * script left something HTTP cannot carry.
  */
 function replyOf(message: Message, secrets: readonly ReadonlySet<string>[] | undefined): { headers: [string, string][]; body: Buffer | string } | MessageFailure {
-  if (!Number.isInteger(message.status) || message.status < 200 || message.status > 599) return invalidReply(`status ${message.status} is not between 200 and 599`);
+  // Its text quotes what a script set, which may be a secret it got (as the status, say).
+  const invalidReply = (why: string) => new MessageFailure('INVALID_REPLY', withoutSecrets(`the final message cannot be sent as an HTTP reply: ${why}`, secrets), 500);
+  if (!Number.isInteger(message.status) || message.status < 200 || message.status > 599) return invalidReply(`status ${String(message.status).slice(0, 64)} is not between 200 and 599`);
   const headers: [string, string][] = [];
   const all = message.getHeaders();
   for (const name in all) {
@@ -75,10 +77,6 @@ const MPL_ID_HEADER = 'sap_messageprocessinglogid';
 
 function tooLarge(size: number, limit: number) {
   return errorBody('PAYLOAD_TOO_LARGE', `Body of ${size} bytes exceeds this endpoint's limit of ${limit} bytes`);
-}
-
-function invalidReply(why: string): MessageFailure {
-  return new MessageFailure('INVALID_REPLY', `the final message cannot be sent as an HTTP reply: ${why}`, 500);
 }
 
 /** The last check before the body is read: a declared length over the flow's limit is a 413 at once. */

@@ -247,6 +247,11 @@ export default async function (message, context) {
     },
     // The script's header is sent to a receiver that echoes it.
     echoed: { 'flow.yaml': `sender: { path: /http/echoed }\nsteps:\n  - script: put.mjs\n  - http: { address: "${echo.url}/x", requestHeaders: [X-Partner] }\n`, 'put.mjs': put },
+    // A script sets it where HTTP cannot carry it: the INVALID_REPLY text quotes the status.
+    statused: {
+      'flow.yaml': 'sender: { path: /http/statused }\nsteps:\n  - script: status.mjs\n',
+      'status.mjs': "export default async function (message, context) { message.status = (await context.secureStore.getUserCredential('Partner')).password; }\n",
+    },
     // Another script quotes it in its error.
     quoted: {
       'flow.yaml': 'sender: { path: /http/quoted }\nsteps:\n  - script: put.mjs\n  - script: quote.mjs\n',
@@ -285,6 +290,12 @@ export default async function (message, context) {
   assert.ok(!leaks(quotedError), quotedError);
   assert.match(quotedError, /partner said no to pw="\[Redacted\]"$/);
 
+  const statused = await send('/http/statused');
+  assert.equal(statused.status, 500);
+  const statusedError = ((await statused.json()) as ErrorReply).error;
+  assert.equal(statusedError.code, 'INVALID_REPLY');
+  assert.equal(statusedError.message, 'the final message cannot be sent as an HTTP reply: status [Redacted] is not between 200 and 599');
+
   // A password of 3 characters is not cleaned out of texts (it would match ordinary words), but a header that is
   // exactly it is still held back.
   await credential('Short', 'q7z');
@@ -293,7 +304,7 @@ export default async function (message, context) {
   assert.equal(short.headers.get('x-plain'), 'visible');
   assert.equal(short.headers.get('x-partner'), null);
 
-  for (const path of ['/http/echoed', '/http/quoted']) {
+  for (const path of ['/http/echoed', '/http/quoted', '/http/statused']) {
     const messageId = (await waitFor(() => iflow.logs.records().find((r) => r.msg === 'message failed' && String(r.error && (r.error as { message: string }).message).length > 0 && r.flow === path.slice(6)), { what: `the failure of ${path}` })).messageId as string;
     const record = await waitFor(() => iflow.app.store.messageLogs.get(messageId), { what: 'the message log' });
     assert.ok(!leaks(JSON.stringify(record)), `not in the message log (${path})`);
