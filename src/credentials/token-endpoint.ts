@@ -111,8 +111,9 @@ export function errorDetails(httpStatus: number | undefined, body: unknown, gran
     error: scrub(error, secrets)!.slice(0, 200),
     errorCodes: numberList(json.error_codes),
     description: scrub(stringOrUndefined(json.error_description), secrets),
-    traceId: stringOrUndefined(json.trace_id),
-    correlationId: stringOrUndefined(json.correlation_id) ?? fallbackCorrelationId,
+    // Ids by contract, but a server's text all the same: shown, logged and stored like the description.
+    traceId: scrub(stringOrUndefined(json.trace_id), secrets)?.slice(0, 200),
+    correlationId: scrub(stringOrUndefined(json.correlation_id), secrets)?.slice(0, 200) ?? fallbackCorrelationId,
     httpStatus,
     grantType,
   };

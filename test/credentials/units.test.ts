@@ -2,7 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { DecryptionError, MasterKey, keyIdOf } from '../../src/security/crypto.ts';
-import { classifyTokenError, scrub, userFromIdToken } from '../../src/credentials/token-endpoint.ts';
+import { classifyTokenError, errorDetails, scrub, userFromIdToken } from '../../src/credentials/token-endpoint.ts';
 import { refreshMarginMs } from '../../src/credentials/token-service.ts';
 import { effectiveScope, endpointsOf, identityOf } from '../../src/credentials/providers.ts';
 import { CredentialError, failingStatusError } from '../../src/credentials/types.ts';
@@ -111,6 +111,15 @@ describe('helpers', () => {
     }
     // A long answer is cut before it is scrubbed, and shown to 2000 characters.
     assert.equal(scrub(`${'x'.repeat(1_000_000)} ${secret}`, [secret])!.length, 2001);
+  });
+
+  test("an error body's trace and correlation ids are scrubbed and bounded like its description", () => {
+    const secret = 'refresh-Token-Echoed-9';
+    const details = errorDetails(400, { error: 'invalid_grant', error_description: `no ${secret}`, trace_id: `trace ${secret}`, correlation_id: `${'c'.repeat(500)}` }, 'refresh_token', [secret]);
+    assert.equal(details.description, 'no [Redacted]');
+    assert.equal(details.traceId, 'trace [Redacted]');
+    assert.equal(details.correlationId, 'c'.repeat(200));
+    assert.equal(errorDetails(400, { error: 'invalid_grant' }, 'refresh_token', [secret], 'client-request-id').correlationId, 'client-request-id');
   });
 
   test('microsoft365 endpoints, scope and identity', () => {
