@@ -154,9 +154,10 @@ async function monitor(app: FastifyInstance) {
   }
 
   async function count(raw: Record<string, unknown>, reply: FastifyReply) {
-    const { query } = parseMessageLogListQuery({ ...raw, $top: '0', $skip: '0', $inlinecount: 'allpages' });
+    // Every option checked as the list checks it; then only $filter counts (paging does not shorten a count).
+    const { query } = parseMessageLogListQuery(raw);
     await writer.flush();
-    const { count: total } = await messageLogs.query(query);
+    const { count: total } = await messageLogs.query({ ...query, top: 0, skip: 0, count: true });
     return sendODataText(reply, String(total ?? 0));
   }
 

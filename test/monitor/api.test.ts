@@ -336,7 +336,7 @@ describe('the message processing log API', () => {
     assert.equal((await get(`/api/v1/MessageProcessingLogs('${failed.MessageGuid}')/ErrorInformation/$value`, senderAuth)).status, 403);
   });
 
-  test("one record's and its error's query options are checked as the list's are: JSON only, each once, none unknown", async () => {
+  test("one record's, its error's and /$count's query options are checked as the list's are: JSON only, each once, none unknown", async () => {
     const failed = records.find((record) => record.Status === 'FAILED' && record.Error)!;
     const entity = `/api/v1/MessageProcessingLogs('${failed.MessageGuid}')`;
     const cases: [string, Record<string, string>, RegExp][] = [
@@ -353,6 +353,11 @@ describe('the message processing log API', () => {
       const body = (await response.json()) as ErrorBody;
       assert.equal(body.error.code, 'INVALID_QUERY');
       assert.match(body.error.message, message, `${path} ${JSON.stringify(options)}`);
+    }
+    for (const options of [{ $top: 'abc' }, { $filter: 'zzz' }, { $foo: '1' }]) {
+      const counted = await get(`/api/v1/MessageProcessingLogs/$count?${qs(options)}`, monitorAuth);
+      assert.equal(counted.status, 400, `$count ${JSON.stringify(options)}`);
+      assert.equal(((await counted.json()) as ErrorBody).error.code, 'INVALID_QUERY');
     }
     const twice = await get(`${entity}?$select=Status&$select=Sender`, monitorAuth);
     assert.equal(twice.status, 400);
