@@ -354,7 +354,7 @@ describe('the message processing log API', () => {
       assert.equal(body.error.code, 'INVALID_QUERY');
       assert.match(body.error.message, message, `${path} ${JSON.stringify(options)}`);
     }
-    for (const options of [{ $top: 'abc' }, { $filter: 'zzz' }, { $foo: '1' }]) {
+    for (const options of [{ $top: 'abc' }, { $filter: 'zzz' }, { $foo: '1' }] as Record<string, string>[]) {
       const counted = await get(`/api/v1/MessageProcessingLogs/$count?${qs(options)}`, monitorAuth);
       assert.equal(counted.status, 400, `$count ${JSON.stringify(options)}`);
       assert.equal(((await counted.json()) as ErrorBody).error.code, 'INVALID_QUERY');
