@@ -52,6 +52,11 @@ const MAX_NAMED_UNKNOWN = 10;
 function acceptJsonOnly(app: FastifyInstance) {
   app.removeContentTypeParser(['application/json', 'text/plain']);
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    // A client that says its JSON is in another charset means it: read as UTF-8, its text would be another.
+    const charset = DECLARED_CHARSET.exec(request.headers['content-type'] ?? '')?.[1];
+    if (charset !== undefined && !/^utf-?8$/i.test(charset)) {
+      return done(new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', `Content-Type charset ${charset.slice(0, 40)} is not accepted here: send application/json in UTF-8`), undefined);
+    }
     const bytes = body as Buffer;
     if (bytes.length === 0) {
       // Clients that set Content-Type on every call (a DELETE with none of a body) have sent no body, not a bad one.
@@ -72,6 +77,8 @@ function acceptJsonOnly(app: FastifyInstance) {
     }
   });
 }
+
+const DECLARED_CHARSET = /;\s*charset\s*=\s*"?([^";\s]*)/i;
 
 /** The methods whose admin routes read a body: an empty one there is an error, elsewhere no body at all. */
 const METHODS_WITH_BODY = new Set(['POST', 'PUT', 'PATCH']);

@@ -225,6 +225,8 @@ describe('the users API', () => {
     const notUtf8 = Buffer.concat([Buffer.from('{"name":"latin","password":"'), Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), Buffer.from('","roles":[]}')]);
     assert.equal(assertError(await answer(await send(notUtf8)), 400, 'INVALID_JSON').error.message, 'Malformed JSON body: it is not UTF-8');
     assertError(await answer(await send(JSON.stringify({ name: 'plain', password: 'plain-password-1', roles: [] }), 'text/plain')), 415, 'UNSUPPORTED_MEDIA_TYPE');
+    const latin = assertError(await answer(await send(JSON.stringify({ name: 'latin', password: 'latin-password-1', roles: [] }), 'application/json; charset=latin1')), 415, 'UNSUPPORTED_MEDIA_TYPE');
+    assert.equal(latin.error.message, 'Content-Type charset latin1 is not accepted here: send application/json in UTF-8');
     const proto = assertError(await answer(await send('{"name":"proto","password":"proto-password-1","roles":[],"__proto__":{"x":1}}')), 400, 'INVALID_JSON');
     assert.match(proto.error.message, /keys named "__proto__"/);
 
