@@ -33,18 +33,21 @@ export const REDACT_PATHS = [
 const QUERY_PARAMETER = /([?&])([^=&#]*)=([^&#]*)/g;
 /**
  * Query parameter names whose values are kept out of logs: OAuth's (code, state, tokens, client_secret,
- * client_assertion, code_verifier), passwords, and anything named like a key, a signature (sig, X-Amz-Signature,
- * hmac), a session or a credential (api_key, subscription-key, jwt…), as headers of those names are
- * (isSensitiveHeader) and more.
+ * client_assertion, code_verifier), passwords (pass, pw, pwd…), and anything named like a key, a signature (sig,
+ * X-Amz-Signature, hmac), a session, a cookie or a credential (api_key, subscription-key, jwt, bearer…), as headers
+ * of those names are (isSensitiveHeader) and more.
  */
-const SECRET_QUERY_NAME = /^(?:code|state|sig|pwd|passwd|jwt)$|signature|hmac|auth|key|token|secret|password|assertion|credential|session|verifier/i;
+const SECRET_QUERY_NAME = /^(?:code|state|sig|pw|jwt)$|signature|hmac|auth|key|token|secret|pass|pwd|assertion|credential|session|verifier|bearer|cookie/i;
 
+/** A parameter's name as a server reads it: decoded, and without the `[]` / `[x]` of PHP-style arrays. */
 function decodedName(name: string): string {
+  let decoded = name;
   try {
-    return decodeURIComponent(name.replace(/\+/g, ' '));
+    decoded = decodeURIComponent(name.replace(/\+/g, ' '));
   } catch {
-    return name;
+    // left as written
   }
+  return decoded.replace(/\[[^\]]*\]$/, '');
 }
 
 /** A URL fit for a log line: values of query parameters that carry secrets are replaced. */
