@@ -32,3 +32,8 @@ export function jsonErrorPosition(err: unknown): string {
   const position = /position (\d+)/.exec(err instanceof Error ? err.message : '')?.[1];
   return position ? ` at position ${position}` : '';
 }
+
+/** JSON.parse's own message quotes the body around the error: keep only the position. */
+export function malformedJsonMessage(err: unknown): string {
+  return `Malformed JSON body${jsonErrorPosition(err)}`;
+}

@@ -8,7 +8,7 @@ import { authorizeRequest, cachedAuthorization, refusalWarning } from '../securi
 import { isSensitiveHeader } from '../security/redact.ts';
 import { holdsSecret, withoutSecrets } from './secrets.ts';
 import type { MessageLogRecord, MessageStatus, StepTiming } from '../store/types.ts';
-import { MessageFailure, jsonErrorPosition } from './errors.ts';
+import { MessageFailure, malformedJsonMessage } from './errors.ts';
 import { Message, markBodyFromCaller } from './message.ts';
 import { runPipeline, type PipelineResult, type StepFailure } from './pipeline.ts';
 import { timeOrderedUuid } from './ids.ts';
@@ -29,11 +29,6 @@ declare module 'fastify' {
 function correlationIdOf(request: FastifyRequest): string {
   const given = request.headers['x-correlation-id'] ?? request.headers['sap_mplcorrelationid'];
   return typeof given === 'string' && CORRELATION_ID.test(given) ? given : timeOrderedUuid();
-}
-
-/** JSON.parse's own message quotes the body around the error: keep only the position. */
-export function malformedJsonMessage(err: unknown): string {
-  return `Malformed JSON body${jsonErrorPosition(err)}`;
 }
 
 /**

@@ -176,7 +176,7 @@ export async function compileScriptStep(file: string, timeoutMs: number, env: St
    * it here; the secrets the secure store gave the scripts, by the pipeline (runtime/secrets.ts), for every step.
    */
   const failure = (err: unknown): MessageFailure => {
-    const converted = err instanceof MessageFailure ? err : toMessageFailure(err, 'SCRIPT_ERROR');
+    const converted = toMessageFailure(err, 'SCRIPT_ERROR');
     const text = redactCredentialsInText(converted.message);
     if (err instanceof MessageFailure || converted.code !== 'SCRIPT_ERROR') {
       return text === converted.message ? converted : new MessageFailure(converted.code, text, converted.statusCode, converted.extra);
