@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openSqliteStore } from '../../src/store/sqlite/index.ts';
@@ -29,6 +29,30 @@ test('a second store on a data dir in use is refused in words, and opens once th
   await first.close();
   const second = await openSqliteStore(dataDir);
   await second.close();
+});
+
+/** The files this process holds open, by path (Linux: /proc/self/fd). */
+function openFiles(): string[] {
+  const dir = '/proc/self/fd';
+  return readdirSync(dir).flatMap((fd) => {
+    try {
+      return [readlinkSync(join(dir, fd))];
+    } catch {
+      return []; // closed since listed (the directory's own fd)
+    }
+  });
+}
+
+test('a store that fails opening lets go of its database file and of the data dir', { skip: process.platform !== 'linux' && '/proc/self/fd is Linux only' }, async (t) => {
+  const dataDir = tempDir(t);
+  const file = join(dataDir, 'iflow.db');
+  writeFileSync(file, 'not a SQLite database, but long enough to be read as one and refused'.repeat(20));
+  await assert.rejects(openSqliteStore(dataDir), /file is not a database/);
+  assert.deepEqual(openFiles().filter((path) => path.startsWith(file)), [], 'no connection left open on iflow.db');
+  // The lock went too: once the file is fixed, the next open succeeds.
+  rmSync(file);
+  const store = await openSqliteStore(dataDir);
+  await store.close();
 });
 
 test('iflow start on a data dir another iflow serves from exits 1 saying so; the first keeps serving', async (t) => {

@@ -218,6 +218,17 @@ export async function openSqliteStore(dataDir: string): Promise<Store> {
 async function openLocked(dataDir: string, dataDirLock: { release(): void }): Promise<Store> {
   const file = join(dataDir, 'iflow.db');
   const db = new Database(file);
+  try {
+    return await openOnConnection(db, file, dataDirLock);
+  } catch (err) {
+    // Whatever failed (a file that is not a database, a migration, the writer thread), the connection goes
+    // with the lock: a caller that goes on, or retries, must not keep iflow.db open.
+    db.close();
+    throw err;
+  }
+}
+
+async function openOnConnection(db: Database.Database, file: string, dataDirLock: { release(): void }): Promise<Store> {
   // Owner only, like the data dir: it holds message logs and credentials' state (their secrets encrypted).
   // Set before WAL mode: SQLite gives the -wal and -shm files the database file's mode. A file of another
   // owner (a volume restored, an image once run as root) cannot be changed: it opens as it is, and the
@@ -240,7 +251,6 @@ async function openLocked(dataDir: string, dataDirLock: { release(): void }): Pr
   try {
     writerSettings = await writer.opened;
   } catch (err) {
-    db.close();
     throw new Error(`the message log writer could not open ${file}: ${(err as Error).message}`, { cause: err });
   }
   return {
