@@ -480,10 +480,6 @@ export class TokenService implements SecurityMaterial {
   }
 
   /**
-   * The credential was authorized again while its older grant was being refreshed: what the
-   * refresh got (or the error it met) is dropped, and the newer grant's token is handed out.
-   */
-  /**
    * Applies `change` to the newest record unless the grant it concerns is gone: the admin changed
    * the client or scope (the result belongs to the old settings), or authorized again, perhaps as
    * another user (the newer grant wins; writing would bring the old one back: `superseded`).
@@ -500,6 +496,10 @@ export class TokenService implements SecurityMaterial {
     return { result, superseded };
   }
 
+  /**
+   * The credential was authorized again while its older grant was being refreshed: what the
+   * refresh got (or the error it met) is dropped, and the newer grant's token is handed out.
+   */
   private superseded(latest: Credential, reason: RefreshReason, error?: string): AccessToken {
     const { name } = latest;
     this.log.warn({ credential: name, reason: reason.kind, outcome: 'superseded', error }, 'credential was authorized again during token refresh; the refresh result is discarded');

@@ -1,7 +1,7 @@
 /**
  * The monitor: message processing logs (buffered writer, retention + the CPI-shaped OData V2 API) and Prometheus metrics.
- * It listens to the runtime and never steers it: the pipeline calls `app.messageLogs.add(record)` and
- * `app.metrics.observeMessage(flow, status, durationMs)` when a message finishes, and `messageStarted(flow)` /
+ * It listens to the runtime and never steers it: the sender (runtime/sender.ts) calls `app.messageLogs.add(record)`
+ * and `app.metrics.observeMessage(flow, status, durationMs)` when a message finishes, and `messageStarted(flow)` /
  * `messageFinished(flow)` around it for the in-flight gauge.
  */
 import fp from 'fastify-plugin';

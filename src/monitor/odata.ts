@@ -375,8 +375,8 @@ function parseCount(option: string, text: string): number {
   return Number(trimmed);
 }
 
-/** Parses `$select=A,B` into property names (undefined: all properties). */
-export function parseSelect(text: string, option = '$select'): string[] | undefined {
+/** Parses `$select=A,B` into property names (selectOption reads an absent, blank or `*` $select as all). */
+export function parseSelect(text: string, option = '$select'): string[] {
   const tokens = tokenize(option, text);
   const selected: string[] = [];
   let i = 0;

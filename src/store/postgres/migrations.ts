@@ -1,3 +1,6 @@
+/** The channel migration 4's triggers announce changes to users and credentials on: JSON `{ schema, table, name }`. */
+export const CHANGES_CHANNEL = 'iflow_changes';
+
 /**
  * Versioned schema migrations for the PostgreSQL store; each runs once, in order. They mirror SQLITE_MIGRATIONS
  * (same tables, same quoted CPI column names) so records round-trip identically on both stores:
@@ -8,9 +11,6 @@
  *   order survives the round trip and "\u0000" escapes are accepted.
  * Tables are created unqualified, in the first schema of the connection's search_path.
  */
-/** The channel migration 4's triggers announce changes to users and credentials on: JSON `{ schema, table, name }`. */
-export const CHANGES_CHANNEL = 'iflow_changes';
-
 export const POSTGRES_MIGRATIONS: { version: number; name: string; sql: string }[] = [
   {
     version: 1,

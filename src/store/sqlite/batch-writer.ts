@@ -1,13 +1,13 @@
 import { Worker } from 'node:worker_threads';
 
+/** The writer's durability: NORMAL (not FULL like the main connection), since in WAL mode a power cut can lose the last batches, never corrupt the file. */
+const BATCH_WRITER_SYNCHRONOUS = 'normal';
+
 /**
  * Inserts batches of rows into the SQLite file from a worker thread (batch-writer.mjs) with its own
  * connection: the message-log hot path then costs the main thread a postMessage, not the inserts.
  * Other bulk writes (deleting old message logs) run there too, in order with the batches.
  */
-/** The writer's durability: NORMAL (not FULL like the main connection), since in WAL mode a power cut can lose the last batches, never corrupt the file. */
-const BATCH_WRITER_SYNCHRONOUS = 'normal';
-
 export class SqliteBatchWriter {
   private readonly worker: Worker;
   private readonly waiting = new Map<number, { resolve: (changes: number) => void; reject: (err: Error) => void }>();
@@ -60,8 +60,6 @@ export class SqliteBatchWriter {
       failed(err);
       this.failAll(err);
     });
-    // Idle, the thread must not keep the process alive; it does while it opens its connection (someone awaits
-    // `opened`) and while a batch is being written, so a shutdown never exits before the batch is committed.
   }
 
   /** Resolves once the thread's connection is open, with its `PRAGMA synchronous` as read back; rejects if it cannot open. */
@@ -81,6 +79,8 @@ export class SqliteBatchWriter {
     if (this.stopped) return Promise.reject(this.stopped);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
+      // Idle, the thread must not keep the process alive; it does while it opens its connection (someone awaits
+      // `opened`) and while a batch is being written, so a shutdown never exits before the batch is committed.
       if (this.waiting.size === 0) this.worker.ref();
       this.waiting.set(id, { resolve, reject });
       this.worker.postMessage({ id, ...work });
