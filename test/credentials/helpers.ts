@@ -33,9 +33,8 @@ export async function api(iflow: RunningIflow, method: string, path: string, bod
   return { status: response.status, headers: response.headers, text, json };
 }
 
-/** Points iflow's public URL at its loopback address (startIflow listens on a random port) and registers the client at the fake. */
+/** Registers the client at the fake, redirecting to iflow's loopback address (its public URL, set by startIflow). */
 export function wire(iflow: RunningIflow, entra: FakeEntra, client: { clientId?: string; clientSecret?: string; extraRedirectUris?: string[] } = {}): string {
-  iflow.app.config.publicUrl = iflow.url;
   const redirectUri = `${iflow.url}/itspaces/odata/api/v1/OAuthTokenFromCode`;
   entra.registerClient({
     clientId: client.clientId ?? CLIENT_ID,
