@@ -10,11 +10,6 @@ import { credentialAdminRoutes, credentialCallbackRoutes } from './routes.ts';
 import { TokenService } from './token-service.ts';
 import { CredentialVault } from './vault.ts';
 
-export { CredentialError, CREDENTIAL_STATUSES, CALLBACK_PATH, SHORT_CALLBACK_PATH } from './types.ts';
-export type { CredentialErrorCode, CredentialStatus, CredentialType, LastError } from './types.ts';
-export { TokenService, refreshMarginMs, type KeepAliveReport } from './token-service.ts';
-export { classifyTokenError } from './token-endpoint.ts';
-
 declare module 'fastify' {
   interface FastifyInstance {
     /** Access tokens and passwords of credentials, for scripts (secure store) and the http step. */

@@ -1,8 +1,6 @@
 import type { FastifyReply } from 'fastify';
 import { escapeHtml, htmlDocument, sendHtml } from '../admin/html.ts';
 
-export { escapeHtml } from '../admin/html.ts';
-
 export interface Page {
   title: string;
   /** Paragraphs of plain text (escaped here). */

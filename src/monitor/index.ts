@@ -15,11 +15,6 @@ import { MessageLogWriter } from './writer.ts';
 import { forgetUnwritten, keepUnwritten, readUnwritten } from './unwritten.ts';
 import { MessageLogRetention } from './retention.ts';
 
-export { IflowMetrics } from './metrics.ts';
-export { MessageLogWriter, type MessageLogWriterOptions } from './writer.ts';
-export { MessageLogRetention, purgeIntervalMs, type MessageLogRetentionOptions } from './retention.ts';
-export { parseFilter, parseOrderBy, parseMessageLogListQuery, DEFAULT_TOP, MAX_TOP } from './odata.ts';
-
 declare module 'fastify' {
   interface FastifyInstance {
     /** Buffered writer of message processing logs: `add(record)` on the hot path, batched into the store. */

@@ -5,8 +5,6 @@ import { Authenticator, VerificationsBusyError, hasAnyRole, parseBasicAuth, type
 import { ensureBootstrapAdmin } from './bootstrap.ts';
 import { ThrottledWarning } from '../logging/throttled-warning.ts';
 
-export { hasAnyRole, type AuthenticatedUser } from './authenticator.ts';
-
 declare module 'fastify' {
   interface FastifyInstance {
     authenticator: Authenticator;

@@ -4,7 +4,7 @@ import type { FakeEntra } from '../support/fake-entra.ts';
 import { startIflowWithFlows, waitFor, type RunningIflow } from '../support/iflow.ts';
 import { startReceiver } from '../support/receiver.ts';
 import { CLIENT_SECRET, RENEWAL_PAUSED, TENANT, api, authorizeInBrowser, createAndAuthorize, startWired } from './helpers.ts';
-import { CredentialError } from '../../src/credentials/index.ts';
+import { CredentialError } from '../../src/credentials/types.ts';
 import { RENEWAL_PAUSE_MS, TokenService, type TokenServiceOptions } from '../../src/credentials/token-service.ts';
 import { CredentialVault } from '../../src/credentials/vault.ts';
 import { loadMasterKey } from '../../src/security/crypto.ts';
