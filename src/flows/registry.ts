@@ -31,7 +31,6 @@ export interface FlowRuntime {
   /** The roles that may send to the flow (its sender role; admins always may). */
   senderRoles: readonly string[];
   validateBody?: ValidateFunction;
-  parameters: Readonly<Record<string, string>>;
   receiver?: string;
 }
 
@@ -150,7 +149,6 @@ async function compileFlow(source: FlowSource, definition: FlowDefinition, servi
     allowedHeaders: new Map((sender.allowedHeaders ?? []).map((name) => [name.toLowerCase(), name])),
     senderRoles: [sender.role ?? DEFAULT_SENDER_ROLE],
     validateBody,
-    parameters,
     receiver: steps.findLast((s) => s.receiver)?.receiver,
   };
 }
