@@ -30,8 +30,6 @@ export class DecryptionError extends Error {
 }
 
 export interface MasterKeySource {
-  /** Human description for error messages: "IFLOW_MASTER_KEY" or "the key file /data/master.key". */
-  description: string;
   /** Where it came from. */
   kind: 'env' | 'file';
   /** The key file's path when kind is 'file'. */
@@ -119,7 +117,7 @@ function decodeKey(text: string, what: string): Buffer {
  */
 export function loadMasterKey(config: Pick<Config, 'masterKey' | 'dataDir'>): MasterKey {
   if (config.masterKey !== undefined && config.masterKey !== '') {
-    return new MasterKey(decodeKey(config.masterKey, 'IFLOW_MASTER_KEY'), { description: 'IFLOW_MASTER_KEY', kind: 'env', generated: false });
+    return new MasterKey(decodeKey(config.masterKey, 'IFLOW_MASTER_KEY'), { kind: 'env', generated: false });
   }
   const file = join(config.dataDir, MASTER_KEY_FILE);
   const description = `the master key file ${file}`;
@@ -133,7 +131,7 @@ export function loadMasterKey(config: Pick<Config, 'masterKey' | 'dataDir'>): Ma
         // read-only volume: not fatal, the key is still usable
       }
     }
-    return new MasterKey(decodeKey(readFileSync(file, 'utf8'), description), { description, kind: 'file', file, generated: false });
+    return new MasterKey(decodeKey(readFileSync(file, 'utf8'), description), { kind: 'file', file, generated: false });
   }
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const key = randomBytes(KEY_BYTES);
@@ -144,5 +142,5 @@ export function loadMasterKey(config: Pick<Config, 'masterKey' | 'dataDir'>): Ma
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') return loadMasterKey(config);
     throw err;
   }
-  return new MasterKey(key, { description, kind: 'file', file, generated: true });
+  return new MasterKey(key, { kind: 'file', file, generated: true });
 }

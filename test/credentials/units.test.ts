@@ -8,7 +8,7 @@ import { effectiveScope, endpointsOf, identityOf } from '../../src/credentials/p
 import { CredentialError, failingStatusError } from '../../src/credentials/types.ts';
 import { HttpError } from '../../src/errors.ts';
 
-const source = { description: 'test', kind: 'env' as const, generated: false };
+const source = { kind: 'env' as const, generated: false };
 
 describe('crypto', () => {
   test('AES-256-GCM round trip, self-describing, bound to its context', () => {
