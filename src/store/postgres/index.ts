@@ -26,12 +26,8 @@ export interface PostgresStoreOptions {
   max?: number;
   /** How long to wait for a connection (new or from the pool) before failing. Default 10 s. */
   connectionTimeoutMillis?: number;
-  /** Idle connections are closed after this long. Default 30 s. */
-  idleTimeoutMillis?: number;
   /** How long withLock waits for another instance to release a credential's lock before failing; 0 waits forever. Default 120 s. */
   lockTimeoutMillis?: number;
-  /** Called when an idle pooled connection fails (the server restarted, the network dropped); the pool replaces it. */
-  onConnectionError?: (err: Error) => void;
 }
 
 /** Single-bigint advisory key held (per transaction) while migrating: 'iflwmigr'. */
@@ -459,11 +455,11 @@ export async function openPostgresStore(databaseUrl: string, options: PostgresSt
     connectionString: databaseUrl,
     max,
     connectionTimeoutMillis: options.connectionTimeoutMillis ?? 10_000,
-    idleTimeoutMillis: options.idleTimeoutMillis ?? 30_000,
+    idleTimeoutMillis: 30_000,
     application_name: 'iflow',
   });
   // Without a listener, an idle connection dropped by the server would crash the process; the pool replaces it.
-  pool.on('error', (err) => options.onConnectionError?.(err));
+  pool.on('error', () => {});
   let schema: string;
   try {
     await migrate(pool);
