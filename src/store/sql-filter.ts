@@ -1,4 +1,4 @@
-import type { FilterExpression, MessageLogQuery } from './types.ts';
+import type { FilterExpression, MessageLogField, MessageLogQuery } from './types.ts';
 
 const SQL_OPERATORS = { eq: '=', ne: '<>', gt: '>', lt: '<', ge: '>=', le: '<=' } as const;
 
@@ -29,8 +29,17 @@ export function compileFilter(
   return { where: `WHERE ${walk(filter)}`, params };
 }
 
-export function compileOrderBy(orderBy: MessageLogQuery['orderBy']): string {
-  const terms = orderBy.map(({ field, direction }) => `"${field}" ${direction === 'desc' ? 'DESC' : 'ASC'}`);
+/**
+ * ORDER BY for $orderby. On the `nullable` fields (PostgreSQL passes its own) nulls are placed as SQLite places
+ * them, as the smallest value: NULLS FIRST ascending, NULLS LAST descending. Only there: an explicit NULLS clause
+ * on a NOT NULL column would keep PostgreSQL from scanning its index backwards.
+ */
+export function compileOrderBy(orderBy: MessageLogQuery['orderBy'], nullable?: ReadonlySet<MessageLogField>): string {
+  const terms = orderBy.map(({ field, direction }) => {
+    const desc = direction === 'desc';
+    const nulls = nullable?.has(field) ? (desc ? ' NULLS LAST' : ' NULLS FIRST') : '';
+    return `"${field}" ${desc ? 'DESC' : 'ASC'}${nulls}`;
+  });
   // A stable tiebreaker keeps $skip paging deterministic.
   terms.push('"MessageGuid" ASC');
   return `ORDER BY ${terms.join(', ')}`;

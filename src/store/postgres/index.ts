@@ -1,7 +1,7 @@
 import pg from 'pg';
 import type { PoolClient } from 'pg';
 import { MESSAGE_LOG_COLUMNS, MESSAGE_LOG_JSON_FROM, credentialFromRow, messageLogFromRow, messageLogValues, oauthStateFromRow, userFromRow, type Row } from '../rows.ts';
-import { compileFilter } from '../sql-filter.ts';
+import { compileFilter, compileOrderBy } from '../sql-filter.ts';
 import { KeyedMutex } from '../keyed-mutex.ts';
 import { CHANGES_CHANNEL, POSTGRES_MIGRATIONS } from './migrations.ts';
 import { ChangeListener } from './notifications.ts';
@@ -37,6 +37,7 @@ const CREDENTIAL_LOCK_CLASS = 0x69666c77;
 /** Rows per INSERT of insertMany: 13 parameters a row stays far below PostgreSQL's 65535 per statement. */
 const INSERT_CHUNK = 1000;
 
+/** The message log columns that may be NULL: compileOrderBy places their nulls as SQLite does. */
 const NULLABLE_FIELDS = new Set<MessageLogField>(['ApplicationMessageId', 'CustomStatus', 'LogEnd', 'Sender', 'Receiver']);
 
 const placeholder = (n: number) => `$${n}`;
@@ -194,18 +195,6 @@ class PostgresUsers implements UserRepository {
 }
 
 
-/** ORDER BY as in compileOrderBy, with SQLite's null placement (nulls are the smallest value) on the nullable fields. */
-function orderByClause(orderBy: MessageLogQuery['orderBy']): string {
-  const terms = orderBy.map(({ field, direction }) => {
-    const desc = direction === 'desc';
-    // Only where it matters: an explicit NULLS clause on a NOT NULL column would keep PostgreSQL from scanning its index backwards.
-    const nulls = NULLABLE_FIELDS.has(field) ? (desc ? ' NULLS LAST' : ' NULLS FIRST') : '';
-    return `"${field}" ${desc ? 'DESC' : 'ASC'}${nulls}`;
-  });
-  terms.push('"MessageGuid" ASC');
-  return `ORDER BY ${terms.join(', ')}`;
-}
-
 class PostgresMessageLogs implements MessageLogRepository {
   constructor(private readonly pool: pg.Pool) {}
 
@@ -256,7 +245,7 @@ class PostgresMessageLogs implements MessageLogRepository {
   async query(query: MessageLogQuery) {
     const { where, params } = compileFilter(query.filter, placeholder);
     const page = this.pool.query(
-      `SELECT * FROM message_logs ${where} ${orderByClause(query.orderBy)} LIMIT ${placeholder(params.length + 1)} OFFSET ${placeholder(params.length + 2)}`,
+      `SELECT * FROM message_logs ${where} ${compileOrderBy(query.orderBy, NULLABLE_FIELDS)} LIMIT ${placeholder(params.length + 1)} OFFSET ${placeholder(params.length + 2)}`,
       [...params, query.top, query.skip],
     );
     const total = query.count ? this.pool.query<{ count: string }>(`SELECT COUNT(*) AS count FROM message_logs ${where}`, params) : undefined;
