@@ -1,4 +1,5 @@
 import { Type, type Static } from '@fastify/type-provider-typebox';
+import { CREDENTIAL_STATUSES, CREDENTIAL_TYPES, PROVIDERS } from './types.ts';
 
 /** Credential names: 1–64 of A-Z a-z 0-9 . _ - (anything else is a 400). */
 // Not dots alone: `.` and `..` in a URL path (its authorize link) are resolved away before they reach iflow.
@@ -6,16 +7,12 @@ export const CREDENTIAL_NAME_PATTERN = '^(?!\\.+$)[A-Za-z0-9._-]{1,64}$';
 export const CredentialName = Type.String({ pattern: CREDENTIAL_NAME_PATTERN, description: '1–64 of A-Z a-z 0-9 . _ -, not dots alone' });
 export const NameParams = Type.Object({ name: CredentialName });
 
-const CredentialTypeSchema = Type.Union([Type.Literal('oauth2-authorization-code'), Type.Literal('oauth2-client-credentials'), Type.Literal('basic')]);
-const ProviderSchema = Type.Union([Type.Literal('microsoft365'), Type.Literal('generic')]);
-const StatusSchema = Type.Union([
-  Type.Literal('unauthorized'),
-  Type.Literal('authorized'),
-  Type.Literal('reauthorization-required'),
-  Type.Literal('consent-required'),
-  Type.Literal('misconfigured'),
-  Type.Literal('blocked'),
-]);
+/** One of `values` (a list of types.ts, which stays the only place they are written), typed as its union. */
+const oneOf = <T extends string>(values: readonly T[]) => Type.Unsafe<T>(Type.Union(values.map((value) => Type.Literal(value))));
+
+const CredentialTypeSchema = oneOf(CREDENTIAL_TYPES);
+const ProviderSchema = oneOf(PROVIDERS);
+const StatusSchema = oneOf(CREDENTIAL_STATUSES);
 
 // Printable ASCII: what OAuth 2.0 allows in client ids and secrets (RFC 6749 appendix A).
 const PRINTABLE = '^[\\x20-\\x7E]+$';
