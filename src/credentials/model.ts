@@ -1,6 +1,6 @@
 import { HttpError } from '../errors.ts';
 import type { CredentialInput, CredentialView } from './schemas.ts';
-import { effectiveScope, endpointsOf, entraAuthorizationUrl, entraTokenUrl, providerOf, redirectUri } from './providers.ts';
+import { effectiveScope, endpointsOf, entraAuthorizationUrl, entraTokenUrl, providerOf, redirectUri, splitScope } from './providers.ts';
 import { authorizePath, type Credential, type CredentialSecrets, type CredentialSettings, type CredentialType } from './types.ts';
 
 const COMMON = ['name', 'type', 'description'] as const;
@@ -47,11 +47,11 @@ export function normalizeInput(input: CredentialInput, existing?: Credential): {
     settings.user = input.user;
     if (input.password !== undefined) secrets.password = input.password;
   } else {
-    const provider = input.provider ?? (input.tenant ? 'microsoft365' : 'generic');
+    const provider = providerOf(input);
     settings.provider = provider;
     settings.tenant = input.tenant;
     settings.clientId = input.clientId;
-    settings.scope = input.scope === undefined ? undefined : input.scope.trim().split(/\s+/).filter(Boolean).join(' ');
+    settings.scope = input.scope === undefined ? undefined : splitScope(input.scope).join(' ');
     settings.clientAuthentication = input.clientAuthentication;
     settings.clientSecretExpiresAt = input.clientSecretExpiresAt;
     if (input.clientSecretExpiresAt !== undefined && Number.isNaN(Date.parse(input.clientSecretExpiresAt))) problems.push('clientSecretExpiresAt must be an ISO date or date-time');
