@@ -13,12 +13,15 @@ const Size = Type.Union([Type.String({ pattern: '^\\s*\\d+\\s*(B|KB|MB|GB)?\\s*$
   description: 'a size: "10MB", "512KB", or a number of bytes',
 });
 
+/** The HTTP methods a sender accepts and an http step sends. */
+const Method = Type.Union([Type.Literal('POST'), Type.Literal('PUT'), Type.Literal('PATCH'), Type.Literal('GET'), Type.Literal('DELETE')]);
+
 const HeaderName = Type.String({ pattern: '^[A-Za-z0-9!#$%&\'*+.^_`|~-]+$' });
 
 const Sender = Type.Object(
   {
     path: Type.String({ pattern: '^/http(/[A-Za-z0-9._~%!$&\'()*+,;=:@-]+)+$', description: 'endpoint path, always under /http/' }),
-    method: Type.Optional(Type.Union([Type.Literal('POST'), Type.Literal('PUT'), Type.Literal('PATCH'), Type.Literal('GET'), Type.Literal('DELETE')])),
+    method: Type.Optional(Method),
     role: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
     schema: Type.Optional(Type.String({ minLength: 1, description: 'JSON Schema file (relative to the flow folder) the JSON body must satisfy' })),
     allowedHeaders: Type.Optional(Type.Array(HeaderName, { uniqueItems: true })),
@@ -50,7 +53,7 @@ const HttpAuth = Type.Union([
 const HttpStep = Type.Object(
   {
     address: Type.String({ minLength: 1, description: 'receiver URL; ${header.x} and ${property.x} allowed' }),
-    method: Type.Optional(Type.Union([Type.Literal('POST'), Type.Literal('PUT'), Type.Literal('PATCH'), Type.Literal('GET'), Type.Literal('DELETE')])),
+    method: Type.Optional(Method),
     auth: Type.Optional(HttpAuth),
     requestHeaders: Type.Optional(Type.Array(HeaderName, { uniqueItems: true })),
     responseHeaders: Type.Optional(Type.Array(HeaderName, { uniqueItems: true })),
