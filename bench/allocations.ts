@@ -11,7 +11,8 @@
  * throughput. Allocation drives the young generation's collections (the design asks the hot path to allocate little).
  *
  * Environment (all optional):
- *   BENCH_ALLOC_REQUESTS=20000  requests sampled per side (after 10000 warm-up requests)
+ *   BENCH_ALLOC_REQUESTS=20000  requests sampled per side
+ *   BENCH_ALLOC_WARMUP=10000    requests sent to each side first, not sampled (until its code is optimized)
  *   BENCH_ALLOC_CONNECTIONS=16  connections autocannon keeps open
  *   BENCH_ALLOC_TOP=20          allocation sites listed per side (0: only the totals)
  *   BENCH_IFLOW_ROOT=<dir>      the iflow of another checkout or copy, as with npm run bench
@@ -24,7 +25,7 @@ import { AUTHORIZATION, HEADERS, PASSWORD, PAYLOAD, USER, numberFromEnv, startCh
 import type { SamplingHeapProfile, SamplingHeapProfileNode } from './ipc.ts';
 
 const REQUESTS = numberFromEnv('BENCH_ALLOC_REQUESTS', 20_000, 100, 1_000_000);
-const WARMUP_REQUESTS = 10_000;
+const WARMUP_REQUESTS = numberFromEnv('BENCH_ALLOC_WARMUP', 10_000, 0, 1_000_000);
 const CONNECTIONS = numberFromEnv('BENCH_ALLOC_CONNECTIONS', 16, 1, 1024);
 const TOP = numberFromEnv('BENCH_ALLOC_TOP', 20, 0, 1000);
 /** Mean bytes between samples: small against one request's allocations, so the totals are sharp. */
@@ -64,8 +65,8 @@ async function drive(server: Child, amount: number): Promise<autocannon.Result> 
 }
 
 async function measure(server: Child): Promise<Allocations> {
-  const warmup = await drive(server, WARMUP_REQUESTS);
-  if (warmup['2xx'] !== WARMUP_REQUESTS) throw new Error(`${server.name} answered ${warmup['2xx']} of ${WARMUP_REQUESTS} warm-up requests with 2xx`);
+  const warmup = WARMUP_REQUESTS > 0 ? await drive(server, WARMUP_REQUESTS) : undefined;
+  if (warmup && warmup['2xx'] !== WARMUP_REQUESTS) throw new Error(`${server.name} answered ${warmup['2xx']} of ${WARMUP_REQUESTS} warm-up requests with 2xx`);
   await server.request('heapSamplingStart', String(SAMPLING_INTERVAL));
   const run = await drive(server, REQUESTS);
   const profile = await server.request<SamplingHeapProfile>('heapSamplingStop');
@@ -98,7 +99,10 @@ async function main(): Promise<void> {
       for (const [site, bytes] of top) console.log(`${String(Math.round(bytes / result.answered)).padStart(8)} B  ${site}`);
     }
     const perRequest = (name: string) => results.get(name)!.bytes / results.get(name)!.answered;
-    console.log(`\niflow/raw bytes allocated per request: ${(perRequest('iflow') / perRequest('raw')).toFixed(2)}`);
+    const ratio = perRequest('iflow') / perRequest('raw');
+    console.log(`\niflow/raw bytes allocated per request: ${ratio.toFixed(2)}`);
+    const side = (name: string) => ({ answered: results.get(name)!.answered, bytesPerRequest: Math.round(perRequest(name)) });
+    console.log(`results ${JSON.stringify({ node: process.version, requests: REQUESTS, connections: CONNECTIONS, iflow: side('iflow'), raw: side('raw'), ratio })}`);
   } finally {
     await stopChildren();
     rmSync(work, { recursive: true, force: true });

@@ -1,5 +1,5 @@
 /**
- * Smoke tests of the benchmark tools (`npm run bench`, `npm run bench:compare`): a run of a second or
+ * Smoke tests of the benchmark tools (`npm run bench`, `npm run bench:compare`, `npm run bench:alloc`): a run of a second or
  * two each, so a change that breaks them (a child that no longer starts, a results line that no longer
  * parses, message logs that stop being stored) fails here rather than on the next person who measures.
  * They check what the tools report, never how fast anything was.
@@ -98,4 +98,15 @@ test('npm run bench:compare: prints both sides CPU time per request and their ra
   assert.deepEqual(results.b.env, { IFLOW_MPL_FLUSH: '50ms' });
   assert.deepEqual(results.problems, [0, 0]);
   assert.match(stdout, /^B\/A \d+\.\d{3} /m);
+});
+
+test('npm run bench:alloc: prints the bytes iflow and raw allocate per request, their ratio and where', async () => {
+  const { stdout, results: reported } = await benchResults('bench/allocations.ts', { BENCH_ALLOC_REQUESTS: '300', BENCH_ALLOC_WARMUP: '100', BENCH_ALLOC_TOP: '3' });
+  const results = reported as { iflow: { answered: number; bytesPerRequest: number }; raw: { answered: number; bytesPerRequest: number }; ratio: number };
+  assert.equal(results.iflow.answered, 300);
+  assert.equal(results.raw.answered, 300);
+  // A request allocates kilobytes on either side (headers, bodies, promises): a profile that sampled nothing is broken.
+  assert.ok(results.iflow.bytesPerRequest > 1000 && results.raw.bytesPerRequest > 1000, JSON.stringify(results));
+  assert.ok(Math.abs(results.ratio - results.iflow.bytesPerRequest / results.raw.bytesPerRequest) < 0.01, JSON.stringify(results));
+  assert.equal(stdout.match(/^ +\d+ B {2}\S/gm)?.length, 6, `three sites per side:\n${stdout}`);
 });
