@@ -83,40 +83,12 @@ export const credentialsPlugin = fp(
     await app.register(credentialAdminRoutes, { vault, clients, tokens, authorization });
     await app.register(credentialCallbackRoutes, { authorization });
 
-    // Keep-alive: every refresh token that rested for tokenKeepAliveMs is exercised. The check runs
-    // more often than that (a quarter of it, between 1 s and 1 h) so restarts never starve it.
-    let timer: NodeJS.Timeout | undefined;
-    /** The keep-alive run in progress: closing waits for it, so a rotated refresh token is written before the store closes. */
-    let running: Promise<void> | undefined;
-    let closing = false;
-    const keepAliveMs = config.tokenKeepAliveMs;
-    const every = Math.min(Math.max(Math.floor(keepAliveMs / 4), 1000), 3_600_000);
-    const schedule = (delay: number) => {
-      if (closing || keepAliveMs <= 0) return;
-      timer = setTimeout(() => {
-        timer = undefined;
-        running = tokens
-          .runKeepAlive()
-          .then((report) => {
-            if (report.refreshed.length + report.failed.length > 0) log.info({ ...report }, 'credential keep-alive done');
-          })
-          .catch((err: unknown) => log.error({ err }, 'credential keep-alive failed'))
-          .finally(() => {
-            running = undefined;
-            schedule(every);
-          });
-      }, delay);
-      timer.unref();
-    };
-    app.addHook('onReady', async () => schedule(Math.min(every, 60_000)));
+    app.addHook('onReady', async () => tokens.startKeepAlive());
     // Runs before the store's onClose (hooks close in reverse order): the keep-alive run and the
     // refreshes in progress end (waits between retries are cut short, a token request already sent
     // completes) and write what they got while the store is still open.
     app.addHook('onClose', async () => {
-      closing = true;
-      if (timer) clearTimeout(timer);
       await tokens.stop();
-      await running;
       await clients.close();
     });
   },

@@ -94,6 +94,8 @@ export class TokenService implements SecurityMaterial {
   /** Aborted by stop(): ends the waits between retries of a token request. */
   private readonly stopping = new AbortController();
   private stopped = false;
+  /** The next keep-alive check (startKeepAlive()); stop() clears it. */
+  private keepAliveTimer: NodeJS.Timeout | undefined;
   private readonly vault: CredentialVault;
   private readonly log: FastifyBaseLogger;
   private readonly now: () => number;
@@ -119,8 +121,35 @@ export class TokenService implements SecurityMaterial {
    */
   async stop(): Promise<void> {
     this.stopped = true;
+    clearTimeout(this.keepAliveTimer);
     this.stopping.abort();
     while (this.work.size > 0) await Promise.allSettled([...this.work]);
+  }
+
+  /**
+   * Background keep-alive: every refresh token that rested for keepAliveMs is exercised. The check
+   * runs more often than that (a quarter of it, between 1 s and 1 h) so restarts never starve it;
+   * the first one within a minute. A run in progress is work that stop() waits for.
+   */
+  startKeepAlive(): void {
+    if (this.keepAliveMs <= 0) return;
+    const every = Math.min(Math.max(Math.floor(this.keepAliveMs / 4), 1000), 3_600_000);
+    const schedule = (delay: number) => {
+      if (this.stopped) return;
+      this.keepAliveTimer = setTimeout(() => {
+        this.keepAliveTimer = undefined;
+        void this.track(
+          this.runKeepAlive()
+            .then((report) => {
+              if (report.refreshed.length + report.failed.length > 0) this.log.info({ ...report }, 'credential keep-alive done');
+            })
+            .catch((err: unknown) => this.log.error({ err }, 'credential keep-alive failed'))
+            .finally(() => schedule(every)),
+        );
+      }, delay);
+      this.keepAliveTimer.unref();
+    };
+    schedule(Math.min(every, 60_000));
   }
 
   /** Drops what is cached about `name` (after an admin changed, authorized or deleted it). */
