@@ -3,7 +3,7 @@ import type { DestinationStream, Logger } from 'pino';
 import type { Config } from './config/index.ts';
 import { createLogger, redactUrl } from './logging/index.ts';
 import { logRequests, RequestLogController, type ShutdownGate } from './logging/request-log.ts';
-import { ThrottledWarning } from './logging/throttled-warning.ts';
+import { throttledWarning, type ThrottledWarning } from './logging/throttled-warning.ts';
 import { openStore, type Store } from './store/index.ts';
 import { storeUnavailableReason } from './store/unavailable.ts';
 import { HttpError, errorBody, unknownPropertyOf } from './errors.ts';
@@ -165,10 +165,9 @@ function answerError(err: FastifyError, request: FastifyRequest, reply: FastifyR
  * every request, rather than in a hook of its own on every message.
  */
 function shutdownGate(app: FastifyInstance, logger: Logger): ShutdownGate {
-  const refusals = new ThrottledWarning(logger, {
+  const refusals = throttledWarning(app, logger, {
     message: 'shutting down: requests still arriving are refused with 503',
     summary: 'requests still refused with 503 while shutting down',
-    intervalMs: 10_000,
   });
   const gate: { -readonly [K in keyof ShutdownGate]: ShutdownGate[K] } = {
     closing: false,
@@ -184,10 +183,6 @@ function shutdownGate(app: FastifyInstance, logger: Logger): ShutdownGate {
   };
   app.addHook('preClose', (done) => {
     gate.closing = true;
-    done();
-  });
-  app.addHook('onClose', (_app, done) => {
-    refusals.close();
     done();
   });
   return gate;
@@ -244,15 +239,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   let ready = false;
   try {
-    const storeTrouble = new ThrottledWarning(logger, {
+    const storeTrouble = throttledWarning(app, logger, {
       message: 'the store cannot be reached: requests that need it are answered 503 STORE_UNAVAILABLE',
       summary: 'requests answered 503 STORE_UNAVAILABLE: the store still cannot be reached',
-      intervalMs: 10_000,
       listed: { reason: 'reasons' },
-    });
-    app.addHook('onClose', (_app, done) => {
-      storeTrouble.close();
-      done();
     });
     app.setErrorHandler(errorHandlerWith(storeTrouble));
     acceptJsonOnly(app);

@@ -1,3 +1,5 @@
+import type { FastifyInstance } from 'fastify';
+
 /** The slice of a pino logger a ThrottledWarning writes to. */
 export interface WarningLogger {
   warn(obj: object, msg: string): void;
@@ -5,6 +7,14 @@ export interface WarningLogger {
 
 /** At most this many distinct values of a field are listed in a summary line. */
 const MAX_LISTED = 5;
+
+export interface ThrottledWarningOptions {
+  message: string;
+  summary: string;
+  /** Default 10 s. */
+  intervalMs?: number;
+  listed?: Readonly<Record<string, string>>;
+}
 
 /**
  * A warning for something that can happen many times a second (refused logins, a flood of guesses): the first
@@ -17,11 +27,14 @@ export class ThrottledWarning {
   private timer: NodeJS.Timeout | undefined;
   private count = 0;
   private readonly seen = new Map<string, Set<string>>();
+  private readonly intervalMs: number;
 
   constructor(
     private readonly log: WarningLogger,
-    private readonly options: { message: string; summary: string; intervalMs: number; listed?: Readonly<Record<string, string>> },
-  ) {}
+    private readonly options: ThrottledWarningOptions,
+  ) {
+    this.intervalMs = options.intervalMs ?? 10_000;
+  }
 
   /** Whether an interval is running: occurrences now are counted for its summary, not logged one by one. */
   get summarizing(): boolean {
@@ -57,7 +70,7 @@ export class ThrottledWarning {
     this.timer = setTimeout(() => {
       this.timer = undefined;
       if (this.report()) this.arm();
-    }, this.options.intervalMs);
+    }, this.intervalMs);
     this.timer.unref();
   }
 
@@ -65,9 +78,19 @@ export class ThrottledWarning {
   private report(): boolean {
     if (this.count === 0) return false;
     const listed = Object.fromEntries([...this.seen].map(([listedAs, values]) => [listedAs, [...values]]));
-    this.log.warn({ count: this.count, seconds: this.options.intervalMs / 1000, ...listed }, this.options.summary);
+    this.log.warn({ count: this.count, seconds: this.intervalMs / 1000, ...listed }, this.options.summary);
     this.count = 0;
     this.seen.clear();
     return true;
   }
+}
+
+/** A ThrottledWarning closed with `app` (an onClose hook, registered now): its last count is logged then. */
+export function throttledWarning(app: FastifyInstance, log: WarningLogger, options: ThrottledWarningOptions): ThrottledWarning {
+  const warning = new ThrottledWarning(log, options);
+  app.addHook('onClose', (_app, done) => {
+    warning.close();
+    done();
+  });
+  return warning;
 }

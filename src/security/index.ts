@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestAsyncHookH
 import { HttpError } from '../errors.ts';
 import { Authenticator, VerificationsBusyError, hasAnyRole, parseBasicAuth, type AuthenticatedUser } from './authenticator.ts';
 import { ensureBootstrapAdmin } from './bootstrap.ts';
-import { ThrottledWarning } from '../logging/throttled-warning.ts';
+import { throttledWarning } from '../logging/throttled-warning.ts';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -16,9 +16,6 @@ declare module 'fastify' {
   }
 }
 
-/** Logged at most this often while logins are refused as busy, or callers refused (a flood of guesses must not flood the log too). */
-const WARNING_INTERVAL_MS = 10_000;
-
 /**
  * A throttled warning for callers refused (401, 403): the first at once, with `statusCode`, `user` and
  * `remoteAddress` beside the caller's `fields`, then their count every 10 s while refusals go on. The user is
@@ -29,12 +26,10 @@ export function refusalWarning(
   text: { message: string; summary: string },
   listed: Readonly<Record<string, string>>,
 ): (request: FastifyRequest, statusCode: number, fields?: Record<string, string>) => void {
-  const refusals = new ThrottledWarning(app.log, {
+  const refusals = throttledWarning(app, app.log, {
     ...text,
-    intervalMs: WARNING_INTERVAL_MS,
     listed: { ...listed, statusCode: 'statusCodes', user: 'users', remoteAddress: 'remoteAddresses' },
   });
-  app.addHook('onClose', async () => refusals.close());
   return (request, statusCode, fields) => {
     const name = parseBasicAuth(request.headers.authorization)?.user;
     const user = name !== undefined && request.server.authenticator.isKnownUser(name) ? name : undefined;
@@ -112,12 +107,10 @@ export function requireRole(...roles: string[]): onRequestAsyncHookHandler {
 export const securityPlugin = fp(
   async (app) => {
     // The first refusal is logged at once; while refusals go on, their count every 10 s.
-    const busy = new ThrottledWarning(app.log, {
+    const busy = throttledWarning(app, app.log, {
       message: 'too many logins being verified at once: new ones refused with 503',
       summary: 'logins still refused with 503: too many being verified at once',
-      intervalMs: WARNING_INTERVAL_MS,
     });
-    app.addHook('onClose', async () => busy.close());
     const onBusy = (running: number) => busy.note({ running });
     app.decorate('authenticator', new Authenticator(app.store.users, { onBusy }));
     // Another instance sharing the store (PostgreSQL) changed a user: its cached logins must go here too, at once.
