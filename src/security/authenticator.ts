@@ -1,5 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import { hash } from 'node:crypto';
+import { Semaphore } from '../store/keyed-mutex.ts';
 import type { UserRepository } from '../store/types.ts';
 import { hashPassword, verifyPassword } from './passwords.ts';
 
@@ -131,10 +132,11 @@ export class Authenticator {
    * opening its pool, or every connection at once when the cached login expires) waits for one scrypt, not one each.
    */
   private readonly verifying = new Map<string, { userName: string; result: Promise<AuthenticatedUser | undefined> }>();
-  /** Verifications running, including those invalidate() stopped others from joining: what the bound counts. */
-  private inFlight = 0;
-  /** Verifications waiting for a turn, first come first served; each is handed the slot of one that ends. */
-  private readonly waiting: (() => void)[] = [];
+  /**
+   * The bound on verifications: those running (including those invalidate() stopped others from joining) hold a slot;
+   * those waiting for a turn, first come first served, are each handed the slot of one that ends.
+   */
+  private readonly slots: Semaphore;
   private dummyHash: Promise<string> | undefined;
   /** Bumped by invalidate(): a verification that read the store before a change must not be cached after it. */
   private generation = 0;
@@ -148,7 +150,6 @@ export class Authenticator {
   private readonly ttlMs: number;
   private readonly refreshAheadMs: number;
   private readonly refusedTtlMs: number;
-  private readonly maxVerifications: number;
   private readonly maxWaiting: number;
   private readonly onBusy: ((running: number) => void) | undefined;
   private readonly now: () => number;
@@ -160,7 +161,7 @@ export class Authenticator {
     this.ttlMs = options.ttlMs ?? CACHE_TTL_MS;
     this.refreshAheadMs = options.refreshAheadMs ?? REFRESH_AHEAD_MS;
     this.refusedTtlMs = options.refusedTtlMs ?? REFUSED_TTL_MS;
-    this.maxVerifications = options.maxVerifications ?? MAX_VERIFICATIONS;
+    this.slots = new Semaphore(options.maxVerifications ?? MAX_VERIFICATIONS);
     this.maxWaiting = options.maxWaiting ?? MAX_WAITING;
     this.onBusy = options.onBusy;
     this.now = options.now ?? Date.now;
@@ -196,7 +197,7 @@ export class Authenticator {
   private refreshIfDue(login: CachedLogin, authorization: string, now: number, key?: string): void {
     if (login.refreshing || login.expiresAt - now > this.refreshAheadMs) return;
     // It starts only in a free slot, never waits for one: the login is still valid, a later request tries again.
-    if (this.inFlight >= this.maxVerifications) return;
+    if (this.slots.full) return;
     login.refreshing = true;
     // A refresh that fails (the store is down) leaves this login to expire; whoever joins it sees the failure.
     this.verification(authorization, key ?? cacheKey(authorization), login.user.name).catch(() => {});
@@ -204,12 +205,12 @@ export class Authenticator {
 
   /** How many verifications (store read and scrypt) are running now, background refreshes included. */
   get verificationsRunning(): number {
-    return this.inFlight;
+    return this.slots.running;
   }
 
   /** How many verifications wait for a turn. */
   get verificationsWaiting(): number {
-    return this.waiting.length;
+    return this.slots.waiting;
   }
 
   async authenticate(authorization: string | undefined): Promise<AuthenticatedUser | undefined> {
@@ -236,32 +237,18 @@ export class Authenticator {
   private verification(authorization: string, key: string, userName: string): Promise<AuthenticatedUser | undefined> {
     const running = this.verifying.get(key);
     if (running) return running.result;
-    if (this.inFlight >= this.maxVerifications && this.waiting.length >= this.maxWaiting) {
-      this.onBusy?.(this.inFlight);
-      return Promise.reject(new VerificationsBusyError(this.inFlight));
+    if (this.slots.full && this.slots.waiting >= this.maxWaiting) {
+      this.onBusy?.(this.slots.running);
+      return Promise.reject(new VerificationsBusyError(this.slots.running));
     }
-    const verification = this.turn()
-      .then(() => this.verify(authorization, key).finally(() => this.endTurn()))
+    const verification = this.slots
+      .acquire()
+      .then(() => this.verify(authorization, key).finally(() => this.slots.release()))
       .finally(() => {
         if (this.verifying.get(key)?.result === verification) this.verifying.delete(key);
       });
     this.verifying.set(key, { userName, result: verification });
     return verification;
-  }
-
-  /** Resolves when a verification may run: at once in a free slot, else when one that runs hands its slot over. */
-  private turn(): Promise<void> {
-    if (this.inFlight < this.maxVerifications) {
-      this.inFlight++;
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => this.waiting.push(resolve));
-  }
-
-  private endTurn(): void {
-    const next = this.waiting.shift();
-    if (next) next();
-    else this.inFlight--;
   }
 
   private async verify(authorization: string, key: string): Promise<AuthenticatedUser | undefined> {

@@ -2,7 +2,7 @@ import pg from 'pg';
 import type { PoolClient } from 'pg';
 import { MESSAGE_LOG_COLUMNS, MESSAGE_LOG_JSON_FROM, credentialFromRow, messageLogFromRow, messageLogValues, oauthStateFromRow, userFromRow, type Row } from '../rows.ts';
 import { compileFilter, compileOrderBy } from '../sql-filter.ts';
-import { KeyedMutex } from '../keyed-mutex.ts';
+import { KeyedMutex, Semaphore } from '../keyed-mutex.ts';
 import { CHANGES_CHANNEL, POSTGRES_MIGRATIONS } from './migrations.ts';
 import { ChangeListener } from './notifications.ts';
 import type {
@@ -115,28 +115,6 @@ async function migrate(pool: pg.Pool): Promise<void> {
       ]);
     }
   });
-}
-
-/** At most `size` callers run at once; the others wait in arrival order. */
-class Semaphore {
-  private available: number;
-  private readonly waiting: (() => void)[] = [];
-
-  constructor(size: number) {
-    this.available = size;
-  }
-
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.available > 0) this.available -= 1;
-    else await new Promise<void>((resolve) => this.waiting.push(resolve));
-    try {
-      return await fn();
-    } finally {
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.available += 1;
-    }
-  }
 }
 
 /** The lock `users.exclusively` takes: credentials' advisory locks, under a name no credential can have (':'). */
