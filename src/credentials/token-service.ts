@@ -3,7 +3,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { AccessToken, SecurityMaterial, UserCredential } from '../runtime/context.ts';
 import { effectiveScope, endpointsOf, identityOf, providerOf } from './providers.ts';
 import { TokenEndpointError, requestToken, userFromIdToken, type TokenClient, type TokenResponse } from './token-endpoint.ts';
-import { CredentialError, failingStatusError, isFailingStatus, type Credential, type FailingStatus, type LastError } from './types.ts';
+import { CredentialError, authorizePath, credentialPath, failingStatusError, isFailingStatus, type Credential, type FailingStatus, type LastError } from './types.ts';
 import type { CredentialVault } from './vault.ts';
 
 export interface TokenServiceOptions {
@@ -552,7 +552,7 @@ export class TokenService implements SecurityMaterial {
     if (type === 'oauth2-client-credentials') return scope ? { grant_type: 'client_credentials', scope } : { grant_type: 'client_credentials' };
     if (!secrets.refreshToken) {
       if (state.status !== 'authorized' || !secrets.accessToken) {
-        throw new CredentialError(name, 'CREDENTIAL_NOT_AUTHORIZED', `Credential "${name}" has not been authorized yet: an admin opens /api/v1/credentials/${encodeURIComponent(name)}/authorize`, {
+        throw new CredentialError(name, 'CREDENTIAL_NOT_AUTHORIZED', `Credential "${name}" has not been authorized yet: an admin opens ${authorizePath(name)}`, {
           credentialStatus: state.status ?? 'unauthorized',
         });
       }
@@ -569,7 +569,7 @@ export class TokenService implements SecurityMaterial {
   private clientFor(credential: Credential): TokenClient {
     const tokenUrl = endpointsOf(credential.settings).tokenUrl;
     if (!tokenUrl || !credential.settings.clientId || credential.secrets.clientSecret === undefined) {
-      throw new CredentialError(credential.name, 'CREDENTIAL_MISCONFIGURED', `Credential "${credential.name}" lacks a token URL, client id or client secret: an admin fixes it with PUT /api/v1/credentials/${encodeURIComponent(credential.name)}`);
+      throw new CredentialError(credential.name, 'CREDENTIAL_MISCONFIGURED', `Credential "${credential.name}" lacks a token URL, client id or client secret: an admin fixes it with PUT ${credentialPath(credential.name)}`);
     }
     return { tokenUrl, clientId: credential.settings.clientId, clientSecret: credential.secrets.clientSecret, clientAuthentication: credential.settings.clientAuthentication ?? 'body' };
   }

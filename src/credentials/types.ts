@@ -155,14 +155,19 @@ function errorSummary(lastError: LastError | undefined): string {
   return ` (${lastError.error}${codes ? `, ${codes}` : ''})`;
 }
 
+/** The admin API's path of credential `name`. */
+export function credentialPath(name: string): string {
+  return `/api/v1/credentials/${encodeURIComponent(name)}`;
+}
+
 export function authorizePath(name: string): string {
-  return `/api/v1/credentials/${encodeURIComponent(name)}/authorize`;
+  return `${credentialPath(name)}/authorize`;
 }
 
 /** The error every token request gets while a credential is in a failing status. */
 export function failingStatusError(name: string, status: FailingStatus, lastError?: LastError, type: CredentialType = 'oauth2-authorization-code'): CredentialError {
   const why = errorSummary(lastError);
-  const fix = `PUT /api/v1/credentials/${encodeURIComponent(name)}`;
+  const fix = `PUT ${credentialPath(name)}`;
   if (type !== 'oauth2-authorization-code') {
     // Nothing to authorize in a browser: the admin fixes the settings (or the policy).
     const what = status === 'blocked' ? 'is blocked by a policy of the authorization server' : status === 'consent-required' ? 'lacks admin consent for its scope' : 'is misconfigured';
