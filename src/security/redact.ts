@@ -32,15 +32,30 @@ export function formEncode(value: string): string {
 /** Base64 characters, either alphabet: a run of them around a secret's base64 is replaced whole. */
 const BASE64_CHAR = /[A-Za-z0-9+/_=-]/;
 
-/** Every form in which a secret sent elsewhere can come back: as it is, encoded as a form body or URL part, JSON- or HTML-escaped, in hex. */
-function sentForms(secrets: readonly (string | undefined)[]): string[] {
-  const forms = new Set<string>();
-  for (const secret of secrets) {
-    if (!secret) continue;
-    forms.add(secret).add(encodeURIComponent(secret)).add(formEncode(secret)).add(new URLSearchParams([['', secret]]).toString().slice(1));
-    forms.add(JSON.stringify(secret).slice(1, -1)).add(htmlEscaped(secret)).add(Buffer.from(secret).toString('hex'));
+/** A secret's forms as a server may echo it (as it is, form- or URL-encoded, JSON- or HTML-escaped, in hex) and their base64 cores. */
+interface EchoForms {
+  forms: string[];
+  cores: string[];
+}
+
+/**
+ * Each secret's echo forms, computed once: a message's secrets are looked for in every failure text and every line
+ * its scripts log, so building them per text would cost more than the search. Bounded; emptied when full.
+ */
+const ECHO_FORMS = new Map<string, EchoForms>();
+const MAX_CACHED_SECRETS = 4096;
+
+function echoFormsOf(secret: string): EchoForms {
+  let cached = ECHO_FORMS.get(secret);
+  if (cached === undefined) {
+    const all = [secret, encodeURIComponent(secret), formEncode(secret), new URLSearchParams([['', secret]]).toString().slice(1)];
+    all.push(JSON.stringify(secret).slice(1, -1), htmlEscaped(secret), Buffer.from(secret).toString('hex'));
+    const forms = [...new Set(all)].filter((form) => form.length >= 4);
+    cached = { forms, cores: forms.flatMap(base64Cores) };
+    if (ECHO_FORMS.size >= MAX_CACHED_SECRETS) ECHO_FORMS.clear();
+    ECHO_FORMS.set(secret, cached);
   }
-  return [...forms].filter((form) => form.length >= 4);
+  return cached;
 }
 
 const HTML_ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
@@ -84,14 +99,21 @@ function redactBase64Runs(text: string, cores: readonly string[]): string {
  * `text` with every secret replaced by [Redacted] in every form a server may echo it back in: as sent, form- or
  * URL-encoded, JSON- or HTML-escaped, in hex, and inside base64 (a Basic header's `id:secret`, however it lines
  * up). For text from elsewhere (a receiver's or a token endpoint's error body, a script's error) that may quote
- * what it was given. Forms shorter than 4 characters are left: they would match ordinary text.
+ * what it was given. Secrets and forms shorter than 4 characters are left: they would match ordinary text.
  */
 export function redactEchoes(text: string, secrets: Iterable<string | undefined>): string {
-  const forms = sentForms([...secrets]);
-  if (forms.length === 0) return text;
+  // Only the forms the text holds are replaced: most texts hold none, and cost a search per form.
+  let found: string[] | undefined;
+  let foundCores: string[] | undefined;
+  for (const secret of secrets) {
+    if (!secret || secret.length < 4) continue;
+    const { forms, cores } = echoFormsOf(secret);
+    for (const form of forms) if (text.includes(form)) (found ??= []).push(form);
+    for (const core of cores) if (text.includes(core)) (foundCores ??= []).push(core);
+  }
   // Longest first: a form that holds a shorter one is replaced whole.
-  const out = redactValues(text, forms.sort((a, b) => b.length - a.length));
-  return redactBase64Runs(out, forms.flatMap(base64Cores));
+  const out = found ? redactValues(text, found.sort((a, b) => b.length - a.length)) : text;
+  return foundCores ? redactBase64Runs(out, foundCores) : out;
 }
 
 /** What an Authorization-like header value gives away: the whole value, its credential part, a Basic password. */
