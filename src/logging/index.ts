@@ -39,22 +39,28 @@ const QUERY_PARAMETER = /([?&])([^=&#]*)=([^&#]*)/g;
  */
 const SECRET_QUERY_NAME = /^(?:code|state|sig|pw|jwt)$|signature|hmac|auth|key|token|secret|pass|pwd|assertion|credential|session|verifier|bearer|cookie/i;
 
-/** A parameter's name as a server reads it: decoded, and without the `[]` / `[x]` of PHP-style arrays. */
 function decodedName(name: string): string {
-  let decoded = name;
   try {
-    decoded = decodeURIComponent(name.replace(/\+/g, ' '));
+    return decodeURIComponent(name.replace(/\+/g, ' '));
   } catch {
-    // left as written
+    return name;
   }
-  return decoded.replace(/\[[^\]]*\]$/, '');
+}
+
+/**
+ * Whether a parameter's value is kept out of logs, by its name as a server reads it: decoded, and each part of a
+ * PHP-style bracketed name on its own (`code[]`, `user[password]`, `a[b][token]`).
+ */
+function isSecretQueryName(name: string): boolean {
+  const decoded = decodedName(name);
+  return SECRET_QUERY_NAME.test(decoded) || decoded.split(/[[\]]+/).some((part) => part !== '' && SECRET_QUERY_NAME.test(part));
 }
 
 /** A URL fit for a log line: values of query parameters that carry secrets are replaced. */
 export function redactUrl(url: string): string {
   if (!url.includes('=')) return url;
   return url.replace(QUERY_PARAMETER, (parameter, separator: string, name: string) =>
-    SECRET_QUERY_NAME.test(decodedName(name)) ? `${separator}${name}=[Redacted]` : parameter,
+    isSecretQueryName(name) ? `${separator}${name}=[Redacted]` : parameter,
   );
 }
 
@@ -110,15 +116,34 @@ export function writePrebuiltLine(logger: Logger, level: Level, fieldsJson: stri
 }
 
 /**
- * Makes every line `logger` and its children write pass through `scrub` first, whole (message, fields, error
- * stack, JSON-escaped as written): for a logger that may be handed secrets known only at run time, such as a
- * message's tokens given to its scripts. Through pino's streamWrite hook, set on this logger alone.
+ * Makes every line `logger` and its children write pass through `scrub` first, each string value of it (message,
+ * fields, error stack) but nothing else, so the line stays JSON and its numbers, ids and keys as they were: for a
+ * logger that may be handed secrets known only at run time, such as a message's tokens given to its scripts.
+ * Through pino's streamWrite hook, set on this logger alone.
  */
-export function scrubLinesOf(logger: Logger, scrub: (line: string) => string): void {
+export function scrubLinesOf(logger: Logger, scrub: (text: string) => string): void {
   const internals = logger as unknown as Record<symbol, { streamWrite?: (line: string) => string } | undefined>;
   const hooks = internals[pino.symbols.hooksSym] ?? {};
   const outer = hooks.streamWrite;
-  internals[pino.symbols.hooksSym] = { ...hooks, streamWrite: outer ? (line) => outer(scrub(line)) : scrub };
+  const scrubLine = (line: string): string => {
+    // One pass over the whole line finds most lines clean; only a line with something to take out is parsed.
+    if (scrub(line) === line) return line;
+    try {
+      return `${JSON.stringify(scrubStrings(JSON.parse(line), scrub))}\n`;
+    } catch {
+      return `${JSON.stringify({ msg: 'a log line was withheld: it held a secret and could not be cleaned' })}\n`;
+    }
+  };
+  internals[pino.symbols.hooksSym] = { ...hooks, streamWrite: outer ? (line) => outer(scrubLine(line)) : scrubLine };
+}
+
+function scrubStrings(value: unknown, scrub: (text: string) => string): unknown {
+  if (typeof value === 'string') return scrub(value);
+  if (Array.isArray(value)) return value.map((item) => scrubStrings(item, scrub));
+  if (value === null || typeof value !== 'object') return value;
+  const out: Record<string, unknown> = {};
+  for (const [key, item] of Object.entries(value)) out[key] = scrubStrings(item, scrub);
+  return out;
 }
 
 export function createLogger(level: string, destination?: DestinationStream): Logger {

@@ -224,6 +224,7 @@ test('redactCredentialsInText takes Bearer and Basic credentials out of a text a
 test('what the secure store gave a script never reaches the caller in a reply header of any name, nor in an echo or another step\'s error', async (t) => {
   // A quote in it: a receiver's JSON echo holds it escaped, not as it is.
   const password = 'basic-pass"word-Echoed-31';
+  const longPassword = `Long-Secret-${'x7Q9'.repeat(20)}`;
   const escaped = JSON.stringify(password).slice(1, -1);
   const leaks = (text: string) => text.includes(password) || text.includes(escaped);
   // Echoes the header it got in a 400, JSON-escaped, as some receivers' error pages do.
@@ -295,6 +296,19 @@ export default async function (message, context) {
   const statusedError = ((await statused.json()) as ErrorReply).error;
   assert.equal(statusedError.code, 'INVALID_REPLY');
   assert.equal(statusedError.message, 'the final message cannot be sent as an HTTP reply: status [Redacted] is not between 200 and 599');
+  // A secret longer than the 64 characters quoted is taken out before the cut, not missed as a prefix.
+  await fetch(`${iflow.url}/api/v1/credentials/Partner`, {
+    method: 'PUT',
+    headers: { authorization: iflow.adminAuth, 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'Partner', type: 'basic', user: 'partner', password: longPassword }),
+  });
+  const statusedLong = ((await (await send('/http/statused')).json()) as ErrorReply).error.message;
+  assert.equal(statusedLong, 'the final message cannot be sent as an HTTP reply: status [Redacted] is not between 200 and 599');
+  await fetch(`${iflow.url}/api/v1/credentials/Partner`, {
+    method: 'PUT',
+    headers: { authorization: iflow.adminAuth, 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'Partner', type: 'basic', user: 'partner', password }),
+  });
 
   // A password of 3 characters is not cleaned out of texts (it would match ordinary words), but a header that is
   // exactly it is still held back.
@@ -344,7 +358,7 @@ test("an http step's own auth: (Basic, a token, a token renewed after a 401) is 
   const receiver = await startReceiver((request) => {
     if (request.url === '/renew' && calls++ === 0) return { status: 401 };
     if (request.url === '/fails') return { status: 500, body: `you sent ${String(request.headers.authorization)}` };
-    return { status: 200, headers: { 'x-seen': String(request.headers.authorization), 'x-plain': 'visible' } };
+    return { status: 200, headers: { 'x-seen': String(request.headers.authorization), 'x-plain': 'visible', 'x-env': 'test-system' } };
   });
   t.after(() => receiver.close());
   const step = (name: string, path: string, auth: string) => ({ 'flow.yaml': `sender: { path: /http/${name} }\nsteps:\n  - http: { address: "${receiver.url}${path}", auth: { ${auth} } }\n` });
@@ -353,6 +367,7 @@ test("an http step's own auth: (Basic, a token, a token renewed after a 401) is 
     basicfails: step('basicfails', '/fails', 'basic: Partner'),
     bearer: step('bearer', '/ok', 'oauth2AuthorizationCode: Microsoft365_Mail'),
     renew: step('renew', '/renew', 'oauth2AuthorizationCode: Microsoft365_Mail'),
+    short: step('short', '/ok', 'basic: Short'),
   });
   wire(iflow, entra);
   await createAndAuthorize(iflow, entra);
@@ -372,6 +387,17 @@ test("an http step's own auth: (Basic, a token, a token renewed after a 401) is 
     assert.equal(answer.headers.get('x-seen'), null, `the reflected Authorization is not replied (${name})`);
   }
   assert.equal(calls, 2, 'the renewing flow was refused once and sent again');
+  // A short password alone is not guarded: an ordinary header that holds the same word still goes back.
+  const short = await fetch(`${iflow.url}/api/v1/credentials`, {
+    method: 'POST',
+    headers: { authorization: iflow.adminAuth, 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'Short', type: 'basic', user: 'partner', password: 'test' }),
+  });
+  assert.equal(short.status, 201);
+  const shortAnswer = await send('short');
+  assert.equal(shortAnswer.status, 200);
+  assert.equal(shortAnswer.headers.get('x-env'), 'test-system');
+  assert.equal(shortAnswer.headers.get('x-seen'), null, 'the reflected Authorization is still held back');
 
   const failed = await send('basicfails');
   assert.equal(failed.status, 502);
@@ -392,6 +418,9 @@ test('what the secure store gave a script is taken out of the lines it logs thro
   context.log.error(new Error('failed with ' + password));
   context.log.child({ part: 'child' }).info('child ' + password);
   context.log.info('nothing secret here');
+  // A short secret that is also in the line's numbers: only string values are cleaned, so the line stays JSON.
+  const { password: digits } = await context.secureStore.getUserCredential('Digits');
+  context.log.info({ count: Number(digits + '1'), flag: true }, 'year ' + digits);
 }
 `,
     },
@@ -402,19 +431,28 @@ test('what the secure store gave a script is taken out of the lines it logs thro
     body: JSON.stringify({ name: 'Partner', type: 'basic', user: 'partner', password }),
   });
   assert.equal(created.status, 201);
+  const digits = await fetch(`${iflow.url}/api/v1/credentials`, {
+    method: 'POST',
+    headers: { authorization: iflow.adminAuth, 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'Digits', type: 'basic', user: 'digits', password: '2026' }),
+  });
+  assert.equal(digits.status, 201);
   const answer = await fetch(`${iflow.url}/http/chatty`, { method: 'POST', headers: { authorization: iflow.adminAuth } });
   assert.equal(answer.status, 200);
   const messageId = answer.headers.get('sap_messageprocessinglogid');
   const lines = await waitFor(() => {
     const found = iflow.logs.records().filter((r) => r.messageId === messageId && r.msg !== 'message completed');
-    return found.length >= 5 ? found : undefined;
-  }, { what: "the script's five log lines" });
+    return found.length >= 6 ? found : undefined;
+  }, { what: "the script's six log lines" });
   const escaped = JSON.stringify(password).slice(1, -1);
   assert.ok(!iflow.logs.text.includes(password) && !iflow.logs.text.includes(escaped), 'the password is in no line, raw or JSON-escaped');
   assert.deepEqual(
     lines.map((r) => r.msg),
-    ['logging [Redacted]', 'interpolated [Redacted]', 'failed with [Redacted]', 'child [Redacted]', 'nothing secret here'],
+    ['logging [Redacted]', 'interpolated [Redacted]', 'failed with [Redacted]', 'child [Redacted]', 'nothing secret here', 'year [Redacted]'],
   );
+  assert.equal(lines[5].count, 20261, 'numbers are not strings: left as they are');
+  assert.equal(lines[5].flag, true);
+  assert.equal(typeof lines[5].time, 'number');
   assert.deepEqual(lines[0].nested, { deeper: ['[Redacted]'] });
   assert.equal(lines[3].part, 'child');
   assert.match(String((lines[2].err as { stack: string }).stack), /^Error: failed with \[Redacted\]\n/);
