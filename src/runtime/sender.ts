@@ -37,9 +37,7 @@ function correlationIdOf(request: FastifyRequest): string {
  * script left something HTTP cannot carry.
  */
 function replyOf(message: Message, secrets: readonly ReadonlySet<string>[] | undefined): { headers: [string, string][]; body: Buffer | string } | MessageFailure {
-  // Its text quotes what a script set, which may be a secret it got (as the status, say).
-  const invalidReply = (why: string) => new MessageFailure('INVALID_REPLY', withoutSecrets(`the final message cannot be sent as an HTTP reply: ${why}`, secrets), 500);
-  if (!Number.isInteger(message.status) || message.status < 200 || message.status > 599) return invalidReply(`status ${String(message.status).slice(0, 64)} is not between 200 and 599`);
+  if (!Number.isInteger(message.status) || message.status < 200 || message.status > 599) return invalidReply(`status ${quoted(String(message.status), secrets)} is not between 200 and 599`);
   const headers: [string, string][] = [];
   const all = message.getHeaders();
   for (const name in all) {
@@ -50,7 +48,7 @@ function replyOf(message: Message, secrets: readonly ReadonlySet<string>[] | und
       validateHeaderName(name);
       validateHeaderValue(name, value);
     } catch {
-      return invalidReply(`header "${name.slice(0, 64)}" has characters HTTP does not allow`);
+      return invalidReply(`header "${quoted(name, secrets)}" has characters HTTP does not allow`);
     }
     headers.push([name, value]);
   }
@@ -62,6 +60,15 @@ function replyOf(message: Message, secrets: readonly ReadonlySet<string>[] | und
   } catch (err) {
     return invalidReply(`the body does not serialise to JSON (${(err as Error).message})`);
   }
+}
+
+function invalidReply(why: string): MessageFailure {
+  return new MessageFailure('INVALID_REPLY', `the final message cannot be sent as an HTTP reply: ${why}`, 500);
+}
+
+/** Something a script set, for an INVALID_REPLY text: a secret it got taken out first, then cut to 64 characters. */
+function quoted(value: string, secrets: readonly ReadonlySet<string>[] | undefined): string {
+  return withoutSecrets(value, secrets).slice(0, 64);
 }
 
 const EMPTY = Buffer.alloc(0);

@@ -8,7 +8,7 @@ test('redactUrl replaces the values of query parameters named like secrets, and 
     'password', 'pwd', 'passwd', 'secret', 'key', 'api_key', 'api-key', 'apikey', 'subscription-key', 'Ocp-Apim-Subscription-Key',
     'auth', 'authorization', 'sig', 'signature', 'X-Amz-Signature', 'X-Goog-Signature', 'X-Amz-Credential', 'X-Amz-Security-Token',
     'hmac', 'jwt', 'session', 'sessionid', 'credential', 'x-api%2Dkey', 'pass', 'pw', 'passphrase', 'bearer', 'cookie', 'code[]',
-    'code%5B%5D', 'token[0]',
+    'code%5B%5D', 'token[0]', 'user[password]', 'data[secret]', 'creds[api_key]', 'a[b][token]',
   ];
   for (const name of secretNames) {
     assert.equal(redactUrl(`/api/v1/flows?a=1&${name}=V-${name}&b=2`), `/api/v1/flows?a=1&${name}=[Redacted]&b=2`, name);

@@ -72,9 +72,11 @@ function truncate(text: string): string {
 /**
  * An Authorization this step sends (its `auth:` credential's, or a token renewed after a 401) is the message's
  * secret from then on: a receiver reflecting it in any header or error text must not hand it on to the caller.
+ * Parts under 8 characters (a short Basic password alone) are left out: a reply header that merely equals or
+ * contains one (`a`, `test`) would be dropped, and a reflection is of the whole value, which is guarded.
  */
 function guardAuthorization(execution: Execution, authorization: string): void {
-  for (const secret of secretsOfHeaderValue(authorization)) guardSecret(execution, secret);
+  for (const secret of secretsOfHeaderValue(authorization)) if (secret.length >= 8) guardSecret(execution, secret);
 }
 
 function retryDelay(answer: Answer | undefined, fallbackMs: number): number {
