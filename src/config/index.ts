@@ -56,6 +56,8 @@ function duration(name: string, value: string | undefined, fallback: string): nu
 /** IFLOW_MPL_FLUSH: a wait between writes; 0 would be a timer firing all the time, not "off". */
 function messageLogFlush(value: string | undefined): number {
   const ms = duration('IFLOW_MPL_FLUSH', value, '200ms');
+  // Above ~24.8 days setInterval fires every millisecond instead; nobody wants a record to wait a day.
+  if (ms > 86_400_000) throw new ConfigError(`IFLOW_MPL_FLUSH: at most 1d, got "${value}"`);
   if (ms < 1) throw new ConfigError(`IFLOW_MPL_FLUSH: at least 1ms (message logs are always written; this is how long a batch may wait), got "${value}"`);
   return ms;
 }
@@ -89,7 +91,9 @@ function publicUrlSetting(value: string | undefined, listenPort: number): string
     return undefined;
   })();
   if (problem) throw new ConfigError(`IFLOW_PUBLIC_URL ${problem} (such as https://iflow.example.com), got "${text}"`);
-  return text;
+  // As the URL parser read it (http:/host, a stray "?" or "#", a backslash all read as something else than written).
+  const url = new URL(text);
+  return `${url.origin}${url.pathname}`.replace(/\/+$/, '');
 }
 
 /** Longest message log retention: beyond it a cut-off date is out of JavaScript's range; keeping all is `0`. */

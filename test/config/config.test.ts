@@ -79,6 +79,12 @@ test('IFLOW_PUBLIC_URL: an http(s) URL with a host; anything else names the prob
   assert.equal(loadConfig({ PORT: '9000' }).publicUrl, 'http://localhost:9000');
   assert.equal(loadConfig({ IFLOW_PUBLIC_URL: 'https://iflow.example.com/' }).publicUrl, 'https://iflow.example.com');
   assert.equal(loadConfig({ IFLOW_PUBLIC_URL: 'https://example.com/iflow' }).publicUrl, 'https://example.com/iflow');
+  assert.equal(loadConfig({ IFLOW_PUBLIC_URL: 'http://[::1]:8080' }).publicUrl, 'http://[::1]:8080');
+  // Written loosely, read as the URL parser reads it: the redirect URI is built from what browsers will reach.
+  for (const loose of ['http:/example.com', 'http:example.com', 'https:///example.com', ' http://example.com', 'http://example.com?', 'http://example.com#', 'HTTP://EXAMPLE.COM/']) {
+    assert.equal(loadConfig({ IFLOW_PUBLIC_URL: loose }).publicUrl, loose.toLowerCase().includes('https') ? 'https://example.com' : 'http://example.com', loose);
+  }
+  assert.equal(loadConfig({ IFLOW_PUBLIC_URL: 'https://example.com\\iflow' }).publicUrl, 'https://example.com/iflow');
   const cases: [string, RegExp][] = [
     ['localhost:8080', /^IFLOW_PUBLIC_URL must start with http:\/\/ or https:\/\/ \(such as https:\/\/iflow\.example\.com\), got "localhost:8080"$/],
     ['iflow.example.com:443', /must start with http:\/\/ or https:\/\//],
@@ -92,11 +98,13 @@ test('IFLOW_PUBLIC_URL: an http(s) URL with a host; anything else names the prob
   }
 });
 
-test('LOG_LEVEL is one of pino\'s levels; IFLOW_MPL_FLUSH is at least 1 ms', () => {
+test('LOG_LEVEL is one of pino\'s levels; IFLOW_MPL_FLUSH is from 1 ms to 1 day', () => {
   assert.equal(loadConfig({}).logLevel, 'info');
   assert.equal(loadConfig({ LOG_LEVEL: 'debug' }).logLevel, 'debug');
   assert.throws(() => loadConfig({ LOG_LEVEL: 'verbose' }), /^ConfigError: LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent, got "verbose"$/);
   assert.equal(loadConfig({}).messageLogFlushMs, 200);
   assert.equal(loadConfig({ IFLOW_MPL_FLUSH: '1ms' }).messageLogFlushMs, 1);
   assert.throws(() => loadConfig({ IFLOW_MPL_FLUSH: '0' }), /^ConfigError: IFLOW_MPL_FLUSH: at least 1ms/);
+  assert.equal(loadConfig({ IFLOW_MPL_FLUSH: '1d' }).messageLogFlushMs, 86_400_000);
+  assert.throws(() => loadConfig({ IFLOW_MPL_FLUSH: '30d' }), /^ConfigError: IFLOW_MPL_FLUSH: at most 1d, got "30d"$/);
 });
