@@ -53,16 +53,16 @@ const MAX_NAMED_UNKNOWN = 10;
 function acceptJsonOnly(app: FastifyInstance) {
   app.removeContentTypeParser(['application/json', 'text/plain']);
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
-    // A client that says its JSON is in another charset means it: read as UTF-8, its text would be another.
-    const charset = DECLARED_CHARSET.exec(request.headers['content-type'] ?? '')?.[1];
-    if (charset !== undefined && !/^utf-?8$/i.test(charset)) {
-      return done(new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', `Content-Type charset ${charset.slice(0, 40)} is not accepted here: send application/json in UTF-8`), undefined);
-    }
     const bytes = body as Buffer;
     if (bytes.length === 0) {
       // Clients that set Content-Type on every call (a DELETE with none of a body) have sent no body, not a bad one.
       if (!METHODS_WITH_BODY.has(request.method)) return done(null, undefined);
       return done(new HttpError(400, 'INVALID_JSON', 'The JSON body is empty'), undefined);
+    }
+    // A client that says its JSON is in another charset means it: read as UTF-8, its text would be another.
+    const charset = DECLARED_CHARSET.exec(request.headers['content-type'] ?? '')?.[1];
+    if (charset !== undefined && !UTF8_CHARSET.test(charset)) {
+      return done(new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', `Content-Type charset ${charset.slice(0, 40)} is not accepted here: send application/json in UTF-8`), undefined);
     }
     // The reviver below recurses: a body nested deeper than any request needs is refused before it overflows.
     const unfit = jsonTextProblem(bytes, ADMIN_JSON_DEPTH);
@@ -80,6 +80,8 @@ function acceptJsonOnly(app: FastifyInstance) {
 }
 
 const DECLARED_CHARSET = /;\s*charset\s*=\s*"?([^";\s]*)/i;
+/** UTF-8, and US-ASCII, which is UTF-8's subset: text in it reads the same. */
+const UTF8_CHARSET = /^(?:utf-?8|us-ascii)$/i;
 
 /** The methods whose admin routes read a body: an empty one there is an error, elsewhere no body at all. */
 const METHODS_WITH_BODY = new Set(['POST', 'PUT', 'PATCH']);

@@ -227,6 +227,9 @@ describe('the users API', () => {
     assertError(await answer(await send(JSON.stringify({ name: 'plain', password: 'plain-password-1', roles: [] }), 'text/plain')), 415, 'UNSUPPORTED_MEDIA_TYPE');
     const latin = assertError(await answer(await send(JSON.stringify({ name: 'latin', password: 'latin-password-1', roles: [] }), 'application/json; charset=latin1')), 415, 'UNSUPPORTED_MEDIA_TYPE');
     assert.equal(latin.error.message, 'Content-Type charset latin1 is not accepted here: send application/json in UTF-8');
+    for (const type of ['application/json; charset="UTF-8"', 'application/json;charset=utf8', 'application/json; charset=US-ASCII']) {
+      assert.equal((await send(JSON.stringify({ name: 'plain', password: 'x' }), type)).status, 400, `${type}: read, and refused for its password only`);
+    }
     const proto = assertError(await answer(await send('{"name":"proto","password":"proto-password-1","roles":[],"__proto__":{"x":1}}')), 400, 'INVALID_JSON');
     assert.match(proto.error.message, /keys named "__proto__"/);
 
@@ -261,6 +264,9 @@ describe('the users API', () => {
     const deleted = await call(iflow, 'DELETE', '/api/v1/users/emptied', { rawBody: '' });
     assert.equal(deleted.status, 204, deleted.text);
     assert.equal(await iflow.app.store.users.get('emptied'), undefined);
+    // No body, so no charset to read it in: the request is answered for what it asks.
+    const none = await fetch(`${iflow.url}/api/v1/users/emptied`, { method: 'DELETE', headers: { authorization: iflow.adminAuth, 'content-type': 'application/json; charset=ISO-8859-1' } });
+    assert.equal(none.status, 404);
   });
 
   test('a Basic password that is not UTF-8 never matches, not even the password of U+FFFD it would decode to', async () => {
