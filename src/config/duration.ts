@@ -11,17 +11,20 @@ export function parseDuration(value: string | number): number {
   return Math.round(Number(match[1]) * UNITS[match[2] ?? 'ms']);
 }
 
+/** HTTP-date's three forms (RFC 9110 §5.6.7), all in GMT: IMF-fixdate, obsolete RFC 850, and asctime (no zone written). */
+const IMF_FIXDATE = /^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$/;
+const RFC850_DATE = /^[A-Z][a-z]+, \d{2}-[A-Z][a-z]{2}-\d{2} \d{2}:\d{2}:\d{2} GMT$/;
+const ASCTIME_DATE = /^[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d{2}:\d{2}:\d{2} \d{4}$/;
+
 /**
- * An HTTP `Retry-After` header (RFC 9110 §10.2.3) → milliseconds to wait: delay-seconds or an HTTP-date (a date
- * past is 0); the first of repeated headers; undefined when absent or unreadable.
+ * An HTTP `Retry-After` header (RFC 9110 §10.2.3) → milliseconds to wait: delay-seconds (digits only) or an
+ * HTTP-date (a date past is 0); the first of repeated headers; undefined when absent or anything else (so the
+ * caller's own delay applies; Date.parse alone reads "-5", "0x10" or "May 5" as something).
  */
 export function retryAfterMs(header: string | string[] | undefined, now = Date.now()): number | undefined {
-  const value = Array.isArray(header) ? header[0] : header;
-  if (value === undefined) return undefined;
-  const seconds = Number(value);
-  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
-  // Every HTTP-date form starts with the day's name; Date.parse alone would read "-5" as a year.
-  if (!/^[A-Za-z]/.test(value)) return undefined;
-  const date = Date.parse(value);
+  const value = (Array.isArray(header) ? header[0] : header)?.trim();
+  if (value === undefined || value === '') return undefined;
+  if (/^\d+$/.test(value)) return Number(value) * 1000;
+  const date = IMF_FIXDATE.test(value) || RFC850_DATE.test(value) ? Date.parse(value) : ASCTIME_DATE.test(value) ? Date.parse(`${value} GMT`) : NaN;
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
