@@ -71,6 +71,7 @@ let heapSession: Session | undefined;
 
 /** Samples every allocation (every `interval` bytes on average), the garbage collected since included. */
 async function heapSamplingStart(interval = '128'): Promise<void> {
+  if (heapSession) throw new Error('heap sampling is running already');
   heapSession = new Session();
   heapSession.connect();
   await heapSession.post('HeapProfiler.enable');
