@@ -37,7 +37,7 @@ function correlationIdOf(request: FastifyRequest): string {
  * script left something HTTP cannot carry.
  */
 function replyOf(message: Message, secrets: readonly ReadonlySet<string>[] | undefined): { headers: [string, string][]; body: Buffer | string } | MessageFailure {
-  if (!Number.isInteger(message.status) || message.status < 200 || message.status > 599) return invalidReply(`status ${quoted(String(message.status), secrets)} is not between 200 and 599`);
+  if (!Number.isInteger(message.status) || message.status < 200 || message.status > 599) return invalidReply(`status ${quoted(String(message.status), secrets)} is not between 200 and 599`, secrets);
   const headers: [string, string][] = [];
   const all = message.getHeaders();
   for (const name in all) {
@@ -48,7 +48,7 @@ function replyOf(message: Message, secrets: readonly ReadonlySet<string>[] | und
       validateHeaderName(name);
       validateHeaderValue(name, value);
     } catch {
-      return invalidReply(`header "${quoted(name, secrets)}" has characters HTTP does not allow`);
+      return invalidReply(`header "${quoted(name, secrets)}" has characters HTTP does not allow`, secrets);
     }
     headers.push([name, value]);
   }
@@ -58,15 +58,16 @@ function replyOf(message: Message, secrets: readonly ReadonlySet<string>[] | und
     headers.push(['content-type', 'application/json; charset=utf-8']);
     return { headers, body };
   } catch (err) {
-    return invalidReply(`the body does not serialise to JSON (${(err as Error).message})`);
+    return invalidReply(`the body does not serialise to JSON (${(err as Error).message})`, secrets);
   }
 }
 
-function invalidReply(why: string): MessageFailure {
-  return new MessageFailure('INVALID_REPLY', `the final message cannot be sent as an HTTP reply: ${why}`, 500);
+/** Its text may quote what a script set (a key, a toJSON's error): the secrets the message's scripts got are taken out. */
+function invalidReply(why: string, secrets: readonly ReadonlySet<string>[] | undefined): MessageFailure {
+  return new MessageFailure('INVALID_REPLY', withoutSecrets(`the final message cannot be sent as an HTTP reply: ${why}`, secrets), 500);
 }
 
-/** Something a script set, for an INVALID_REPLY text: a secret it got taken out first, then cut to 64 characters. */
+/** Something a script set, for an INVALID_REPLY text: a secret it got taken out before the cut to 64 characters, not after. */
 function quoted(value: string, secrets: readonly ReadonlySet<string>[] | undefined): string {
   return withoutSecrets(value, secrets).slice(0, 64);
 }

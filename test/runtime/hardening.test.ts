@@ -253,6 +253,11 @@ export default async function (message, context) {
       'flow.yaml': 'sender: { path: /http/statused }\nsteps:\n  - script: status.mjs\n',
       'status.mjs': "export default async function (message, context) { message.status = (await context.secureStore.getUserCredential('Partner')).password; }\n",
     },
+    // A body that cannot be JSON, whose error names the key holding the secret.
+    circular: {
+      'flow.yaml': 'sender: { path: /http/circular }\nsteps:\n  - script: circular.mjs\n',
+      'circular.mjs': "export default async function (message, context) { const key = (await context.secureStore.getUserCredential('Partner')).password; const body = {}; body[key] = body; message.setBody(body); }\n",
+    },
     // Another script quotes it in its error.
     quoted: {
       'flow.yaml': 'sender: { path: /http/quoted }\nsteps:\n  - script: put.mjs\n  - script: quote.mjs\n',
@@ -296,6 +301,12 @@ export default async function (message, context) {
   const statusedError = ((await statused.json()) as ErrorReply).error;
   assert.equal(statusedError.code, 'INVALID_REPLY');
   assert.equal(statusedError.message, 'the final message cannot be sent as an HTTP reply: status [Redacted] is not between 200 and 599');
+  const circular = await send('/http/circular');
+  assert.equal(circular.status, 500);
+  const circularError = ((await circular.json()) as ErrorReply).error;
+  assert.equal(circularError.code, 'INVALID_REPLY');
+  assert.ok(!leaks(circularError.message) && circularError.message.includes('[Redacted]'), circularError.message);
+
   // A secret longer than the 64 characters quoted is taken out before the cut, not missed as a prefix.
   await fetch(`${iflow.url}/api/v1/credentials/Partner`, {
     method: 'PUT',
@@ -318,7 +329,7 @@ export default async function (message, context) {
   assert.equal(short.headers.get('x-plain'), 'visible');
   assert.equal(short.headers.get('x-partner'), null);
 
-  for (const path of ['/http/echoed', '/http/quoted', '/http/statused']) {
+  for (const path of ['/http/echoed', '/http/quoted', '/http/statused', '/http/circular']) {
     const messageId = (await waitFor(() => iflow.logs.records().find((r) => r.msg === 'message failed' && String(r.error && (r.error as { message: string }).message).length > 0 && r.flow === path.slice(6)), { what: `the failure of ${path}` })).messageId as string;
     const record = await waitFor(() => iflow.app.store.messageLogs.get(messageId), { what: 'the message log' });
     assert.ok(!leaks(JSON.stringify(record)), `not in the message log (${path})`);
