@@ -116,33 +116,36 @@ export function writePrebuiltLine(logger: Logger, level: Level, fieldsJson: stri
 }
 
 /**
- * Makes every line `logger` and its children write pass through `scrub` first, each string value of it (message,
- * fields, error stack) but nothing else, so the line stays JSON and its numbers, ids and keys as they were: for a
- * logger that may be handed secrets known only at run time, such as a message's tokens given to its scripts.
- * Through pino's streamWrite hook, set on this logger alone.
+ * Makes every line `logger` and its children write pass through `scrub` first: each key and string value of it
+ * (message, fields, error stack) is cleaned, and a number that is a secret becomes "[Redacted]", so the line stays
+ * JSON and what is no secret (time, pid, ids) as it was. For a logger that may be
+ * handed secrets known only at run time, such as a message's tokens given to its scripts. Through pino's
+ * streamWrite hook, set on this logger alone.
  */
 export function scrubLinesOf(logger: Logger, scrub: (text: string) => string): void {
   const internals = logger as unknown as Record<symbol, { streamWrite?: (line: string) => string } | undefined>;
   const hooks = internals[pino.symbols.hooksSym] ?? {};
   const outer = hooks.streamWrite;
   const scrubLine = (line: string): string => {
-    // One pass over the whole line finds most lines clean; only a line with something to take out is parsed.
+    // One search of the whole line finds most lines clean; only a line with something to take out is rebuilt.
     if (scrub(line) === line) return line;
     try {
-      return `${JSON.stringify(scrubStrings(JSON.parse(line), scrub))}\n`;
+      return `${JSON.stringify(scrubJson(JSON.parse(line), scrub))}\n`;
     } catch {
-      return `${JSON.stringify({ msg: 'a log line was withheld: it held a secret and could not be cleaned' })}\n`;
+      return `${JSON.stringify({ msg: 'a log line was withheld: it held a secret and could not be read to clean it' })}\n`;
     }
   };
   internals[pino.symbols.hooksSym] = { ...hooks, streamWrite: outer ? (line) => outer(scrubLine(line)) : scrubLine };
 }
 
-function scrubStrings(value: unknown, scrub: (text: string) => string): unknown {
+function scrubJson(value: unknown, scrub: (text: string) => string): unknown {
   if (typeof value === 'string') return scrub(value);
-  if (Array.isArray(value)) return value.map((item) => scrubStrings(item, scrub));
+  // A number that is a secret (a PIN) goes; one that merely holds its digits (a timestamp holding "2026") stays.
+  if (typeof value === 'number' || typeof value === 'boolean') return scrub(String(value)) === '[Redacted]' ? '[Redacted]' : value;
+  if (Array.isArray(value)) return value.map((item) => scrubJson(item, scrub));
   if (value === null || typeof value !== 'object') return value;
   const out: Record<string, unknown> = {};
-  for (const [key, item] of Object.entries(value)) out[key] = scrubStrings(item, scrub);
+  for (const [key, item] of Object.entries(value)) out[scrub(key)] = scrubJson(item, scrub);
   return out;
 }
 

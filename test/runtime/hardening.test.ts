@@ -432,6 +432,8 @@ test('what the secure store gave a script is taken out of the lines it logs thro
   // A short secret that is also in the line's numbers: only string values are cleaned, so the line stays JSON.
   const { password: digits } = await context.secureStore.getUserCredential('Digits');
   context.log.info({ count: Number(digits + '1'), flag: true }, 'year ' + digits);
+  // The secret as a key, and as a number.
+  context.log.info({ cache: { [password]: 'partner' }, account: Number(digits) }, 'keyed');
 }
 `,
     },
@@ -453,15 +455,17 @@ test('what the secure store gave a script is taken out of the lines it logs thro
   const messageId = answer.headers.get('sap_messageprocessinglogid');
   const lines = await waitFor(() => {
     const found = iflow.logs.records().filter((r) => r.messageId === messageId && r.msg !== 'message completed');
-    return found.length >= 6 ? found : undefined;
-  }, { what: "the script's six log lines" });
+    return found.length >= 7 ? found : undefined;
+  }, { what: "the script's seven log lines" });
   const escaped = JSON.stringify(password).slice(1, -1);
   assert.ok(!iflow.logs.text.includes(password) && !iflow.logs.text.includes(escaped), 'the password is in no line, raw or JSON-escaped');
   assert.deepEqual(
     lines.map((r) => r.msg),
-    ['logging [Redacted]', 'interpolated [Redacted]', 'failed with [Redacted]', 'child [Redacted]', 'nothing secret here', 'year [Redacted]'],
+    ['logging [Redacted]', 'interpolated [Redacted]', 'failed with [Redacted]', 'child [Redacted]', 'nothing secret here', 'year [Redacted]', 'keyed'],
   );
-  assert.equal(lines[5].count, 20261, 'numbers are not strings: left as they are');
+  assert.deepEqual(lines[6].cache, { '[Redacted]': 'partner' });
+  assert.equal(lines[6].account, '[Redacted]');
+  assert.equal(lines[5].count, 20261, 'a number holding the digits of a secret is not the secret: left as it is');
   assert.equal(lines[5].flag, true);
   assert.equal(typeof lines[5].time, 'number');
   assert.deepEqual(lines[0].nested, { deeper: ['[Redacted]'] });
