@@ -72,10 +72,16 @@ let heapSession: Session | undefined;
 /** Samples every allocation (every `interval` bytes on average), the garbage collected since included. */
 async function heapSamplingStart(interval = '128'): Promise<void> {
   if (heapSession) throw new Error('heap sampling is running already');
-  heapSession = new Session();
-  heapSession.connect();
-  await heapSession.post('HeapProfiler.enable');
-  await heapSession.post('HeapProfiler.startSampling', { samplingInterval: Number(interval), includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+  const session = new Session();
+  session.connect();
+  try {
+    await session.post('HeapProfiler.enable');
+    await session.post('HeapProfiler.startSampling', { samplingInterval: Number(interval), includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+  } catch (err) {
+    session.disconnect();
+    throw err;
+  }
+  heapSession = session;
 }
 
 async function heapSamplingStop(): Promise<SamplingHeapProfile> {

@@ -1,4 +1,4 @@
-import { redactEchoes } from '../security/redact.ts';
+import { redactKnownEchoes } from '../security/redact.ts';
 import type { Execution } from './steps/types.ts';
 
 /**
@@ -36,10 +36,10 @@ export function holdsSecret(value: string, sets: readonly ReadonlySet<string>[])
   return false;
 }
 
-/** `text` with every secret of `sets` replaced by [Redacted], in every form a server may echo it (redactEchoes). */
+/** `text` with every secret of `sets` replaced by [Redacted], in every form a server may echo it (redactKnownEchoes). */
 export function withoutSecrets(text: string, sets: readonly ReadonlySet<string>[] | undefined): string {
   if (sets === undefined) return text;
   let out = text;
-  for (const secrets of sets) out = redactEchoes(out, secrets);
+  for (const secrets of sets) out = redactKnownEchoes(out, secrets);
   return out;
 }

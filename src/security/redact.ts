@@ -38,24 +38,36 @@ interface EchoForms {
   cores: string[];
 }
 
-/**
- * Each secret's echo forms, computed once: a message's secrets are looked for in every failure text and every line
- * its scripts log, so building them per text would cost more than the search. Bounded; emptied when full.
- */
-const ECHO_FORMS = new Map<string, EchoForms>();
-const MAX_CACHED_SECRETS = 4096;
-
 function echoFormsOf(secret: string): EchoForms {
-  let cached = ECHO_FORMS.get(secret);
-  if (cached === undefined) {
-    const all = [secret, encodeURIComponent(secret), formEncode(secret), new URLSearchParams([['', secret]]).toString().slice(1)];
-    all.push(JSON.stringify(secret).slice(1, -1), htmlEscaped(secret), Buffer.from(secret).toString('hex'));
-    const forms = [...new Set(all)].filter((form) => form.length >= 4);
-    cached = { forms, cores: forms.flatMap(base64Cores) };
-    if (ECHO_FORMS.size >= MAX_CACHED_SECRETS) ECHO_FORMS.clear();
-    ECHO_FORMS.set(secret, cached);
+  // What a Basic header or a form body can carry (inside base64 too), then the escapes a server may write it in.
+  const sent = [...new Set([secret, encodeURIComponent(secret), formEncode(secret), new URLSearchParams([['', secret]]).toString().slice(1)])];
+  const forms = [...new Set([...sent, JSON.stringify(secret).slice(1, -1), htmlEscaped(secret), Buffer.from(secret).toString('hex')])];
+  return { forms: forms.filter((form) => form.length >= 4), cores: sent.flatMap(base64Cores) };
+}
+
+/**
+ * The forms of secrets looked for again and again (a message's, in every failure text and every line its scripts
+ * log), kept so that each search does not build them anew. Bounded by their total length; emptied when full.
+ */
+const KEPT_FORMS = new Map<string, EchoForms>();
+let keptChars = 0;
+const MAX_KEPT_CHARS = 4_000_000;
+
+function keptEchoFormsOf(secret: string): EchoForms {
+  let kept = KEPT_FORMS.get(secret);
+  if (kept === undefined) {
+    kept = echoFormsOf(secret);
+    const chars = [...kept.forms, ...kept.cores].reduce((sum, form) => sum + form.length, 0);
+    if (keptChars + chars > MAX_KEPT_CHARS) {
+      KEPT_FORMS.clear();
+      keptChars = 0;
+    }
+    if (chars <= MAX_KEPT_CHARS / 16) {
+      KEPT_FORMS.set(secret, kept);
+      keptChars += chars;
+    }
   }
-  return cached;
+  return kept;
 }
 
 const HTML_ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
@@ -102,12 +114,21 @@ function redactBase64Runs(text: string, cores: readonly string[]): string {
  * what it was given. Secrets and forms shorter than 4 characters are left: they would match ordinary text.
  */
 export function redactEchoes(text: string, secrets: Iterable<string | undefined>): string {
+  return redactForms(text, secrets, echoFormsOf);
+}
+
+/** redactEchoes for secrets looked for again and again (runtime/secrets.ts): their forms are kept between calls. */
+export function redactKnownEchoes(text: string, secrets: Iterable<string | undefined>): string {
+  return redactForms(text, secrets, keptEchoFormsOf);
+}
+
+function redactForms(text: string, secrets: Iterable<string | undefined>, formsOf: (secret: string) => EchoForms): string {
   // Only the forms the text holds are replaced: most texts hold none, and cost a search per form.
   let found: string[] | undefined;
   let foundCores: string[] | undefined;
   for (const secret of secrets) {
     if (!secret || secret.length < 4) continue;
-    const { forms, cores } = echoFormsOf(secret);
+    const { forms, cores } = formsOf(secret);
     for (const form of forms) if (text.includes(form)) (found ??= []).push(form);
     for (const core of cores) if (text.includes(core)) (foundCores ??= []).push(core);
   }
