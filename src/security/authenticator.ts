@@ -1,6 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import { hash } from 'node:crypto';
-import { Semaphore } from '../store/keyed-mutex.ts';
+import { Semaphore } from '../semaphore.ts';
 import type { UserRepository } from '../store/types.ts';
 import { hashPassword, verifyPassword } from './passwords.ts';
 

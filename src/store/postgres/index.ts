@@ -2,7 +2,8 @@ import pg from 'pg';
 import type { PoolClient } from 'pg';
 import { MESSAGE_LOG_COLUMNS, MESSAGE_LOG_JSON_FROM, credentialFromRow, messageLogFromRow, messageLogValues, oauthStateFromRow, userFromRow, type Row } from '../rows.ts';
 import { compileFilter, compileOrderBy } from '../sql-filter.ts';
-import { KeyedMutex, Semaphore } from '../keyed-mutex.ts';
+import { KeyedMutex } from '../keyed-mutex.ts';
+import { Semaphore } from '../../semaphore.ts';
 import { CHANGES_CHANNEL, POSTGRES_MIGRATIONS } from './migrations.ts';
 import { ChangeListener } from './notifications.ts';
 import type {
