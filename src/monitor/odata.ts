@@ -64,7 +64,7 @@ function unknownName(kind: 'field' | 'property', name: string): string {
 /** Properties of a list entry that `$select` may name (the filterable fields plus iflow's additions). */
 export const SELECTABLE_PROPERTIES: readonly string[] = [...MESSAGE_LOG_FIELDS, 'Steps', 'Error'];
 
-export function invalidQuery(option: string, message: string, position?: number): HttpError {
+function invalidQuery(option: string, message: string, position?: number): HttpError {
   const where = position === undefined ? '' : ` at position ${position}`;
   return new HttpError(400, 'INVALID_QUERY', `${option}: ${message}${where}`, position === undefined ? { option } : { option, position });
 }
@@ -376,7 +376,7 @@ function parseCount(option: string, text: string): number {
 }
 
 /** Parses `$select=A,B` into property names (selectOption reads an absent, blank or `*` $select as all). */
-export function parseSelect(text: string, option = '$select'): string[] {
+function parseSelect(text: string, option = '$select'): string[] {
   const tokens = tokenize(option, text);
   const selected: string[] = [];
   let i = 0;
