@@ -1,7 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { HttpError } from '../errors.ts';
 import { requireRole } from '../security/index.ts';
-import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, USER_NAME_PATTERN, USER_NAME_RULE, hashPassword } from '../security/passwords.ts';
+import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, PASSWORD_PATTERN, PASSWORD_RULE, USER_NAME_PATTERN, USER_NAME_RULE, hashPassword } from '../security/passwords.ts';
 import { INITIAL_PASSWORD_FILE } from '../security/bootstrap.ts';
 import { ErrorResponse } from './schemas.ts';
 import type { UserRecord } from '../store/types.ts';
@@ -10,7 +10,7 @@ import { join } from 'node:path';
 
 const UserName = Type.String({ pattern: USER_NAME_PATTERN, description: USER_NAME_RULE });
 const Role = Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$' });
-const Password = Type.String({ minLength: PASSWORD_MIN_LENGTH, maxLength: PASSWORD_MAX_LENGTH });
+const Password = Type.String({ minLength: PASSWORD_MIN_LENGTH, maxLength: PASSWORD_MAX_LENGTH, pattern: PASSWORD_PATTERN, description: PASSWORD_RULE });
 const UserView = Type.Object({ name: Type.String(), roles: Type.Array(Type.String()), createdAt: Type.String(), updatedAt: Type.String() });
 const NameParams = Type.Object({ name: UserName });
 

@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { checkMasterKeyText, MasterKeyError } from '../security/crypto.ts';
-import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, USER_NAME_PATTERN, USER_NAME_RULE } from '../security/passwords.ts';
+import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, PASSWORD_PATTERN, PASSWORD_RULE, USER_NAME_PATTERN, USER_NAME_RULE } from '../security/passwords.ts';
 import { parseDuration } from './duration.ts';
 
 /** Everything iflow reads from the environment, resolved once at start. */
@@ -140,6 +140,10 @@ function adminSettings(env: NodeJS.ProcessEnv): { adminUser: string; adminPasswo
   const length = adminPassword === undefined ? 0 : [...adminPassword].length;
   if (adminPassword !== undefined && (length < PASSWORD_MIN_LENGTH || length > PASSWORD_MAX_LENGTH)) {
     throw new ConfigError(`IFLOW_ADMIN_PASSWORD: a password is ${PASSWORD_MIN_LENGTH} to ${PASSWORD_MAX_LENGTH} characters (this one has ${length})`);
+  }
+  if (adminPassword !== undefined && !new RegExp(PASSWORD_PATTERN, 'u').test(adminPassword)) {
+    const lineBreak = /[\r\n]$/.test(adminPassword) ? ': it ends in a line break, as read from a file whose last line was taken in whole' : '';
+    throw new ConfigError(`IFLOW_ADMIN_PASSWORD: a password is ${PASSWORD_RULE}${lineBreak}`);
   }
   return { adminUser, adminPassword };
 }

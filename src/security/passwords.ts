@@ -6,6 +6,10 @@ export const USER_NAME_PATTERN = '^(?!\\.+$)[A-Za-z0-9._@-]{1,64}$';
 export const USER_NAME_RULE = '1–64 of A-Z a-z 0-9 . _ @ -, not dots alone';
 export const PASSWORD_MIN_LENGTH = 8;
 export const PASSWORD_MAX_LENGTH = 256;
+// No control characters (C0, DEL, C1): none can be typed at a login prompt, a line break is most often a secret file's
+// last newline taken in by mistake, and scrypt's HMAC pads short keys with NULs, so "pw" and "pw\0" would hash alike.
+export const PASSWORD_PATTERN = '^[^\\u0000-\\u001f\\u007f-\\u009f]*$';
+export const PASSWORD_RULE = `${PASSWORD_MIN_LENGTH}–${PASSWORD_MAX_LENGTH} characters, none a control character (no tab or line break)`;
 
 const KEY_LENGTH = 32;
 // N=2^15 (OWASP's scrypt floor is 2^17 with r=8,p=1 at ~64 MiB; 2^15 keeps a login near 50 ms on small hosts).

@@ -289,6 +289,10 @@ describe('the users API', () => {
       { ...good, password: 'short77' },
       { ...good, password: '' },
       { ...good, password: 'p'.repeat(257) },
+      { ...good, password: 'gina-password-1\n' },
+      { ...good, password: 'gina\u0000password' },
+      { ...good, password: 'gina\tpassword' },
+      { ...good, password: 'gina\u0085password' },
       { ...good, roles: ['bad role'] },
       { ...good, roles: [''] },
       { ...good, roles: Array.from({ length: 33 }, (_, i) => `role${i}`) },
@@ -316,10 +320,12 @@ describe('the users API', () => {
     const malformed = await call(iflow, 'POST', '/api/v1/users', { rawBody: '{"name": "gina", ' });
     assertError(malformed, 400, 'INVALID_JSON');
 
-    for (const body of [{}, { password: 'short' }, { roles: ['bad role'] }, { roles: ['monitor'], name: 'renamed' }, { password: 'long-enough-password', extra: 1 }]) {
+    const watcherHash = (await iflow.app.store.users.get('watcher'))?.passwordHash;
+    for (const body of [{}, { password: 'short' }, { password: 'long-enough-password\r\n' }, { password: 'long-enough\u007fpassword' }, { roles: ['bad role'] }, { roles: ['monitor'], name: 'renamed' }, { password: 'long-enough-password', extra: 1 }]) {
       assertError(await call(iflow, 'PUT', '/api/v1/users/watcher', { body }), 400, 'BAD_REQUEST');
     }
     assert.deepEqual((await iflow.app.store.users.get('watcher'))?.roles, ['monitor']);
+    assert.equal((await iflow.app.store.users.get('watcher'))?.passwordHash, watcherHash, 'a refused password change leaves the hash');
     const renamed = assertError(await call(iflow, 'PUT', '/api/v1/users/watcher', { body: { roles: ['monitor'], name: 'renamed' } }), 400, 'BAD_REQUEST');
     assert.match(renamed.error.message, /must NOT have additional properties \(unknown: "name"\)$/, 'the message names the property');
 

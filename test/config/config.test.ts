@@ -52,6 +52,13 @@ test("the bootstrap admin's name and password follow the users API's rules; the 
   assert.throws(() => loadConfig({ IFLOW_ADMIN_PASSWORD: 'x'.repeat(257) }), /IFLOW_ADMIN_PASSWORD: a password is 8 to 256 characters \(this one has 257\)/);
   // Counted as the users API counts: four emoji are four characters (eight UTF-16 units).
   assert.throws(() => loadConfig({ IFLOW_ADMIN_PASSWORD: '😀😀😀😀' }), /\(this one has 4\)/);
+  // A secret file's last newline, taken in whole: said so, and the password is not echoed.
+  assert.throws(
+    () => loadConfig({ IFLOW_ADMIN_PASSWORD: 'from-a-file\n' }),
+    (err: Error) => err instanceof ConfigError && /no tab or line break\): it ends in a line break/.test(err.message) && !err.message.includes('from-a-file'),
+  );
+  assert.throws(() => loadConfig({ IFLOW_ADMIN_PASSWORD: 'tab\there-too' }), /IFLOW_ADMIN_PASSWORD: a password is 8–256 characters, none a control character \(no tab or line break\)$/);
+  assert.equal(loadConfig({ IFLOW_ADMIN_PASSWORD: 'ümlaut-ß-ok' }).adminPassword, 'ümlaut-ß-ok');
   assert.throws(() => loadConfig({ IFLOW_ADMIN_USER: 'the admin' }), (err: Error) => err instanceof ConfigError && /^IFLOW_ADMIN_USER: a user name is 1–64 of/.test(err.message));
 });
 
