@@ -11,6 +11,42 @@ import type { Execution } from './steps/types.ts';
  * http step renewed after a 401). Nothing is allocated for a message whose steps handed out nothing.
  */
 
+/**
+ * What a script step's scripts were handed, on any message (a script may keep a token in a module variable and put
+ * it in a later message): each secret for `keepMs` after it was last handed out, the newest `max` at most. Old
+ * tokens leave as they are renewed, so the set does not grow with every renewal, nor does the search of every
+ * reply header and log line through it; one handed out on each message stays.
+ */
+export class RecentSecrets {
+  /** The secrets, least recently handed out first: what the message guards (guardSecrets). */
+  readonly secrets: ReadonlySet<string> = new Set<string>();
+  readonly #handedOutAt = new Map<string, number>();
+
+  constructor(
+    private readonly max: number,
+    private readonly keepMs: number,
+  ) {}
+
+  add(secret: string, now = Date.now()): void {
+    const secrets = this.secrets as Set<string>;
+    // Moved to the end: the oldest stay first, where pruning looks.
+    secrets.delete(secret);
+    secrets.add(secret);
+    this.#handedOutAt.delete(secret);
+    this.#handedOutAt.set(secret, now);
+    this.prune(now);
+  }
+
+  /** Drops what was last handed out over `keepMs` ago, and the oldest beyond `max`. */
+  prune(now = Date.now()): void {
+    for (const [secret, at] of this.#handedOutAt) {
+      if (this.#handedOutAt.size <= this.max && now - at <= this.keepMs) return;
+      this.#handedOutAt.delete(secret);
+      (this.secrets as Set<string>).delete(secret);
+    }
+  }
+}
+
 /** Adds `secrets` (a step's own set, filled as it goes) to what the message must not let out. */
 export function guardSecrets(execution: Execution, secrets: ReadonlySet<string>): void {
   const sets = (execution.secretSets ??= []);

@@ -5,7 +5,7 @@ import { FlowError } from '../../flows/errors.ts';
 import { notAParameter } from '../../flows/parameters.ts';
 import { secureStoreFor, type ScriptContext, type SecureStore, type SecurityMaterial } from '../context.ts';
 import { redactCredentialsInText } from '../../security/redact.ts';
-import { guardSecrets } from '../secrets.ts';
+import { RecentSecrets, guardSecrets } from '../secrets.ts';
 import { MessageFailure, toMessageFailure } from '../errors.ts';
 import { Message } from '../message.ts';
 import type { Execution, StepEnvironment, StepRun } from './types.ts';
@@ -14,6 +14,8 @@ type ProcessData = (message: Message, context: ScriptContext) => unknown;
 
 /** At most this many secrets handed to one step's script are remembered for cleaning its error texts. */
 const HANDED_OUT_MAX = 1000;
+/** … each for this long after it was last handed out: longer than any access token lives (Entra ID's: 1 day at most). */
+const HANDED_OUT_KEEP_MS = 2 * 24 * 60 * 60 * 1000;
 
 /** "file.ts:12" from the first stack frame inside the script, so a failure points at its line. */
 function scriptLocation(err: unknown, scriptPaths: string[], shownName: string): string {
@@ -154,11 +156,11 @@ export async function compileScriptStep(file: string, timeoutMs: number, env: St
   }
   const parameters = env.parameters;
   // Every secret the secure store gave this step's script, on any message: a script may keep a token in a
-  // module-level variable and put it in a later message's header or error. Bounded; emptied when full.
-  const handedOut = new Set<string>();
+  // module-level variable and put it in a later message's header or error. Bounded in count and age.
+  const recent = new RecentSecrets(HANDED_OUT_MAX, HANDED_OUT_KEEP_MS);
+  const handedOut = recent.secrets;
   const rememberSecret = (secret: string, execution: Execution) => {
-    if (handedOut.size >= HANDED_OUT_MAX) handedOut.clear();
-    handedOut.add(secret);
+    recent.add(secret);
     guardSecrets(execution, handedOut);
   };
   const material = env.securityMaterial;
@@ -188,7 +190,10 @@ export async function compileScriptStep(file: string, timeoutMs: number, env: St
   // Not an async function: a synchronous script (most are) completes the step without a promise.
   return (message, execution) => {
     // What the script got on earlier messages it may still hold (a cached token): this message guards it too.
-    if (handedOut.size > 0) guardSecrets(execution, handedOut);
+    if (handedOut.size > 0) {
+      recent.prune();
+      guardSecrets(execution, handedOut);
+    }
     let result: unknown;
     try {
       result = processData(message, new Context(material, rememberSecret, parameters, execution));
