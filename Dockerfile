@@ -1,7 +1,9 @@
-# iflow: multi-stage image on the current Node.js LTS (24), running as the non-root user `node`.
+# iflow: multi-stage image on the current Node.js LTS (26, Active LTS since 2026-10-28; Debian 13 "trixie", its
+# images' default), running as the non-root user `node`. Every production dependency supports Node 26 (better-sqlite3
+# since 12.11).
 #   docker build -t iflow .
 #   docker run -p 8080:8080 -v iflow-data:/data -v "$PWD/flows:/app/flows:ro" iflow
-ARG NODE_IMAGE=node:24-bookworm-slim
+ARG NODE_IMAGE=node:26-trixie-slim
 
 # ---- build: production dependencies, with the toolchain better-sqlite3 needs when no prebuilt binary fits
 FROM ${NODE_IMAGE} AS build
