@@ -119,6 +119,13 @@ export function errorDetails(httpStatus: number | undefined, body: unknown, gran
   };
 }
 
+/**
+ * The longest `expires_in` believed (a year). Entra's tokens live about an hour (at most a day); a larger value is a
+ * server's mistake, and one past JavaScript's date range (~1e11 s) would make every time computed from it invalid, so
+ * tokens the server already issued (a rotated refresh token too) would be lost.
+ */
+export const MAX_EXPIRES_IN_SECONDS = 365 * 24 * 3600;
+
 /** Validates a successful token response body. */
 export function parseTokenResponse(body: unknown): TokenResponse | undefined {
   if (!body || typeof body !== 'object') return undefined;
@@ -129,7 +136,7 @@ export function parseTokenResponse(body: unknown): TokenResponse | undefined {
   return {
     accessToken,
     tokenType: stringOrUndefined(json.token_type) ?? 'Bearer',
-    expiresIn: Number.isFinite(expiresIn) && expiresIn > 0 ? expiresIn : 3600,
+    expiresIn: Number.isFinite(expiresIn) && expiresIn > 0 ? Math.min(expiresIn, MAX_EXPIRES_IN_SECONDS) : 3600,
     refreshToken: stringOrUndefined(json.refresh_token),
     idToken: stringOrUndefined(json.id_token),
     scope: stringOrUndefined(json.scope),

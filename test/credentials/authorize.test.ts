@@ -255,6 +255,26 @@ describe('authorization in the browser', () => {
     assert.equal(misconfigured.json.lastError.error, 'invalid_client');
   });
 
+  test('an absurd expires_in (1e13 s, past the date range) is capped: the code exchange and a refresh keep their tokens', async () => {
+    entra.setAccessTokenLifetimeSeconds(1e13);
+    try {
+      const name = await createAndAuthorize(iflow, entra, { name: 'HugeExpiry' });
+      const read = await api(iflow, 'GET', `/api/v1/credentials/${name}`);
+      assert.equal(read.json.status, 'authorized');
+      const expiresAt = Date.parse(read.json.expiresAt);
+      assert.ok(expiresAt > Date.now() + 300 * 86_400_000 && expiresAt < Date.now() + 400 * 86_400_000, read.json.expiresAt);
+      // A refresh answered the same way stores the rotated refresh token and hands out the new access token.
+      const first = await iflow.app.securityMaterial.getAccessToken(name);
+      const second = await iflow.app.securityMaterial.getAccessToken(name, { rejectedToken: first.accessToken });
+      assert.notEqual(second.accessToken, first.accessToken);
+      const stored = await iflow.app.store.credentials.get(name);
+      const secrets = loadMasterKey({ dataDir: iflow.dataDir }).decryptJson<{ refreshToken?: string }>(stored!.secrets, `credential:${name}`);
+      assert.equal(secrets.refreshToken, entra.latestRefreshToken, 'the rotated refresh token is stored');
+    } finally {
+      entra.setAccessTokenLifetimeSeconds(3600);
+    }
+  });
+
   test('redirect URI not registered: Entra shows its own error page and iflow keeps the state unused', async () => {
     await api(iflow, 'POST', '/api/v1/credentials', mailCredential(entra, { name: 'Unregistered', clientId: 'unknown-client' }));
     const browser = await followRedirects(`${iflow.url}/api/v1/credentials/Unregistered/authorize`, { headers: { authorization: iflow.adminAuth } });
