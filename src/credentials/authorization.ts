@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../config/index.ts';
 import { HttpError } from '../errors.ts';
@@ -34,6 +35,16 @@ export type CallbackOutcome =
   | { kind: 'token-unavailable'; credential: string; lastError: LastError }
   | { kind: 'changed'; credential: string };
 
+/**
+ * What an authorization is bound to: the credential's client, endpoints and scope (identityOf) and its creation
+ * time (a credential deleted and created again under the same name is another one). Kept with the PKCE verifier
+ * (encrypted, after a space: a verifier never holds one, RFC 7636 §4.1), so a code whose authorization was started
+ * before the credential changed is not redeemed for the changed one.
+ */
+export function authorizationBinding(credential: Credential): string {
+  return createHash('sha256').update(JSON.stringify([identityOf(credential), credential.createdAt])).digest('base64url').slice(0, 22);
+}
+
 /** The browser side of the authorization code flow: start (302 URL) and callback (code → tokens). */
 export class Authorization {
   constructor(private readonly deps: AuthorizationDeps) {}
@@ -60,7 +71,7 @@ export class Authorization {
     await states.putOAuthState({
       state: authorization.state,
       credentialName: name,
-      codeVerifier: key.encrypt(authorization.verifier, oauthStateContext(authorization.state)),
+      codeVerifier: key.encrypt(`${authorization.verifier} ${authorizationBinding(credential)}`, oauthStateContext(authorization.state)),
       expiresAt: new Date(this.now() + STATE_LIFETIME_MS).toISOString(),
     });
     log.info({ credential: name, outcome: 'authorization-started' }, 'credential authorization started');
@@ -85,8 +96,10 @@ export class Authorization {
     if (!query.code) return { kind: 'bad-request', credential: name, message: 'The authorization server sent neither a code nor an error.' };
 
     let verifier: string;
+    let binding: string | undefined;
     try {
-      verifier = key.decrypt(record.codeVerifier, oauthStateContext(state));
+      // States stored before bindings were kept hold the verifier alone.
+      [verifier = '', binding] = key.decrypt(record.codeVerifier, oauthStateContext(state)).split(' ');
     } catch (err) {
       if (err instanceof DecryptionError) return { kind: 'bad-state', reason: 'unreadable' };
       throw err;
@@ -94,6 +107,12 @@ export class Authorization {
     const credential = await vault.get(name);
     if (!credential || credential.type !== 'oauth2-authorization-code') {
       return { kind: 'bad-request', credential: name, message: `Credential "${name}" no longer exists (or is no longer an authorization-code credential).` };
+    }
+    if (binding !== undefined && binding !== authorizationBinding(credential)) {
+      // Its client, endpoints or scope changed (or it was deleted and created again) since this authorization
+      // started: the code belongs to the old settings, and is not redeemed.
+      log.warn({ credential: name, outcome: 'discarded' }, 'credential changed since its authorization started; code not redeemed');
+      return { kind: 'changed', credential: name };
     }
 
     const redirect = redirectUri(config.publicUrl);

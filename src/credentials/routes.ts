@@ -163,7 +163,7 @@ function outcomePage(reply: FastifyReply, outcome: CallbackOutcome): FastifyRepl
       return sendPage(reply, 409, {
         tone: 'error',
         title: `Credential ${outcome.credential} changed during the authorization`,
-        paragraphs: ['Its client, endpoints or scope were changed while you signed in, so the tokens were discarded. Authorize it again.'],
+        paragraphs: ['Its client, endpoints or scope were changed (or it was deleted and created again) while you signed in, so this authorization was discarded and nothing was stored. Authorize it again.'],
         links: [again(outcome.credential), home],
       });
     case 'token-unavailable':

@@ -25,6 +25,12 @@ async function loginAtEntra(authorizeUrl: URL): Promise<URL> {
   return new URL(response.headers.get('location')!);
 }
 
+/** createdAt has millisecond resolution: a credential created again must not share its predecessor's. */
+async function sleepUntilNextMs(): Promise<void> {
+  const start = Date.now();
+  while (Date.now() === start) await new Promise((resolve) => setImmediate(resolve));
+}
+
 async function get(url: string | URL): Promise<{ status: number; text: string; headers: Headers }> {
   const response = await fetch(url, { redirect: 'manual' });
   return { status: response.status, text: await response.text(), headers: response.headers };
@@ -65,7 +71,7 @@ describe('authorization in the browser', () => {
       const row = db.prepare('SELECT * FROM oauth_states WHERE state = ?').get(state) as { credential_name: string; code_verifier: string; expires_at: string };
       assert.equal(row.credential_name, 'Params');
       assert.match(row.code_verifier, /^v1\./);
-      const verifier = loadMasterKey({ dataDir: iflow.dataDir }).decrypt(row.code_verifier, `oauth-state:${state}`);
+      const verifier = loadMasterKey({ dataDir: iflow.dataDir }).decrypt(row.code_verifier, `oauth-state:${state}`).split(' ')[0];
       assert.equal(createHash('sha256').update(verifier).digest('base64url'), q.get('code_challenge'));
       const lifetime = Date.parse(row.expires_at) - Date.now();
       assert.ok(lifetime > 9 * 60_000 && lifetime <= 10 * 60_000, `state lives 10 minutes, got ${lifetime} ms`);
@@ -273,6 +279,39 @@ describe('authorization in the browser', () => {
     } finally {
       entra.setAccessTokenLifetimeSeconds(3600);
     }
+  });
+
+  test('an authorization started before the scope or client changed (or the credential was created again) is not redeemed', async () => {
+    const name = await createAndAuthorize(iflow, entra, { name: 'Stale' });
+    const before = await iflow.app.store.credentials.get(name);
+    // Scope changed while the admin signs in with the old one: the old grant goes (unauthorized), and the code
+    // obtained for the old scope must not make it authorized again.
+    const pending = await loginAtEntra(await startAuthorization(iflow, name));
+    const put = await api(iflow, 'PUT', `/api/v1/credentials/${name}`, mailCredential(entra, { name, scope: 'https://graph.microsoft.com/Mail.Send https://graph.microsoft.com/Mail.Read' }));
+    assert.equal(put.json.status, 'unauthorized');
+    entra.resetCounters();
+    const stale = await get(pending);
+    assert.equal(stale.status, 409, stale.text);
+    assert.match(stale.text, /changed/);
+    assert.equal(entra.countTokenRequests(), 0, 'the code is not redeemed');
+    assert.equal((await api(iflow, 'GET', `/api/v1/credentials/${name}`)).json.status, 'unauthorized');
+    assert.notDeepEqual((await iflow.app.store.credentials.get(name))?.secrets, before?.secrets);
+
+    // Deleted and created again (same settings) under the same name: another credential.
+    const pending2 = await loginAtEntra(await startAuthorization(iflow, name));
+    assert.equal((await api(iflow, 'DELETE', `/api/v1/credentials/${name}`)).status, 204);
+    await sleepUntilNextMs();
+    assert.equal((await api(iflow, 'POST', '/api/v1/credentials', mailCredential(entra, { name }))).status, 201);
+    const recreated = await get(pending2);
+    assert.equal(recreated.status, 409, recreated.text);
+    assert.equal((await api(iflow, 'GET', `/api/v1/credentials/${name}`)).json.status, 'unauthorized');
+
+    // Unchanged settings (a new secret, a description) do not stop an authorization in progress.
+    const pending3 = await loginAtEntra(await startAuthorization(iflow, name));
+    assert.equal((await api(iflow, 'PUT', `/api/v1/credentials/${name}`, mailCredential(entra, { name, description: 'edited' }))).status, 200);
+    const ok = await get(pending3);
+    assert.equal(ok.status, 200, ok.text);
+    assert.equal((await api(iflow, 'GET', `/api/v1/credentials/${name}`)).json.status, 'authorized');
   });
 
   test('redirect URI not registered: Entra shows its own error page and iflow keeps the state unused', async () => {

@@ -95,7 +95,7 @@ describe('persistence and the master key', () => {
       const row = db.prepare('SELECT code_verifier FROM oauth_states WHERE state = ?').get(state) as { code_verifier: string };
       db.close();
       const { loadMasterKey } = await import('../../src/security/crypto.ts');
-      secrets.push(loadMasterKey({ dataDir: dir }).decrypt(row.code_verifier, `oauth-state:${state}`));
+      secrets.push(loadMasterKey({ dataDir: dir }).decrypt(row.code_verifier, `oauth-state:${state}`).split(' ')[0]);
 
       const browser = await authorizeInBrowser(iflow, 'Mail');
       assert.equal(browser.final.status, 200);
