@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import oauthPlugin, { type OAuth2Namespace } from '@fastify/oauth2';
 import { effectiveScope, endpointsOf, identityOf, splitScope } from './providers.ts';
-import { TokenEndpointError, classifyTokenError, errorDetails, parseTokenResponse, type TokenResponse } from './token-endpoint.ts';
+import { MAX_TOKEN_RESPONSE_BYTES, TokenEndpointError, classifyTokenError, errorDetails, notATokenResponse, parseTokenResponse, type TokenResponse } from './token-endpoint.ts';
 import type { Credential } from './types.ts';
 
 /**
@@ -140,8 +140,8 @@ async function build(credential: Credential, redirectUri: string): Promise<{ hos
         client: { id: settings.clientId, secret: secrets.clientSecret },
         auth: { authorizeHost: authorize.host, authorizePath: authorize.path, tokenHost: token.host, tokenPath: token.path },
         options: { authorizationMethod: settings.clientAuthentication === 'basic' ? 'header' : 'body' },
-        // Wreck's timeout for the code exchange.
-        http: { timeout: EXCHANGE_TIMEOUT_MS },
+        // Wreck's timeout and size limit for the code exchange.
+        http: { timeout: EXCHANGE_TIMEOUT_MS, maxBytes: MAX_TOKEN_RESPONSE_BYTES },
       },
       callbackUri: redirectUri,
       tokenRequestParams: scope ? { scope } : {},
@@ -170,7 +170,7 @@ async function build(credential: Credential, redirectUri: string): Promise<{ hos
 
 /** simple-oauth2 (Wreck/Boom) errors → TokenEndpointError, keeping Entra's error JSON. */
 function exchangeError(err: unknown, secrets: readonly (string | undefined)[]): TokenEndpointError {
-  const e = err as { output?: { statusCode?: number }; data?: { payload?: unknown; res?: { statusCode?: number } } };
+  const e = err as { output?: { statusCode?: number }; data?: { payload?: unknown; isResponseError?: boolean; res?: { statusCode?: number; headers?: Record<string, unknown> } } };
   const httpStatus = e.data?.res?.statusCode;
   if (httpStatus === undefined) {
     const timedOut = e.output?.statusCode === 504;
@@ -189,9 +189,15 @@ function exchangeError(err: unknown, secrets: readonly (string | undefined)[]): 
       payload = undefined;
     }
   }
+  // Past maxBytes: Wreck's own 413 (a server's 413 is a response error), or, as Wreck's reader destroys the response
+  // before it reports that, "closed prematurely" on an answer that declared a larger length.
+  const declaredBytes = Number(e.data?.res?.headers?.['content-length']);
+  const tooLarge = (e.output?.statusCode === 413 && e.data?.isResponseError !== true) || declaredBytes > MAX_TOKEN_RESPONSE_BYTES;
+  if (tooLarge) payload = undefined;
   const details = errorDetails(httpStatus, payload, 'authorization_code', secrets);
   if (httpStatus < 300) {
-    return new TokenEndpointError('misconfigured', { ...details, error: 'invalid_response', description: 'the token endpoint did not answer JSON (is tokenUrl right?)' });
+    const description = tooLarge ? notATokenResponse(httpStatus, true) : 'the token endpoint did not answer JSON (is tokenUrl right?)';
+    return new TokenEndpointError('misconfigured', { ...details, error: 'invalid_response', description });
   }
   const error = payload && typeof payload === 'object' ? (payload as { error?: unknown }).error : undefined;
   return new TokenEndpointError(classifyTokenError(httpStatus, typeof error === 'string' ? error : undefined, details.errorCodes), details);

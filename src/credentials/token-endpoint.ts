@@ -126,6 +126,33 @@ export function errorDetails(httpStatus: number | undefined, body: unknown, gran
  */
 export const MAX_EXPIRES_IN_SECONDS = 365 * 24 * 3600;
 
+/**
+ * The most of a token endpoint's answer that is read (1 MiB): Entra's are a few KB (an id_token included). A larger
+ * one is not a token response (a tokenUrl pointing at something else, or a broken server), and is not held in memory.
+ */
+export const MAX_TOKEN_RESPONSE_BYTES = 1024 * 1024;
+
+/** What a 2xx answer that is no token response says of itself. */
+export function notATokenResponse(statusCode: number, tooLarge: boolean): string {
+  const what = tooLarge ? `more than ${MAX_TOKEN_RESPONSE_BYTES} bytes` : 'no access_token';
+  return `the token endpoint answered ${statusCode} with ${what} (is tokenUrl right?)`;
+}
+
+/** The body's text, or undefined once it passes `max` bytes (then the rest is not read). */
+async function textUpTo(body: AsyncIterable<Buffer> & { destroy(): unknown }, max: number): Promise<string | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += chunk.length;
+    if (size > max) {
+      body.destroy();
+      return undefined;
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
 /** Validates a successful token response body. */
 export function parseTokenResponse(body: unknown): TokenResponse | undefined {
   if (!body || typeof body !== 'object') return undefined;
@@ -168,7 +195,7 @@ export async function requestToken(client: TokenClient, grant: Record<string, st
   const grantType = grant.grant_type ?? 'unknown';
 
   let statusCode: number;
-  let text: string;
+  let text: string | undefined;
   let retryAfter: string | string[] | undefined;
   try {
     const response = await request(client.tokenUrl, {
@@ -181,7 +208,7 @@ export async function requestToken(client: TokenClient, grant: Record<string, st
     });
     statusCode = response.statusCode;
     retryAfter = response.headers['retry-after'];
-    text = await response.body.text();
+    text = await textUpTo(response.body, MAX_TOKEN_RESPONSE_BYTES);
   } catch (err) {
     const e = err as { name?: string; code?: string };
     const timedOut = e.name === 'TimeoutError' || e.name === 'AbortError' || (e.code ?? '').includes('TIMEOUT');
@@ -196,7 +223,7 @@ export async function requestToken(client: TokenClient, grant: Record<string, st
 
   let body: unknown;
   try {
-    body = JSON.parse(text);
+    body = text === undefined ? undefined : JSON.parse(text);
   } catch {
     body = undefined;
   }
@@ -206,7 +233,7 @@ export async function requestToken(client: TokenClient, grant: Record<string, st
     throw new TokenEndpointError('misconfigured', {
       error: 'invalid_response',
       errorCodes: [],
-      description: `the token endpoint answered ${statusCode} without an access_token (is tokenUrl right?)`,
+      description: notATokenResponse(statusCode, text === undefined),
       httpStatus: statusCode,
       correlationId: headers['client-request-id'],
       grantType,

@@ -314,6 +314,28 @@ describe('authorization in the browser', () => {
     assert.equal((await api(iflow, 'GET', `/api/v1/credentials/${name}`)).json.status, 'authorized');
   });
 
+  test('a token answer over 1 MiB is not read on: a refresh and the code exchange say so', async () => {
+    const name = await createAndAuthorize(iflow, entra, { name: 'Oversized' });
+    const first = await iflow.app.securityMaterial.getAccessToken(name);
+    const TOO_LARGE = /answered 200 with more than 1048576 bytes \(is tokenUrl right\?\)/;
+    entra.setTokenPaddingBytes(2 * 1024 * 1024);
+    try {
+      // A refresh answered with 2 MiB (a valid token inside) is not taken.
+      await assert.rejects(iflow.app.securityMaterial.getAccessToken(name, { rejectedToken: first.accessToken }), { code: 'CREDENTIAL_MISCONFIGURED' });
+      assert.match((await api(iflow, 'GET', `/api/v1/credentials/${name}`)).json.lastError.description, TOO_LARGE);
+      // Nor is the browser's code exchange answered the same way: the page and the credential say why.
+      const browser = await authorizeInBrowser(iflow, name);
+      assert.ok(browser.final.status >= 400, `${browser.final.status} ${browser.text}`);
+      assert.match(browser.text, /more than 1048576 bytes/);
+      const read = await api(iflow, 'GET', `/api/v1/credentials/${name}`);
+      assert.match(read.json.lastError.description, TOO_LARGE);
+      assert.equal(read.json.lastError.grantType, 'authorization_code');
+    } finally {
+      entra.setTokenPaddingBytes(0);
+    }
+    assert.equal((await authorizeInBrowser(iflow, name)).final.status, 200, 'authorized again once the answers are normal');
+  });
+
   test('redirect URI not registered: Entra shows its own error page and iflow keeps the state unused', async () => {
     await api(iflow, 'POST', '/api/v1/credentials', mailCredential(entra, { name: 'Unregistered', clientId: 'unknown-client' }));
     const browser = await followRedirects(`${iflow.url}/api/v1/credentials/Unregistered/authorize`, { headers: { authorization: iflow.adminAuth } });

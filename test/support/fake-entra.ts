@@ -233,6 +233,7 @@ export class FakeEntra {
   private injected: { remaining: number; spec: TokenErrorSpec } | undefined;
   private revocation: TokenErrorSpec | undefined;
   private tokenDelayMs = 0;
+  private tokenPaddingBytes = 0;
 
   constructor(options: FakeEntraOptions = {}) {
     this.now = options.now ?? Date.now;
@@ -293,6 +294,15 @@ export class FakeEntra {
 
   setAccessTokenLifetimeSeconds(seconds: number): void {
     this.accessTokenLifetimeSeconds = seconds;
+  }
+
+  /** Pads every successful token response with a field of `bytes` characters (0 turns it off): an oversized answer. */
+  setTokenPaddingBytes(bytes: number): void {
+    this.tokenPaddingBytes = bytes;
+  }
+
+  private padded(body: Record<string, unknown>): Record<string, unknown> {
+    return this.tokenPaddingBytes > 0 ? { ...body, padding: 'x'.repeat(this.tokenPaddingBytes) } : body;
   }
 
   /** Delays every token response by `ms` (0 turns it off); aborted early on close or client disconnect. */
@@ -583,7 +593,7 @@ export class FakeEntra {
     }
     const accessToken = this.issueAccessToken(client.clientId, undefined, scopes.join(' '), this.tenantIdFor(tenant));
     // Entra's client-credentials answer has no scope, refresh_token or id_token.
-    return { token_type: 'Bearer', expires_in: this.accessTokenLifetimeSeconds, ext_expires_in: this.accessTokenLifetimeSeconds, access_token: accessToken };
+    return this.padded({ token_type: 'Bearer', expires_in: this.accessTokenLifetimeSeconds, ext_expires_in: this.accessTokenLifetimeSeconds, access_token: accessToken });
   }
 
   private issueUserTokens(grant: Grant, scopes: string[], alwaysRefresh = false): Record<string, unknown> {
@@ -600,7 +610,7 @@ export class FakeEntra {
     // A refresh always rotates (the grant has offline_access); id_token follows the scopes asked for now.
     if (alwaysRefresh || lower.has('offline_access')) body.refresh_token = this.issueRefreshToken(grant);
     if (lower.has('openid')) body.id_token = this.idToken(grant);
-    return body;
+    return this.padded(body);
   }
 
   private issueAccessToken(clientId: string, user: string | undefined, scope: string, tenantId: string): string {
