@@ -44,10 +44,13 @@ const CONSENT_CODES = new Set([65001, 65004]);
 const MISCONFIGURED_CODES = new Set([7000222, 7000215, 700016, 50011, 70004, 70011]);
 const BLOCKED_CODES = new Set([53003, 53000, 53001, 50057, 50053]);
 const TRANSIENT_ERRORS = new Set(['temporarily_unavailable', 'server_error']);
+// 50196, "loop detected": too many identical token requests. Throttling, whatever `error` it comes with: the grant is fine.
+const TRANSIENT_CODES = new Set([50196]);
 
 /** Classifies a token endpoint's error answer by `error`, Entra's `error_codes` and the HTTP status — never by the description. */
 export function classifyTokenError(httpStatus: number | undefined, error: string | undefined, errorCodes: readonly number[]): ErrorClass {
   for (const code of errorCodes) {
+    if (TRANSIENT_CODES.has(code)) return 'transient';
     if (BLOCKED_CODES.has(code)) return 'blocked';
     if (CONSENT_CODES.has(code)) return 'consent-required';
     if (REAUTHORIZATION_CODES.has(code)) return 'reauthorization-required';

@@ -64,6 +64,9 @@ describe('token endpoint errors → credential status (MICROSOFT.md table)', () 
     [503, 'invalid_request', [], 'transient'],
     [500, '', [], 'transient'],
     [429, '', [], 'transient'],
+    // "Loop detected" is throttling, even when it comes as invalid_grant: the grant is fine.
+    [400, 'invalid_grant', [50196], 'transient'],
+    [400, 'invalid_request', [50196], 'transient'],
   ];
   for (const [status, error, codes, expected] of table) {
     test(`${status} ${error} ${codes.join(',')} → ${expected}`, () => {
