@@ -31,7 +31,7 @@ export type CallbackOutcome =
   | { kind: 'declined'; credential: string; error: string; description?: string }
   | { kind: 'bad-request'; credential?: string; message: string }
   /** `kept`: the credential had a working grant, which the failed exchange left as it was (status and tokens). */
-  | { kind: 'token-error'; credential: string; status: FailingStatus; lastError: LastError; kept: boolean }
+  | { kind: 'token-error'; credential: string; status: FailingStatus | 'unauthorized'; lastError: LastError; kept: boolean }
   | { kind: 'token-unavailable'; credential: string; lastError: LastError }
   | { kind: 'changed'; credential: string };
 
@@ -132,19 +132,23 @@ export class Authorization {
       const identity = identityOf(credential);
       // A code that fails for itself (replayed, expired: invalid_grant) says nothing about a grant the credential
       // already holds: one that works stays as it is, and messages go on using it. Any other failure (a wrong
-      // secret, consent withdrawn, a blocked user) will fail that grant's next refresh too: it is recorded.
+      // secret, consent withdrawn, a blocked user) will fail that grant's next refresh too: it is recorded. Nor does
+      // it end a grant a credential never had: one still unauthorized stays so, with the error recorded.
       let kept = false;
+      let recorded: FailingStatus | 'unauthorized' = status;
       await vault.repository.withLock(name, async () => {
         await vault.mutate(name, (latest) => {
           if (identityOf(latest) !== identity) return undefined;
           kept = status === 'reauthorization-required' && latest.state.status === 'authorized' && latest.secrets.refreshToken !== undefined;
           if (kept) return undefined;
-          return { ...latest, state: { ...latest.state, status, lastError } };
+          const unauthorized = (latest.state.status ?? 'unauthorized') === 'unauthorized';
+          recorded = status === 'reauthorization-required' && unauthorized ? 'unauthorized' : status;
+          return { ...latest, state: { ...latest.state, status: recorded, lastError } };
         });
         tokens.forget(name);
       });
-      log.warn({ ...logFields, outcome: 'failed', status: kept ? 'authorized' : status, kept }, 'authorization code exchange failed');
-      return { kind: 'token-error', credential: name, status, lastError, kept };
+      log.warn({ ...logFields, outcome: 'failed', status: kept ? 'authorized' : recorded, kept }, 'authorization code exchange failed');
+      return { kind: 'token-error', credential: name, status: recorded, lastError, kept };
     }
 
     const now = this.now();

@@ -180,13 +180,14 @@ function outcomePage(reply: FastifyReply, outcome: CallbackOutcome): FastifyRepl
         'consent-required': 'The user or a tenant administrator must consent to the requested permissions, then authorize again.',
         misconfigured: 'Fix the credential (client id, client secret, redirect URI registered at the authorization server, scope), then authorize again.',
         blocked: 'A policy of the authorization server (Conditional Access, disabled or locked user) refuses tokens; resolve it, then authorize again.',
+        unauthorized: 'The code could not be redeemed (expired, used already, or from another sign-in): authorize again.',
       }[outcome.status];
       return sendPage(reply, 400, {
         tone: 'error',
         title: `Credential ${outcome.credential} was not authorized`,
         paragraphs: outcome.kept
           ? [`The token endpoint refused the authorization code. The credential keeps its earlier authorization (status "authorized"): messages go on using it.`, `To authorize it anew: ${todo}`]
-          : [`The token endpoint refused the authorization code; the credential's status is now "${outcome.status}".`, todo],
+          : [`The token endpoint refused the authorization code; the credential's status ${outcome.status === 'unauthorized' ? 'stays' : 'is now'} "${outcome.status}".`, todo],
         details: describe(outcome.lastError),
         links: [again(outcome.credential), home],
       });

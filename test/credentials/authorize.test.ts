@@ -261,6 +261,28 @@ describe('authorization in the browser', () => {
     assert.equal(misconfigured.json.lastError.error, 'invalid_client');
   });
 
+  test('a code refused on a credential never authorized leaves it unauthorized, the error recorded; a later grant ends as before', async () => {
+    const name = 'NeverAuthorized';
+    assert.equal((await api(iflow, 'POST', '/api/v1/credentials', mailCredential(entra, { name }))).status, 201);
+    entra.failNextTokenRequests(1, { status: 400, error: 'invalid_grant', errorCodes: [54005], description: 'OAuth2 Authorization code was already redeemed.' });
+    const browser = await authorizeInBrowser(iflow, name);
+    assert.equal(browser.final.status, 400);
+    assert.match(browser.text, /status stays &#34;unauthorized&#34;/);
+    assert.match(browser.text, /could not be redeemed/);
+    const read = await api(iflow, 'GET', `/api/v1/credentials/${name}`);
+    assert.equal(read.json.status, 'unauthorized');
+    assert.deepEqual(read.json.lastError.errorCodes, [54005]);
+    await assert.rejects(iflow.app.securityMaterial.getAccessToken(name), { code: 'CREDENTIAL_NOT_AUTHORIZED' });
+
+    // Authorized, then its grant revoked: a refused code now records that the grant has to be renewed.
+    assert.equal((await authorizeInBrowser(iflow, name)).final.status, 200);
+    entra.failNextTokenRequests(1, { status: 400, error: 'invalid_grant', errorCodes: [50173], description: 'The provided grant has expired due to it being revoked.' });
+    const token = await iflow.app.securityMaterial.getAccessToken(name);
+    await assert.rejects(iflow.app.securityMaterial.getAccessToken(name, { rejectedToken: token.accessToken }), { code: 'CREDENTIAL_REAUTHORIZATION_REQUIRED' });
+    entra.failNextTokenRequests(1, { status: 400, error: 'invalid_grant', errorCodes: [54005], description: 'OAuth2 Authorization code was already redeemed.' });
+    assert.match((await authorizeInBrowser(iflow, name)).text, /status is now &#34;reauthorization-required&#34;/);
+  });
+
   test('an absurd expires_in (1e13 s, past the date range) is capped: the code exchange and a refresh keep their tokens', async () => {
     entra.setAccessTokenLifetimeSeconds(1e13);
     try {
