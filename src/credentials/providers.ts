@@ -58,5 +58,8 @@ export function identityOf(credential: Pick<Credential, 'type' | 'settings'>): s
   const { settings, type } = credential;
   if (type === 'basic') return 'basic';
   const endpoints = endpointsOf(settings);
-  return JSON.stringify([type, endpoints.authorizationUrl ?? null, endpoints.tokenUrl ?? null, settings.clientId ?? null, effectiveScope(type, settings)]);
+  // Scopes are an unordered set (RFC 6749 §3.3): "a b" and "b  a" ask for the same grant. Their case is kept, as
+  // the RFC makes them case-sensitive (Entra is not, a generic server may be).
+  const scopes = [...new Set(splitScope(effectiveScope(type, settings)))].sort().join(' ');
+  return JSON.stringify([type, endpoints.authorizationUrl ?? null, endpoints.tokenUrl ?? null, settings.clientId ?? null, scopes]);
 }

@@ -190,6 +190,10 @@ describe('credentials API', () => {
     const token = await iflow.app.securityMaterial.getAccessToken(name);
     assert.equal(entra.validateAccessToken(token.accessToken).valid, true);
 
+    // The same scopes, reordered or spaced otherwise, are the same grant.
+    const reordered = await api(iflow, 'PUT', `/api/v1/credentials/${name}`, { ...body, scope: ` offline_access  ${String(body.scope)}`, clientSecret: undefined });
+    assert.equal(reordered.json.status, 'authorized', reordered.text);
+
     const rescoped = await api(iflow, 'PUT', `/api/v1/credentials/${name}`, { ...body, scope: 'https://graph.microsoft.com/Mail.Send https://graph.microsoft.com/User.Read' });
     assert.equal(rescoped.json.status, 'unauthorized');
     assert.equal(rescoped.json.expiresAt, undefined);

@@ -135,6 +135,10 @@ describe('helpers', () => {
     const a = identityOf({ type: 'oauth2-authorization-code', settings: { tenant: 't', clientId: 'c', scope: 'Mail.Send' } });
     assert.equal(a, identityOf({ type: 'oauth2-authorization-code', settings: { tenant: 't', clientId: 'c', scope: 'Mail.Send offline_access', description: 'x' } }));
     assert.notEqual(a, identityOf({ type: 'oauth2-authorization-code', settings: { tenant: 't', clientId: 'd', scope: 'Mail.Send' } }));
+    // The same scopes in another order, spacing or repeated are the same grant; another case is not (RFC 6749 §3.3).
+    const b = identityOf({ type: 'oauth2-authorization-code', settings: { tenant: 't', clientId: 'c', scope: 'User.Read Mail.Send' } });
+    assert.equal(b, identityOf({ type: 'oauth2-authorization-code', settings: { tenant: 't', clientId: 'c', scope: ' offline_access  Mail.Send User.Read Mail.Send' } }));
+    assert.notEqual(b, identityOf({ type: 'oauth2-authorization-code', settings: { tenant: 't', clientId: 'c', scope: 'user.read Mail.Send' } }));
   });
 
   test('CredentialError is an HttpError with a code, a status code and the credential', () => {
