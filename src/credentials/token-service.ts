@@ -17,6 +17,8 @@ export interface TokenServiceOptions {
   retryDelaysMs?: number[];
   /** Per token request (default 20 s). */
   requestTimeoutMs?: number;
+  /** How long one getAccessToken() call waits at most, across tries and the waits between them (default MESSAGE_TOKEN_DEADLINE_MS). */
+  messageDeadlineMs?: number;
 }
 
 export interface KeepAliveReport {
@@ -39,6 +41,13 @@ const AHEAD_BACKOFF_MS = 30_000;
  * without it a receiver that refuses every token costs one token request per message, which Entra may throttle.
  */
 export const RENEWAL_PAUSE_MS = 60_000;
+/**
+ * A message waits at most this long for a token, across tries and the waits between them (a refresh's own budget,
+ * three tries of up to 20 s each, is longer). Well inside a script step's default timeout (30 s), so the caller gets
+ * 503 CREDENTIAL_TOKEN_UNAVAILABLE ("send again") rather than a 500 SCRIPT_TIMEOUT; the refresh it waited for goes on,
+ * still one per credential, for the messages after it.
+ */
+export const MESSAGE_TOKEN_DEADLINE_MS = 20_000;
 /** Retry-After longer than this is not waited for inside a message. */
 const MAX_RETRY_AFTER_MS = 10_000;
 /** A basic credential (user and password) is read from the store again after this long, so another instance's update is seen. */
@@ -101,6 +110,7 @@ export class TokenService implements SecurityMaterial {
   private readonly now: () => number;
   private readonly retryDelaysMs: number[];
   private readonly requestTimeoutMs: number;
+  private readonly messageDeadlineMs: number;
   readonly keepAliveMs: number;
 
   constructor(options: TokenServiceOptions) {
@@ -109,6 +119,7 @@ export class TokenService implements SecurityMaterial {
     this.now = options.now ?? Date.now;
     this.retryDelaysMs = options.retryDelaysMs ?? [500, 2000];
     this.requestTimeoutMs = options.requestTimeoutMs ?? 20_000;
+    this.messageDeadlineMs = options.messageDeadlineMs ?? MESSAGE_TOKEN_DEADLINE_MS;
     this.keepAliveMs = options.keepAliveMs;
   }
 
@@ -219,16 +230,36 @@ export class TokenService implements SecurityMaterial {
     const rejected = this.renewalPaused(name, options.receiver) ? undefined : options.rejectedToken;
     const cached = this.cache.get(name);
     if (cached && this.isFresh(cached.obtainedAtMs, cached.expiresAtMs) && cached.token.accessToken !== rejected) return { ...cached.token };
+    let timer: NodeJS.Timeout | undefined;
+    // The flight this message waits for is not ended by the deadline: it is tracked work, and its token serves the next messages.
+    const deadline = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(this.deadlinePassed(name)), this.messageDeadlineMs);
+    });
     try {
-      for (let attempt = 0; ; attempt++) {
-        const token = await this.singleFlight(name, { kind: 'message', rejectedToken: rejected });
-        // A flight started without knowing of the rejection may hand back the rejected token: go
-        // again (its slot is free by now), once or twice.
-        if (rejected === undefined || token.accessToken !== rejected || attempt >= 2) return { ...token };
-      }
+      return await Promise.race([this.fetch(name, rejected), deadline]);
     } catch (err) {
       throw storeTrouble(name, err);
+    } finally {
+      clearTimeout(timer);
     }
+  }
+
+  /** A token for a message, from the credential's flight (joined or started). */
+  private async fetch(name: string, rejected: string | undefined): Promise<AccessToken> {
+    for (let attempt = 0; ; attempt++) {
+      const token = await this.singleFlight(name, { kind: 'message', rejectedToken: rejected });
+      // A flight started without knowing of the rejection may hand back the rejected token: go
+      // again (its slot is free by now), once or twice.
+      if (rejected === undefined || token.accessToken !== rejected || attempt >= 2) return { ...token };
+    }
+  }
+
+  private deadlinePassed(name: string): CredentialError {
+    return new CredentialError(
+      name,
+      'CREDENTIAL_TOKEN_UNAVAILABLE',
+      `Credential "${name}": the token endpoint gave no token within ${this.messageDeadlineMs} ms; this is usually temporary (the refresh goes on): send the message again shortly`,
+    );
   }
 
   async getUserCredential(name: string): Promise<UserCredential> {

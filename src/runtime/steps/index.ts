@@ -8,7 +8,8 @@ import type { CompiledStep, StepEnvironment } from './types.ts';
 
 export type { CompiledStep, Execution, StepEnvironment } from './types.ts';
 
-const DEFAULT_SCRIPT_TIMEOUT_MS = 30_000;
+/** A script step's timeout unless its `timeout:` says otherwise (the token service waits less for a token: MESSAGE_TOKEN_DEADLINE_MS). */
+export const DEFAULT_SCRIPT_TIMEOUT_MS = 30_000;
 
 /** The step's kind: its one kind key (the flow schema checks there is exactly one). */
 export function stepKind(step: StepDefinition): StepKind {
