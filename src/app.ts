@@ -129,6 +129,7 @@ function errorHandlerWith(storeTrouble: ThrottledWarning) {
 
 function answerError(err: FastifyError, request: FastifyRequest, reply: FastifyReply) {
   if (err instanceof HttpError) {
+    if (err.retryAfterSeconds !== undefined) reply.header('Retry-After', String(err.retryAfterSeconds));
     return reply.code(err.statusCode).send(errorBody(err.code, err.message, err.details === undefined ? undefined : { details: err.details }));
   }
   if (err.validation) {

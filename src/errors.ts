@@ -1,10 +1,14 @@
-/** An error that maps to an HTTP status and an `{ error: { code, message } }` body. */
+/**
+ * An error that maps to an HTTP status and an `{ error: { code, message } }` body; with `retryAfterSeconds`, the reply
+ * also carries `Retry-After` (a 503 that knows when sending again makes sense).
+ */
 export class HttpError extends Error {
   constructor(
     readonly statusCode: number,
     readonly code: string,
     message: string,
     readonly details?: unknown,
+    readonly retryAfterSeconds?: number,
   ) {
     super(message);
     this.name = 'HttpError';

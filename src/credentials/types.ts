@@ -127,9 +127,9 @@ export class CredentialError extends HttpError {
     readonly credential: string,
     code: CredentialErrorCode,
     message: string,
-    options: { statusCode?: number; credentialStatus?: CredentialStatus; lastError?: LastError } = {},
+    options: { statusCode?: number; credentialStatus?: CredentialStatus; lastError?: LastError; retryAfterSeconds?: number } = {},
   ) {
-    super(options.statusCode ?? 503, code, message);
+    super(options.statusCode ?? 503, code, message, undefined, options.retryAfterSeconds);
     this.name = 'CredentialError';
     this.credentialStatus = options.credentialStatus;
     this.lastError = options.lastError;

@@ -2,7 +2,8 @@ import { HttpError } from '../errors.ts';
 
 /**
  * Why a message failed. `statusCode` is what the sender's caller gets; `code` is stable for
- * monitoring; the message is safe to show (no stack, no secret).
+ * monitoring; the message is safe to show (no stack, no secret). `retryAfterSeconds`: the reply's
+ * `Retry-After` (a credential whose token endpoint asked for a pause).
  */
 export class MessageFailure extends Error {
   constructor(
@@ -10,6 +11,7 @@ export class MessageFailure extends Error {
     message: string,
     readonly statusCode = 500,
     readonly extra: { receiverStatus?: number; requestId?: string } = {},
+    readonly retryAfterSeconds?: number,
   ) {
     super(message);
     this.name = 'MessageFailure';
@@ -22,7 +24,7 @@ export class MessageFailure extends Error {
  */
 export function toMessageFailure(err: unknown, fallbackCode: string): MessageFailure {
   if (err instanceof MessageFailure) return err;
-  if (err instanceof HttpError && err.statusCode >= 400 && err.statusCode <= 599) return new MessageFailure(err.code, err.message, err.statusCode);
+  if (err instanceof HttpError && err.statusCode >= 400 && err.statusCode <= 599) return new MessageFailure(err.code, err.message, err.statusCode, {}, err.retryAfterSeconds);
   const message = err instanceof Error ? err.message : String(err);
   return new MessageFailure(fallbackCode, message, 500);
 }

@@ -152,6 +152,7 @@ export async function senderRoutes(app: FastifyInstance, options: { registry: Fl
 
   function fail(reply: FastifyReply, flow: Flow, message: Message, startedAt: number, failure: StepFailure, run: Pick<PipelineResult, 'steps' | 'receiver'>, user: string | undefined, details?: unknown) {
     record(flow, message, startedAt, run, failure, user);
+    if (failure.retryAfterSeconds !== undefined) reply.header('Retry-After', String(failure.retryAfterSeconds));
     return reply
       .code(failure.statusCode)
       .header(MPL_ID_HEADER, message.id)
