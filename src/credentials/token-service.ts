@@ -48,8 +48,13 @@ export const RENEWAL_PAUSE_MS = 60_000;
  * still one per credential, for the messages after it.
  */
 export const MESSAGE_TOKEN_DEADLINE_MS = 20_000;
-/** Retry-After longer than this is not waited for inside a message. */
+/** Retry-After longer than this is not waited for inside a message: the message fails at once (503 with Retry-After). */
 const MAX_RETRY_AFTER_MS = 10_000;
+/**
+ * A token endpoint's Retry-After holds back the credential's token requests (messages and keep-alive alike) this long
+ * at most: Entra throttles clients that keep asking (AADSTS50196), but an absurd value must not stall a credential for days.
+ */
+export const MAX_NOT_BEFORE_MS = 5 * 60_000;
 /** A basic credential (user and password) is read from the store again after this long, so another instance's update is seen. */
 const BASIC_CACHE_MS = 60_000;
 
@@ -84,12 +89,16 @@ function sameGrant(a: Credential, b: Credential): boolean {
  * per-credential lock with a re-read after taking it); a rotated refresh token is written (compare
  * and swap on the record version) before the new access token is returned; token-endpoint errors
  * set the credential's status, in which every request then fails at once with a CredentialError.
+ * A caller waits at most MESSAGE_TOKEN_DEADLINE_MS; a token endpoint's Retry-After (MAX_NOT_BEFORE_MS at
+ * most) holds back every token request of the credential, and callers needing a new token meanwhile fail at once.
  */
 export class TokenService implements SecurityMaterial {
   private readonly cache = new Map<string, CachedToken>();
   private readonly inflight = new Map<string, Promise<AccessToken>>();
   /** Per credential: no refresh ahead of expiry before this time (epoch ms), after a transient failure. */
   private readonly aheadBackoffUntil = new Map<string, number>();
+  /** Per credential: no token request at all before this time (epoch ms): the token endpoint's Retry-After, at most MAX_NOT_BEFORE_MS. */
+  private readonly notBefore = new Map<string, number>();
   /** Per credential, per receiver host: until when (epoch ms) its 401s renew no token, since a renewed token was refused too. */
   private readonly renewalPausedUntil = new Map<string, Map<string, number>>();
   /** When each credential's client secret expiry was last warned about (once a day is enough). */
@@ -167,6 +176,7 @@ export class TokenService implements SecurityMaterial {
   forget(name: string): void {
     this.changedInStore(name);
     this.aheadBackoffUntil.delete(name);
+    this.notBefore.delete(name);
     // An admin changed or authorized it again (new scopes, say): the next 401 may renew at once.
     this.renewalPausedUntil.delete(name);
   }
@@ -302,7 +312,8 @@ export class TokenService implements SecurityMaterial {
         const credential = await this.vault.get(name);
         if (!credential) continue;
         this.warnAboutSecretExpiry(credential);
-        if (credential.state.status !== 'authorized' || !credential.secrets.refreshToken || !this.restedLongEnough(credential, olderThanMs)) {
+        // Held back by the token endpoint's Retry-After: the next check tries again.
+        if (credential.state.status !== 'authorized' || !credential.secrets.refreshToken || !this.restedLongEnough(credential, olderThanMs) || this.heldBackMs(name) > 0) {
           report.skipped.push(name);
           continue;
         }
@@ -387,7 +398,7 @@ export class TokenService implements SecurityMaterial {
     if (this.isFresh(stored.obtainedAtMs, stored.expiresAtMs)) return stored;
     // Due for a refresh ahead of expiry, but the last try failed transiently a moment ago: the
     // token is still valid, so use it rather than asking a struggling server again at once.
-    if (reason.kind === 'message' && this.stillValid(stored) && this.now() < (this.aheadBackoffUntil.get(credential.name) ?? 0)) return stored;
+    if (reason.kind === 'message' && this.stillValid(stored) && (this.now() < (this.aheadBackoffUntil.get(credential.name) ?? 0) || this.heldBackMs(credential.name) > 0)) return stored;
     return undefined;
   }
 
@@ -420,8 +431,28 @@ export class TokenService implements SecurityMaterial {
   }
 
   private async obtain(name: string, reason: RefreshReason): Promise<AccessToken> {
-    const { token } = await this.loadUsable(name, reason);
-    return token ?? this.vault.repository.withLock(name, () => this.refreshLocked(name, reason));
+    const { credential, token } = await this.loadUsable(name, reason);
+    if (token) return token;
+    const heldBack = this.heldBackMs(name);
+    if (heldBack > 0) {
+      const seconds = Math.ceil(heldBack / 1000);
+      throw new CredentialError(
+        name,
+        'CREDENTIAL_TOKEN_UNAVAILABLE',
+        `Credential "${name}": the token endpoint asked for no token requests for a while (Retry-After); this is temporary: send the message again in ${seconds} s`,
+        { credentialStatus: credential.state.status, lastError: credential.state.lastError, retryAfterSeconds: seconds },
+      );
+    }
+    return this.vault.repository.withLock(name, () => this.refreshLocked(name, reason));
+  }
+
+  /** How long `name`'s token requests are still held back by a token endpoint's Retry-After (ms; 0 when not). */
+  private heldBackMs(name: string): number {
+    const until = this.notBefore.get(name);
+    if (until === undefined) return 0;
+    const left = until - this.now();
+    if (left <= 0) this.notBefore.delete(name);
+    return Math.max(0, left);
   }
 
   private async refreshLocked(name: string, reason: RefreshReason): Promise<AccessToken> {
@@ -488,6 +519,7 @@ export class TokenService implements SecurityMaterial {
     const token = this.stored(result.credential)!;
     this.cache.set(name, token);
     this.aheadBackoffUntil.delete(name);
+    this.notBefore.delete(name);
     this.log.info(
       {
         credential: name,
@@ -511,9 +543,13 @@ export class TokenService implements SecurityMaterial {
     if (err.classification === 'transient') {
       const stored = this.stored(credential);
       const stillValid = stored !== undefined && this.stillValid(stored) && !(reason.kind === 'message' && stored.token.accessToken === reason.rejectedToken);
-      if (stillValid) this.aheadBackoffUntil.set(name, this.now() + Math.max(AHEAD_BACKOFF_MS, Math.min(err.retryAfterMs ?? 0, FIVE_MINUTES)));
+      // The server said when to ask again: nobody asks before (kept whether or not the current token is still valid).
+      const holdBackMs = Math.min(err.retryAfterMs ?? 0, MAX_NOT_BEFORE_MS);
+      if (holdBackMs > 0) this.notBefore.set(name, this.now() + holdBackMs);
+      if (stillValid) this.aheadBackoffUntil.set(name, this.now() + Math.max(AHEAD_BACKOFF_MS, holdBackMs));
+      const retryAfterSeconds = holdBackMs > 0 ? Math.ceil(holdBackMs / 1000) : undefined;
       this.log.warn(
-        { credential: name, grantType, reason: reason.kind, outcome: 'transient-failure', status: credential.state.status, error: lastError.error, errorCodes: lastError.errorCodes, httpStatus: lastError.httpStatus, traceId: lastError.traceId, correlationId: lastError.correlationId, expiresAt: credential.state.expiresAt },
+        { credential: name, grantType, reason: reason.kind, outcome: 'transient-failure', status: credential.state.status, error: lastError.error, errorCodes: lastError.errorCodes, httpStatus: lastError.httpStatus, traceId: lastError.traceId, correlationId: lastError.correlationId, expiresAt: credential.state.expiresAt, notBefore: holdBackMs > 0 ? new Date(this.now() + holdBackMs).toISOString() : undefined },
         stillValid ? 'credential token refresh failed transiently; the current token is still valid and used' : 'credential token refresh failed transiently',
       );
       // The status stays (it is temporary), but what went wrong is shown in reads until a refresh succeeds. A store
@@ -523,8 +559,8 @@ export class TokenService implements SecurityMaterial {
       throw new CredentialError(
         name,
         'CREDENTIAL_TOKEN_UNAVAILABLE',
-        `Credential "${name}": the token endpoint did not give a token (${lastError.error}${lastError.httpStatus ? `, HTTP ${lastError.httpStatus}` : ''}); this is usually temporary: send the message again later`,
-        { credentialStatus: credential.state.status, lastError },
+        `Credential "${name}": the token endpoint did not give a token (${lastError.error}${lastError.httpStatus ? `, HTTP ${lastError.httpStatus}` : ''}); this is usually temporary: send the message again ${retryAfterSeconds === undefined ? 'later' : `in ${retryAfterSeconds} s`}`,
+        { credentialStatus: credential.state.status, lastError, retryAfterSeconds },
       );
     }
     const status = err.classification;
@@ -616,7 +652,9 @@ export class TokenService implements SecurityMaterial {
         return { response: await requestToken(client, grant, { timeoutMs: this.requestTimeoutMs }), attempts: attempt + 1 };
       } catch (err) {
         if (!(err instanceof TokenEndpointError) || err.classification !== 'transient' || attempt >= retries || this.stopped) throw err;
-        const wait = Math.max(this.retryDelaysMs[attempt] ?? 0, Math.min(err.retryAfterMs ?? 0, MAX_RETRY_AFTER_MS));
+        // A longer Retry-After than a message can wait: no retry (it would come too early), the failure stands.
+        if ((err.retryAfterMs ?? 0) > MAX_RETRY_AFTER_MS) throw err;
+        const wait = Math.max(this.retryDelaysMs[attempt] ?? 0, err.retryAfterMs ?? 0);
         try {
           await sleep(wait, undefined, { signal: this.stopping.signal });
         } catch {
