@@ -78,6 +78,25 @@ const NOT_RUN: Pick<PipelineResult, 'steps' | 'receiver'> = Object.freeze({ step
 /** CPI's SAP_MessageProcessingLogID, in the lower case Fastify sends header names in (lower-casing it per reply cost a string). */
 const MPL_ID_HEADER = 'sap_messageprocessinglogid';
 
+/**
+ * The message log's CustomStatus from the property a script set, as text: a script may set any value (a number,
+ * a boolean, an object), and a value the store cannot bind (SQLite takes no boolean or object) would fail its
+ * whole batch of records, and every batch after it, for as long as the process runs.
+ */
+export function customStatusOf(value: unknown): string | null {
+  if (value === undefined || value === null) return null;
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
+  if (value instanceof Date) return Number.isNaN(value.getTime()) ? null : value.toISOString();
+  try {
+    const json = JSON.stringify(value);
+    return typeof json === 'string' ? json : null;
+  } catch {
+    // A cycle, a BigInt inside: no text to show.
+    return null;
+  }
+}
+
 function tooLarge(size: number, limit: number) {
   return errorBody('PAYLOAD_TOO_LARGE', `Body of ${size} bytes exceeds this endpoint's limit of ${limit} bytes`);
 }
@@ -127,7 +146,7 @@ export async function senderRoutes(app: FastifyInstance, options: { registry: Fl
       ApplicationMessageId: message.getHeader('SAP_ApplicationID') ?? null,
       IntegrationFlowName: flow.id,
       Status: status,
-      CustomStatus: (message.getProperty<string>('SAP_MessageProcessingLogCustomStatus') ?? null) as string | null,
+      CustomStatus: customStatusOf(message.getProperty('SAP_MessageProcessingLogCustomStatus')),
       LogStart: isoTimestamp(startedAt),
       LogEnd: isoTimestamp(startedAt + durationMs),
       Sender: message.getHeader('SAP_Sender') ?? user ?? null,
