@@ -107,6 +107,9 @@ function shortened(problem: FastifySchemaValidationError): FastifySchemaValidati
   return { ...problem, params: { ...problem.params, additionalProperty: `${unknown.slice(0, 100)}…` } };
 }
 
+/** How long closing the store may take at shutdown before the process leaves its connections behind. */
+const STORE_CLOSE_MS = 3000;
+
 /** How long a caller is asked to wait before sending again while the store cannot be reached. */
 const STORE_RETRY_AFTER_SECONDS = 5;
 
@@ -237,7 +240,22 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.decorate('config', config);
   app.decorate('store', store);
   app.addHook('onClose', async () => {
-    await store.close();
+    // A connection stuck in a query that never ends (a locked table, a network that stopped answering) would
+    // keep PostgreSQL's pool from ending, and the shutdown with it: the message logs are kept by then, so the
+    // store gets a bounded time to close, and what is still open goes with the process.
+    let timer: NodeJS.Timeout | undefined;
+    const closing = store.close().then(() => true);
+    const late = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), STORE_CLOSE_MS);
+    });
+    try {
+      if (!(await Promise.race([closing, late]))) {
+        closing.catch(() => undefined);
+        app.log.warn({ waitedMs: STORE_CLOSE_MS }, 'the store did not close in time (a query still running): its connections are dropped with the process');
+      }
+    } finally {
+      clearTimeout(timer);
+    }
   });
 
   let ready = false;

@@ -79,6 +79,17 @@ test('stopped during a database outage: the message log is kept in the data dir,
   assert.ok(readFileSync(join(dataDir, UNWRITTEN_FILE), 'utf8').includes(String(messageId)));
 });
 
+test('stopped while the database stops answering (connections open, nothing passes): the shutdown is bounded and the message log kept', SKIP_POSTGRES_OPTION, async (t) => {
+  const { iflow, proxy, dataDir, messageId } = await runningWithOneLogPending(t);
+  proxy.stall();
+  // Docker's grace period is 10 s before SIGKILL, which would lose the message log without a word.
+  const ended = await Promise.race([iflow.stop(), new Promise<string>((resolve) => setTimeout(resolve, 15_000, 'still stopping after 15 s')).then((late) => late)]);
+  assert.equal(ended, 0, iflow.stderr + iflow.stdout.slice(-2000));
+  const last = iflow.lines().at(-1);
+  assert.match(String(last?.msg), /^stopped: .*message logs kept for the next start/);
+  assert.ok(readFileSync(join(dataDir, UNWRITTEN_FILE), 'utf8').includes(String(messageId)));
+});
+
 test('stopped during a database outage with nowhere to keep the message log: the last line says LOST, exit 1', SKIP_POSTGRES_OPTION, async (t) => {
   const { iflow, proxy, dataDir } = await runningWithOneLogPending(t);
   // A folder where the file would go: it cannot be written.

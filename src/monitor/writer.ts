@@ -16,6 +16,12 @@ export interface MessageLogWriterOptions {
   /** How often close() tries to write what is left before giving up (a pause of `flushMs` between tries). Default 3. */
   closeAttempts?: number;
   /**
+   * How long close() may take in all (ms): a write that hangs (a table lock, a network that stopped answering) must
+   * not hold the shutdown past the orchestrator's grace period (Docker's is 10 s), after which the records are lost
+   * to SIGKILL without a word. At the deadline, what is not confirmed written goes to `keep`. Default 5000.
+   */
+  closeTimeoutMs?: number;
+  /**
    * Where close() keeps the records it could not write (the store down at shutdown), for the next start to write;
    * resolves to where they went. Without it, or when it fails too, they are lost.
    */
@@ -60,6 +66,7 @@ export class MessageLogWriter {
   private readonly batchSize: number;
   private readonly maxPending: number;
   private readonly closeAttempts: number;
+  private readonly closeTimeoutMs: number;
   private readonly keep: MessageLogWriterOptions['keep'];
   private readonly log: WriterLogger;
   /** Failed writes since the last one that went through (the store is failing while > 0), and when the last was logged. */
@@ -76,6 +83,7 @@ export class MessageLogWriter {
     this.batchSize = options.batchSize ?? 500;
     this.maxPending = options.maxPending ?? 100_000;
     this.closeAttempts = options.closeAttempts ?? 3;
+    this.closeTimeoutMs = options.closeTimeoutMs ?? 5000;
     this.keep = options.keep;
     this.log = options.log;
     this.timer = setInterval(() => this.tick(), this.flushMs);
@@ -136,20 +144,28 @@ export class MessageLogWriter {
     if (this.immediate) clearImmediate(this.immediate);
     this.immediate = null;
     this.closed = true;
+    const deadline = Date.now() + this.closeTimeoutMs;
     for (let attempt = 1; ; attempt++) {
-      if ((await this.flush()) && this.pending.length === 0) break;
-      if (attempt >= this.closeAttempts) {
-        await this.keepUnwritten();
+      const written = await beforeDeadline(this.flush(), deadline);
+      if (written === true && this.pending.length === 0) break;
+      if (written === undefined) {
+        // A write still running at the deadline may never end: its batch is kept too (written twice at worst,
+        // and a record written again replaces itself).
+        await this.keepUnwritten(true);
         break;
       }
-      await new Promise((resolve) => setTimeout(resolve, Math.min(this.flushMs, 1000)));
+      if (attempt >= this.closeAttempts || Date.now() >= deadline) {
+        await this.keepUnwritten(false);
+        break;
+      }
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, Math.min(this.flushMs, 1000, deadline - Date.now()))));
     }
     this.reportDropped();
   }
 
   /** At close, after the last try failed: the records left go to `keep` for the next start, or are lost (and said so). */
-  private async keepUnwritten(): Promise<void> {
-    const left = this.pending;
+  private async keepUnwritten(withInFlight: boolean): Promise<void> {
+    const left = withInFlight ? [...this.inFlight, ...this.pending] : this.pending;
     this.pending = [];
     if (this.keep) {
       try {
@@ -225,5 +241,18 @@ export class MessageLogWriter {
       });
     }
     return true;
+  }
+}
+
+/** What `work` resolves to, or undefined once `deadline` (ms since the epoch) passes first. */
+async function beforeDeadline<T>(work: Promise<T>, deadline: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), Math.max(0, deadline - Date.now()));
+  });
+  try {
+    return await Promise.race([work, late]);
+  } finally {
+    clearTimeout(timer);
   }
 }

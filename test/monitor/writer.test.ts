@@ -178,6 +178,35 @@ test('close() retries a failing store, then reports what it had to give up', asy
   assert.equal((lost.obj as { lost: number }).lost, 1);
 });
 
+test('close() is bounded: a write that never ends (a locked table, a silent network) cannot hold the shutdown; its records are kept', async () => {
+  const kept: MessageLogRecord[] = [];
+  const hanging = { insertMany: () => new Promise<void>(() => {}) };
+  const log = new RecordingLogger();
+  const writer = new MessageLogWriter(hanging, {
+    flushMs: HOUR,
+    batchSize: 2,
+    closeTimeoutMs: 200,
+    keep: async (records) => {
+      kept.push(...records);
+      return 'the file';
+    },
+    log,
+  });
+  const records = [logRecord(), logRecord(), logRecord()];
+  for (const record of records) writer.add(record);
+  void writer.flush(); // the first batch of two hangs in the store
+  const startedAt = Date.now();
+  const closed = await Promise.race([writer.close().then(() => 'closed'), sleep(3000).then(() => 'still closing after 3 s')]);
+  assert.equal(closed, 'closed');
+  assert.ok(Date.now() - startedAt < 2000, `close() took ${Date.now() - startedAt} ms`);
+  assert.deepEqual(
+    kept.map((record) => record.MessageGuid).sort(),
+    records.map((record) => record.MessageGuid).sort(),
+    'the batch in flight and the one waiting are both kept',
+  );
+  assert.deepEqual(writer.unwrittenAtClose, { kept: 3, keptIn: 'the file', lost: 0 });
+});
+
 test('find() sees records not yet in the store, the newest first', async (t) => {
   const { repository, writer } = setup();
   t.after(() => writer.close());

@@ -8,6 +8,7 @@ import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 export class TcpProxy {
   private readonly sockets = new Set<Socket>();
   private down = false;
+  private stalled = false;
   private readonly server = createServer((client) => this.accept(client));
   private listeningPort = 0;
 
@@ -35,6 +36,15 @@ export class TcpProxy {
 
   restore(): void {
     this.down = false;
+    this.stalled = false;
+  }
+
+  /**
+   * A database that stops answering without closing anything (a network partition, a host that froze): open
+   * connections stay open but nothing passes any more, and new ones are accepted and never answered.
+   */
+  stall(): void {
+    this.stalled = true;
   }
 
   async close(): Promise<void> {
@@ -47,6 +57,12 @@ export class TcpProxy {
       client.destroy();
       return;
     }
+    if (this.stalled) {
+      this.sockets.add(client);
+      client.on('close', () => this.sockets.delete(client));
+      client.on('error', () => undefined);
+      return;
+    }
     const upstream = connect(this.targetPort, this.targetHost);
     for (const socket of [client, upstream]) {
       this.sockets.add(socket);
@@ -54,8 +70,12 @@ export class TcpProxy {
       // Either side failing ends both: the client sees its connection cut, as it would with the server gone.
       socket.on('error', () => undefined);
     }
-    client.pipe(upstream).on('close', () => client.destroy());
-    upstream.pipe(client).on('close', () => upstream.destroy());
+    client.on('data', (chunk: Buffer) => {
+      if (!this.stalled) upstream.write(chunk);
+    });
+    upstream.on('data', (chunk: Buffer) => {
+      if (!this.stalled) client.write(chunk);
+    });
     client.on('close', () => upstream.destroy());
     upstream.on('close', () => client.destroy());
   }
