@@ -6,6 +6,7 @@ import { KeyedMutex } from '../keyed-mutex.ts';
 import { Semaphore } from '../../semaphore.ts';
 import { CHANGES_CHANNEL, POSTGRES_MIGRATIONS } from './migrations.ts';
 import { ChangeListener } from './notifications.ts';
+import { refuseNewerSchema } from '../schema-version.ts';
 import type {
   ChangeWatcher,
   CredentialRecord,
@@ -106,6 +107,7 @@ async function migrate(pool: pg.Pool): Promise<void> {
     await client.query('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)');
     const { rows } = await client.query<{ version: number }>('SELECT version FROM schema_migrations');
     const applied = new Set(rows.map((row) => row.version));
+    refuseNewerSchema(applied, POSTGRES_MIGRATIONS);
     for (const migration of POSTGRES_MIGRATIONS) {
       if (applied.has(migration.version)) continue;
       await client.query(migration.sql);

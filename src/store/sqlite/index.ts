@@ -5,6 +5,7 @@ import { MESSAGE_LOG_COLUMNS, credentialFromRow, messageLogFromRow, messageLogVa
 import { compileFilter, compileOrderBy } from '../sql-filter.ts';
 import { KeyedMutex } from '../keyed-mutex.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
+import { refuseNewerSchema } from '../schema-version.ts';
 import { SqliteBatchWriter } from './batch-writer.ts';
 import { lockDataDir } from './data-dir-lock.ts';
 import type {
@@ -24,6 +25,7 @@ import type {
 function migrate(db: Database.Database): void {
   db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)');
   const applied = new Set(db.prepare('SELECT version FROM schema_migrations').pluck().all() as number[]);
+  refuseNewerSchema(applied, SQLITE_MIGRATIONS);
   for (const migration of SQLITE_MIGRATIONS) {
     if (applied.has(migration.version)) continue;
     db.transaction(() => {
