@@ -83,7 +83,11 @@ test('stopped while the database stops answering (connections open, nothing pass
   const { iflow, proxy, dataDir, messageId } = await runningWithOneLogPending(t);
   proxy.stall();
   // Docker's grace period is 10 s before SIGKILL, which would lose the message log without a word.
-  const ended = await Promise.race([iflow.stop(), new Promise<string>((resolve) => setTimeout(resolve, 15_000, 'still stopping after 15 s')).then((late) => late)]);
+  let bound: NodeJS.Timeout | undefined;
+  const late = new Promise<string>((resolve) => {
+    bound = setTimeout(resolve, 15_000, 'still stopping after 15 s');
+  });
+  const ended = await Promise.race([iflow.stop(), late]).finally(() => clearTimeout(bound));
   assert.equal(ended, 0, iflow.stderr + iflow.stdout.slice(-2000));
   const last = iflow.lines().at(-1);
   assert.match(String(last?.msg), /^stopped: .*message logs kept for the next start/);

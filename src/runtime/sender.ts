@@ -83,7 +83,7 @@ const MPL_ID_HEADER = 'sap_messageprocessinglogid';
  * a boolean, an object), and a value the store cannot bind (SQLite takes no boolean or object) would fail its
  * whole batch of records, and every batch after it, for as long as the process runs.
  */
-export function customStatusOf(value: unknown): string | null {
+function customStatusOf(value: unknown): string | null {
   if (value === undefined || value === null) return null;
   if (typeof value === 'string') return value;
   if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
