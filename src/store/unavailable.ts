@@ -19,7 +19,7 @@ const SERVER_UNAVAILABLE_STATES = new Set(['08000', '08001', '08003', '08004', '
  */
 const PG_CONNECTION_MESSAGE = /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error)/;
 /** SQLite's: the database stayed locked by another connection for longer than the busy timeout. */
-const SQLITE_BUSY_CODES = new Set(['SQLITE_BUSY', 'SQLITE_BUSY_SNAPSHOT', 'SQLITE_BUSY_RECOVERY']);
+export const SQLITE_BUSY_CODES: ReadonlySet<string> = new Set(['SQLITE_BUSY', 'SQLITE_BUSY_SNAPSHOT', 'SQLITE_BUSY_RECOVERY', 'SQLITE_BUSY_TIMEOUT']);
 
 /**
  * The reason, short and without secrets (an error code, or node-postgres's fixed wording), when `err` says the

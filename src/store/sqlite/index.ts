@@ -8,6 +8,7 @@ import { SQLITE_MIGRATIONS } from './migrations.ts';
 import { refuseNewerSchema } from '../schema-version.ts';
 import { SqliteBatchWriter } from './batch-writer.ts';
 import { lockDataDir } from './data-dir-lock.ts';
+import { MAIN_BUSY_TIMEOUT_MS, whenUnlocked } from './busy.ts';
 import type {
   CredentialRecord,
   CredentialRepository,
@@ -67,26 +68,28 @@ class SqliteUsers implements UserRepository {
 
 
   async get(name: string) {
-    const row = this.byName.get(name) as Row | undefined;
+    const row = (await whenUnlocked(() => this.byName.get(name))) as Row | undefined;
     return row && userFromRow(row);
   }
   async list() {
-    return (this.all.all() as Row[]).map(userFromRow);
+    return ((await whenUnlocked(() => this.all.all())) as Row[]).map(userFromRow);
   }
   async create(user: UserRecord) {
-    return this.insert.run({ ...user, roles: JSON.stringify(user.roles) }).changes === 1;
+    const row = { ...user, roles: JSON.stringify(user.roles) };
+    return (await whenUnlocked(() => this.insert.run(row))).changes === 1;
   }
   async update(user: UserRecord) {
-    return this.change.run({ ...user, roles: JSON.stringify(user.roles) }).changes === 1;
+    const row = { ...user, roles: JSON.stringify(user.roles) };
+    return (await whenUnlocked(() => this.change.run(row))).changes === 1;
   }
   async delete(name: string) {
-    return this.remove.run(name).changes === 1;
+    return (await whenUnlocked(() => this.remove.run(name))).changes === 1;
   }
   exclusively<T>(fn: () => Promise<T>): Promise<T> {
     return this.turns.run('users', fn);
   }
   async count() {
-    return this.total.get() as number;
+    return (await whenUnlocked(() => this.total.get())) as number;
   }
 }
 
@@ -114,17 +117,16 @@ class SqliteMessageLogs implements MessageLogRepository {
     return this.writer.run(DELETE_OLDEST, [before, limit]);
   }
   async get(guid: string) {
-    const row = this.byGuid.get(guid) as Row | undefined;
+    const row = (await whenUnlocked(() => this.byGuid.get(guid))) as Row | undefined;
     return row && messageLogFromRow(row);
   }
   async query(query: MessageLogQuery) {
     const { where, params } = compileFilter(query.filter, () => '?');
-    const rows = this.db
-      .prepare(`SELECT * FROM message_logs ${where} ${compileOrderBy(query.orderBy)} LIMIT ? OFFSET ?`)
-      .all(...params, query.top, query.skip) as Row[];
+    const sql = `SELECT * FROM message_logs ${where} ${compileOrderBy(query.orderBy)} LIMIT ? OFFSET ?`;
+    const rows = (await whenUnlocked(() => this.db.prepare(sql).all(...params, query.top, query.skip))) as Row[];
     const results = rows.map(messageLogFromRow);
     if (!query.count) return { results };
-    const count = this.db.prepare(`SELECT COUNT(*) FROM message_logs ${where}`).pluck().get(...params) as number;
+    const count = (await whenUnlocked(() => this.db.prepare(`SELECT COUNT(*) FROM message_logs ${where}`).pluck().get(...params))) as number;
     return { results, count };
   }
 }
@@ -140,6 +142,7 @@ class SqliteCredentials implements CredentialRepository {
   private readonly insertState;
   private readonly purgeStates;
   private readonly takeState;
+  private readonly putState: (record: OAuthStateRecord) => void;
 
   constructor(db: Database.Database) {
     this.byName = db.prepare('SELECT * FROM credentials WHERE name = ?');
@@ -159,6 +162,11 @@ class SqliteCredentials implements CredentialRepository {
     // expires_at is an ISO 8601 UTC timestamp (toISOString), so text order is time order.
     this.purgeStates = db.prepare('DELETE FROM oauth_states WHERE expires_at < ?');
     this.takeState = db.prepare('DELETE FROM oauth_states WHERE state = ? RETURNING *');
+    // One transaction (one commit, retried whole), taking the write lock at its start: IMMEDIATE.
+    this.putState = db.transaction((record: OAuthStateRecord) => {
+      this.purgeStates.run(new Date().toISOString());
+      this.insertState.run(record);
+    }).immediate;
   }
 
 
@@ -167,21 +175,24 @@ class SqliteCredentials implements CredentialRepository {
   }
 
   async get(name: string) {
-    const row = this.byName.get(name) as Row | undefined;
+    const row = (await whenUnlocked(() => this.byName.get(name))) as Row | undefined;
     return row && credentialFromRow(row);
   }
   async list() {
-    return (this.all.all() as Row[]).map(credentialFromRow);
+    return ((await whenUnlocked(() => this.all.all())) as Row[]).map(credentialFromRow);
   }
   async create(record: CredentialRecord) {
-    return this.insert.run(SqliteCredentials.toRow(record)).changes === 1;
+    const row = SqliteCredentials.toRow(record);
+    return (await whenUnlocked(() => this.insert.run(row))).changes === 1;
   }
   async update(record: Omit<CredentialRecord, 'version'>, expectedVersion: number) {
-    const changed = this.change.run({ ...SqliteCredentials.toRow(record), expectedVersion }).changes === 1;
+    // Retried alone: the update and the read after it are two calls, so a busy read never runs the update twice.
+    const row = { ...SqliteCredentials.toRow(record), expectedVersion };
+    const changed = (await whenUnlocked(() => this.change.run(row))).changes === 1;
     return changed ? this.get(record.name) : undefined;
   }
   async delete(name: string) {
-    return this.remove.run(name).changes === 1;
+    return (await whenUnlocked(() => this.remove.run(name))).changes === 1;
   }
   withLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
     // One process owns an SQLite file, so an in-process lock is the whole story here.
@@ -189,11 +200,10 @@ class SqliteCredentials implements CredentialRepository {
   }
   /** Also removes the states that expired unused (authorizations never completed). */
   async putOAuthState(record: OAuthStateRecord) {
-    this.purgeStates.run(new Date().toISOString());
-    this.insertState.run(record);
+    await whenUnlocked(() => this.putState(record));
   }
   async takeOAuthState(state: string) {
-    const row = this.takeState.get(state) as Row | undefined;
+    const row = (await whenUnlocked(() => this.takeState.get(state))) as Row | undefined;
     return row && oauthStateFromRow(row);
   }
 }
@@ -219,7 +229,8 @@ export async function openSqliteStore(dataDir: string): Promise<Store> {
 
 async function openLocked(dataDir: string, dataDirLock: { release(): void }): Promise<Store> {
   const file = join(dataDir, 'iflow.db');
-  const db = new Database(file);
+  // A short busy timeout: a longer lock is waited for between tries (whenUnlocked), not on the event loop.
+  const db = new Database(file, { timeout: MAIN_BUSY_TIMEOUT_MS });
   try {
     return await openOnConnection(db, file, dataDirLock);
   } catch (err) {
@@ -240,14 +251,15 @@ async function openOnConnection(db: Database.Database, file: string, dataDirLock
   } catch {
     // shown below as fileMode
   }
-  db.pragma('journal_mode = WAL');
+  // Like every statement on this connection, waiting for another connection's lock without stalling the event loop.
+  await whenUnlocked(() => db.pragma('journal_mode = WAL'));
   // This connection writes users, credentials and OAuth states: rare, and each must survive a power cut
   // (where the server rotates refresh tokens, losing the new one can end the grant), so every commit is
   // synced. Message logs are written by the writer thread's own connection at NORMAL: batched, many, and
   // only the last moments' can be lost.
   db.pragma('synchronous = FULL');
-  db.pragma('busy_timeout = 5000');
-  migrate(db);
+  // Retried whole: migrations applied before a busy one are skipped the next time.
+  await whenUnlocked(() => migrate(db));
   const writer = new SqliteBatchWriter(file, { table: 'message_logs', columns: MESSAGE_LOG_COLUMNS });
   let writerSettings: { synchronous: number };
   try {
