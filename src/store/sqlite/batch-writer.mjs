@@ -18,13 +18,19 @@ function open() {
   return { db, insertAll };
 }
 
+/** SQLite's error code (SQLITE_BUSY, …), which the message does not hold: it tells an outage from a bad write. */
+function codeOf(err) {
+  const code = err?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
 let db;
 let insertAll;
 try {
   ({ db, insertAll } = open());
 } catch (err) {
   // Said in words: an error thrown out of the thread reaches the main thread without its message (SqliteError).
-  parentPort.postMessage({ openFailed: err instanceof Error ? err.message : String(err) });
+  parentPort.postMessage({ openFailed: err instanceof Error ? err.message : String(err), code: codeOf(err) });
   process.exit(1);
 }
 // Ready: what the connection really does (read back, not what was asked), for the start-up log line.
@@ -44,6 +50,6 @@ parentPort.on('message', ({ id, rows, sql, params }) => {
     if (!statement) statements.set(sql, (statement = db.prepare(sql)));
     parentPort.postMessage({ id, changes: statement.run(...params).changes });
   } catch (err) {
-    parentPort.postMessage({ id, error: err instanceof Error ? err.message : String(err) });
+    parentPort.postMessage({ id, error: err instanceof Error ? err.message : String(err), code: codeOf(err) });
   }
 });

@@ -4,6 +4,15 @@ import { Worker } from 'node:worker_threads';
 const BATCH_WRITER_SYNCHRONOUS = 'normal';
 
 /**
+ * An error the thread reported, with SQLite's code as it had it (SQLITE_BUSY, …): store/unavailable.ts tells an
+ * outage by it, and the log shows it.
+ */
+function threadError(message: string, code: string | undefined): Error {
+  const err = new Error(message);
+  return code === undefined ? err : Object.assign(err, { code });
+}
+
+/**
  * Inserts batches of rows into the SQLite file from a worker thread (batch-writer.mjs) with its own
  * connection: the message-log hot path then costs the main thread a postMessage, not the inserts.
  * Other bulk writes (deleting old message logs) run there too, in order with the batches.
@@ -30,9 +39,9 @@ export class SqliteBatchWriter {
       opened = resolve;
       failed = reject;
     });
-    this.worker.on('message', ({ id, error, changes, ...rest }: { id: number; error?: string; changes?: number; opened?: { synchronous: number }; openFailed?: string }) => {
+    this.worker.on('message', ({ id, error, code, changes, ...rest }: { id: number; error?: string; code?: string; changes?: number; opened?: { synchronous: number }; openFailed?: string }) => {
       if (rest.openFailed !== undefined) {
-        this.stopped = new Error(rest.openFailed);
+        this.stopped = threadError(rest.openFailed, code);
         failed(this.stopped);
         return;
       }
@@ -44,7 +53,7 @@ export class SqliteBatchWriter {
       const waiter = this.waiting.get(id);
       this.waiting.delete(id);
       if (this.waiting.size === 0) this.worker.unref();
-      if (error) waiter?.reject(new Error(error));
+      if (error) waiter?.reject(threadError(error, code));
       else waiter?.resolve(changes ?? 0);
     });
     this.worker.on('error', (thrown: unknown) => {
