@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openSqliteStore } from '../../src/store/sqlite/index.ts';
@@ -72,4 +72,72 @@ test('iflow start on a data dir another iflow serves from exits 1 saying so; the
   assert.equal(code, 1, stderr);
   assert.match(stderr, /^iflow: cannot start: the data dir .* is in use by another iflow process/m);
   assert.equal((await fetch(`${running.url}/api/v1/users`, { headers: { authorization: running.adminAuth } })).status, 200);
+});
+
+/** What a store that cannot open `file` in `dataDir` says: the file, IFLOW_DATA_DIR, SQLite's reason, and who must be able to write there. */
+function cannotOpen(file: string, dataDir: string, reason: string): string {
+  return `cannot open the SQLite store ${file} (IFLOW_DATA_DIR=${dataDir}): ${reason} – is ${dataDir} a directory writable by this user (uid ${process.getuid!()})?`;
+}
+
+test('a store whose database or lock file cannot be opened names the file and IFLOW_DATA_DIR, and lets go of the dir', async (t) => {
+  // Folders where the files should be: SQLite cannot open them, as root too (unlike a read-only dir).
+  const dataDir = tempDir(t);
+  const file = join(dataDir, 'iflow.db');
+  mkdirSync(file);
+  await assert.rejects(openSqliteStore(dataDir), (err: Error) => {
+    assert.equal(err.message, cannotOpen(file, dataDir, 'unable to open database file'));
+    assert.equal((err.cause as { code?: string }).code, 'SQLITE_CANTOPEN');
+    return true;
+  });
+  rmSync(file, { recursive: true });
+  const store = await openSqliteStore(dataDir);
+  await store.close();
+
+  const lockedOut = tempDir(t);
+  mkdirSync(join(lockedOut, LOCK_FILE));
+  await assert.rejects(openSqliteStore(lockedOut), { message: cannotOpen(join(lockedOut, LOCK_FILE), lockedOut, 'unable to open database file') });
+});
+
+test('a data dir that cannot be made (a path under a file) is named with IFLOW_DATA_DIR', async (t) => {
+  const parent = tempDir(t);
+  writeFileSync(join(parent, 'file'), '');
+  const dataDir = join(parent, 'file', 'data');
+  await assert.rejects(openSqliteStore(dataDir), {
+    message: `cannot open the SQLite store in IFLOW_DATA_DIR=${dataDir}: ENOTDIR: not a directory, mkdir '${dataDir}' – is ${dataDir} a directory writable by this user (uid ${process.getuid!()})?`,
+  });
+});
+
+test('a read-only data dir, empty or not, is named in the error, with the user who cannot write it', { skip: process.getuid?.() === 0 && 'root writes whatever the mode says' }, async (t) => {
+  /** Runs `check` with `dir` read-only, then makes it writable again (so that it can be removed). */
+  async function readOnly(dir: string, check: () => Promise<void>) {
+    chmodSync(dir, 0o500);
+    try {
+      await check();
+    } finally {
+      chmodSync(dir, 0o700);
+    }
+  }
+  const empty = tempDir(t);
+  await readOnly(empty, () => assert.rejects(openSqliteStore(empty), { message: cannotOpen(join(empty, LOCK_FILE), empty, 'unable to open database file') }));
+
+  const used = tempDir(t);
+  await (await openSqliteStore(used)).close();
+  await readOnly(used, () => assert.rejects(openSqliteStore(used), { message: cannotOpen(join(used, LOCK_FILE), used, 'attempt to write a readonly database') }));
+});
+
+test('iflow start on a data dir it cannot open exits 1 naming the file and IFLOW_DATA_DIR', async (t) => {
+  const dataDir = tempDir(t);
+  mkdirSync(join(dataDir, 'iflow.db'));
+  const child = spawn(process.execPath, ['bin/iflow.js', 'start'], {
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', IFLOW_DATA_DIR: dataDir, IFLOW_ADMIN_PASSWORD: 'open-test-password-1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const killer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+  child.stdout.resume();
+  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+  clearTimeout(killer);
+  assert.equal(code, 1, stderr);
+  assert.equal(stderr.split('\n')[0], `iflow: cannot start: ${cannotOpen(join(dataDir, 'iflow.db'), dataDir, 'unable to open database file')}`);
 });

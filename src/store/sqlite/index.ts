@@ -7,7 +7,8 @@ import { KeyedMutex } from '../keyed-mutex.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
 import { refuseNewerSchema } from '../schema-version.ts';
 import { SqliteBatchWriter } from './batch-writer.ts';
-import { lockDataDir } from './data-dir-lock.ts';
+import { LOCK_FILE, lockDataDir } from './data-dir-lock.ts';
+import { openFailure } from './open-error.ts';
 import { MAIN_BUSY_TIMEOUT_MS, whenUnlocked } from './busy.ts';
 import type {
   CredentialRecord,
@@ -217,8 +218,17 @@ const synchronousMode = (value: number) => SYNCHRONOUS_MODES[value] ?? 'unknown'
  * dir is locked while the store is open: a second process on it fails here, in words.
  */
 export async function openSqliteStore(dataDir: string): Promise<Store> {
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const dataDirLock = lockDataDir(dataDir);
+  let dataDirLock: { release(): void };
+  try {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw openFailure(err, dataDir, dataDir);
+  }
+  try {
+    dataDirLock = lockDataDir(dataDir);
+  } catch (err) {
+    throw openFailure(err, join(dataDir, LOCK_FILE), dataDir);
+  }
   try {
     return await openLocked(dataDir, dataDirLock);
   } catch (err) {
@@ -229,15 +239,21 @@ export async function openSqliteStore(dataDir: string): Promise<Store> {
 
 async function openLocked(dataDir: string, dataDirLock: { release(): void }): Promise<Store> {
   const file = join(dataDir, 'iflow.db');
-  // A short busy timeout: a longer lock is waited for between tries (whenUnlocked), not on the event loop.
-  const db = new Database(file, { timeout: MAIN_BUSY_TIMEOUT_MS });
+  let db: Database.Database;
+  try {
+    // A short busy timeout: a longer lock is waited for between tries (whenUnlocked), not on the event loop.
+    db = new Database(file, { timeout: MAIN_BUSY_TIMEOUT_MS });
+  } catch (err) {
+    throw openFailure(err, file, dataDir);
+  }
   try {
     return await openOnConnection(db, file, dataDirLock);
   } catch (err) {
     // Whatever failed (a file that is not a database, a migration, the writer thread), the connection goes
     // with the lock: a caller that goes on, or retries, must not keep iflow.db open.
     db.close();
-    throw err;
+    // A read-only file or folder shows at the first write (the WAL switch, a migration).
+    throw openFailure(err, file, dataDir);
   }
 }
 
