@@ -13,6 +13,8 @@ export interface Config {
   flowsDir: string;
   dataDir: string;
   databaseUrl?: string;
+  /** PostgreSQL: longest a statement may run before the server cancels it (ms); lock waits and the client's own bound follow from it. */
+  databaseStatementTimeoutMs: number;
   /** base64 32-byte key; when unset a key file in the data dir is used (generated on first start). */
   masterKey?: string;
   adminUser: string;
@@ -105,6 +107,16 @@ function retention(value: string | undefined): number {
   return ms;
 }
 
+/**
+ * IFLOW_PG_STATEMENT_TIMEOUT: PostgreSQL's statement_timeout for iflow's queries. Not 0: without a bound, a locked
+ * table or a stalled network holds the pool's connections, and every login and the admin API with them.
+ */
+function statementTimeout(value: string | undefined): number {
+  const ms = duration('IFLOW_PG_STATEMENT_TIMEOUT', value, '10s');
+  if (ms < 100 || ms > 3_600_000) throw new ConfigError(`IFLOW_PG_STATEMENT_TIMEOUT: from 100ms to 1h, got "${value}"`);
+  return ms;
+}
+
 /** proxy-addr's (Fastify's) names for the loopback, link-local and private ranges of IPv4 and IPv6. */
 const NAMED_RANGES = new Set(['loopback', 'linklocal', 'uniquelocal']);
 
@@ -174,6 +186,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     flowsDir: resolve(env.IFLOW_FLOWS_DIR || './flows'),
     dataDir: resolve(env.IFLOW_DATA_DIR || './data'),
     databaseUrl: env.DATABASE_URL || undefined,
+    databaseStatementTimeoutMs: statementTimeout(env.IFLOW_PG_STATEMENT_TIMEOUT),
     masterKey: masterKeySetting(env),
     ...adminSettings(env),
     parameterOverrides,

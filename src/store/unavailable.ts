@@ -1,6 +1,6 @@
 /**
  * Whether a store call failed because the database cannot be reached right now (PostgreSQL down, restarting or
- * its connection cut; SQLite locked by another process past the busy timeout), as opposed to a failure of the
+ * its connection cut, or not answering within iflow's timeouts; SQLite locked by another process past the busy timeout), as opposed to a failure of the
  * request itself. Such failures are worth answering with 503 and "send it again", not 500.
  */
 
@@ -14,10 +14,17 @@ const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOST
  */
 const SERVER_UNAVAILABLE_STATES = new Set(['08000', '08001', '08003', '08004', '08006', '08007', '08P01', '57P01', '57P02', '57P03', '53300']);
 /**
- * node-postgres's own words for a lost or never made connection (these errors carry no code). "timeout exceeded when
- * trying to connect" is also what a pool with every connection busy says: either way none can be had now.
+ * PostgreSQL's SQLSTATEs for a statement the server gave up on: 57014 (query_canceled: iflow's statement_timeout,
+ * or cancelled by an administrator) and 55P03 (lock_not_available: iflow's lock_timeout ran out while a table or
+ * row stayed locked, by a migration or by hand). The database is busy, not the request wrong: send it again.
  */
-const PG_CONNECTION_MESSAGE = /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error)/;
+const SERVER_BUSY_STATES = new Set(['57014', '55P03']);
+/**
+ * node-postgres's own words for a lost or never made connection (these errors carry no code). "timeout exceeded when
+ * trying to connect" is also what a pool with every connection busy says: either way none can be had now. "Query
+ * read timeout" is its query_timeout: no answer at all in time (a network that drops packets, a server that froze).
+ */
+const PG_CONNECTION_MESSAGE = /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Query read timeout)/;
 /** SQLite's: the database stayed locked by another connection for longer than the busy timeout. */
 export const SQLITE_BUSY_CODES: ReadonlySet<string> = new Set(['SQLITE_BUSY', 'SQLITE_BUSY_SNAPSHOT', 'SQLITE_BUSY_RECOVERY', 'SQLITE_BUSY_TIMEOUT']);
 
@@ -33,7 +40,7 @@ export function storeUnavailableReason(err: unknown): string | undefined {
   if (typeof (err as { statusCode?: unknown }).statusCode === 'number') return undefined;
   const code = (err as { code?: unknown }).code;
   if (typeof code === 'string') {
-    if (NETWORK_CODES.has(code) || SQLITE_BUSY_CODES.has(code) || SERVER_UNAVAILABLE_STATES.has(code)) return code;
+    if (NETWORK_CODES.has(code) || SQLITE_BUSY_CODES.has(code) || SERVER_UNAVAILABLE_STATES.has(code) || SERVER_BUSY_STATES.has(code)) return code;
   } else if (PG_CONNECTION_MESSAGE.test(err.message)) {
     return err.message.slice(0, 100);
   }

@@ -115,3 +115,14 @@ test('LOG_LEVEL is one of pino\'s levels; IFLOW_MPL_FLUSH is from 1 ms to 1 day'
   assert.equal(loadConfig({ IFLOW_MPL_FLUSH: '1d' }).messageLogFlushMs, 86_400_000);
   assert.throws(() => loadConfig({ IFLOW_MPL_FLUSH: '30d' }), /^ConfigError: IFLOW_MPL_FLUSH: at most 1d, got "30d"$/);
 });
+
+test('IFLOW_PG_STATEMENT_TIMEOUT: 10 s by default, a duration from 100 ms to 1 h; never 0 (unbounded)', () => {
+  assert.equal(loadConfig({}).databaseStatementTimeoutMs, 10_000);
+  assert.equal(loadConfig({ IFLOW_PG_STATEMENT_TIMEOUT: '30s' }).databaseStatementTimeoutMs, 30_000);
+  assert.equal(loadConfig({ IFLOW_PG_STATEMENT_TIMEOUT: '100ms' }).databaseStatementTimeoutMs, 100);
+  assert.equal(loadConfig({ IFLOW_PG_STATEMENT_TIMEOUT: '1h' }).databaseStatementTimeoutMs, 3_600_000);
+  for (const value of ['0', '99ms', '2h']) {
+    assert.throws(() => loadConfig({ IFLOW_PG_STATEMENT_TIMEOUT: value }), new RegExp(`^ConfigError: IFLOW_PG_STATEMENT_TIMEOUT: from 100ms to 1h, got "${value}"$`), value);
+  }
+  assert.throws(() => loadConfig({ IFLOW_PG_STATEMENT_TIMEOUT: 'soon' }), /^ConfigError: IFLOW_PG_STATEMENT_TIMEOUT: /);
+});

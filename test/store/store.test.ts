@@ -8,14 +8,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type pg from 'pg';
+import pg from 'pg';
 import { parseFilter } from '../../src/monitor/odata.ts';
 import { openStore } from '../../src/store/index.ts';
-import { describeDatabaseUrl, openPostgresStore, type PostgresStoreOptions } from '../../src/store/postgres/index.ts';
+import { MIGRATION_LOCK_KEY, describeDatabaseUrl, openPostgresStore, type PostgresStoreOptions } from '../../src/store/postgres/index.ts';
 import { POSTGRES_MIGRATIONS } from '../../src/store/postgres/migrations.ts';
 import { openSqliteStore } from '../../src/store/sqlite/index.ts';
 import { logRecord as messageLog } from '../support/message-logs.ts';
-import { SKIP_POSTGRES_OPTION, TestSchemas, urlForSchema } from '../support/postgres.ts';
+import { SKIP_POSTGRES_OPTION, TEST_DATABASE_URL, TestSchemas, urlForSchema } from '../support/postgres.ts';
 import { waitFor } from '../support/iflow.ts';
 import type { CredentialRecord, MessageLogQuery, MessageLogRecord, Store, UserRecord } from '../../src/store/types.ts';
 
@@ -632,6 +632,79 @@ describe('PostgreSQL store', SKIP_POSTGRES_OPTION, () => {
       assert.equal(await waiter.credentials.withLock(name, async () => 'mine'), 'mine', 'the waiter works once the lock is free');
     } finally {
       await Promise.all([holder.close(), waiter.close()]);
+    }
+  });
+
+  /** How long a statement of `store` (application_name iflow) has waited for a lock, in ms, by the server's clock; 0 when none waits. */
+  const lockWaitMs = async (queryLike: string) => {
+    const { rows } = await admin.query(
+      `SELECT coalesce(max(extract(epoch FROM clock_timestamp() - query_start) * 1000), 0)::int AS ms FROM pg_stat_activity
+       WHERE application_name = 'iflow' AND wait_event_type = 'Lock' AND state = 'active' AND query LIKE $1`,
+      [`%${queryLike}%`],
+    );
+    return rows[0].ms as number;
+  };
+
+  test('withLock: waiting for another instance longer than the statement timeout is not cut short by it', async () => {
+    // 200 ms statement timeout: the client's own bound is 400 ms; the lock wait may take lockTimeoutMillis (default 120 s).
+    const [holder, waiter] = await Promise.all([open(), open({ statementTimeoutMillis: 200 })]);
+    // Released however this test ends: a lock still held would keep the holder's store from closing.
+    let release = () => {};
+    try {
+      const name = unique('Long');
+      const entered = new Promise<void>((resolve) => {
+        void holder.credentials.withLock(name, () => {
+          resolve();
+          return new Promise<void>((done) => (release = done));
+        });
+      });
+      await entered;
+      const waited = waiter.credentials.withLock(name, async () => 'mine');
+      const outcome = waited.then(
+        () => 'got it early',
+        (err: Error) => err.message,
+      );
+      let early: string | undefined;
+      void outcome.then((value) => (early = value));
+      // Past both bounds, by the server's clock (or the waiter failed first).
+      await waitFor(async () => early !== undefined || (await lockWaitMs('pg_advisory_lock')) > 800, { what: 'the waiter to wait past its bounds' });
+      assert.equal(early, undefined, `the waiter stopped waiting: ${early}`);
+      release();
+      assert.equal(await waited, 'mine');
+    } finally {
+      release();
+      await Promise.all([holder.close(), waiter.close()]);
+    }
+  });
+
+  test('migrations wait for another instance migrating, and run, however long past the statement timeout', async () => {
+    const fresh = await schemas.create();
+    // Another instance migrating (any schema of the database: the key is the database's).
+    const other = new pg.Client({ connectionString: TEST_DATABASE_URL });
+    await other.connect();
+    try {
+      await other.query('BEGIN');
+      await other.query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`);
+      let settled: string | undefined;
+      const opening = openPostgresStore(fresh.url, { statementTimeoutMillis: 200 });
+      opening.then(
+        () => (settled = 'opened'),
+        (err: Error) => (settled = err.message),
+      );
+      try {
+        await waitFor(async () => settled !== undefined || (await lockWaitMs('pg_advisory_xact_lock')) > 800, { what: 'the migration to wait past its bounds' });
+        assert.equal(settled, undefined, `the start stopped waiting: ${settled}`);
+      } finally {
+        await other.query('COMMIT');
+      }
+      const store = await opening;
+      try {
+        assert.equal(await store.users.count(), 0, 'migrated');
+      } finally {
+        await store.close();
+      }
+    } finally {
+      await other.end();
     }
   });
 

@@ -30,10 +30,54 @@ export interface PostgresStoreOptions {
   connectionTimeoutMillis?: number;
   /** How long withLock waits for another instance to release a credential's lock before failing; 0 waits forever. Default 120 s. */
   lockTimeoutMillis?: number;
+  /**
+   * Longest a statement may run on the server before PostgreSQL cancels it (statement_timeout; config's
+   * IFLOW_PG_STATEMENT_TIMEOUT). Default 10 s. The other bounds follow from it: see `queryBounds`.
+   */
+  statementTimeoutMillis?: number;
 }
 
+/** The bounds on one statement of iflow's pooled connections (not of migrations, nor of withLock's wait). */
+export interface QueryBounds {
+  /** Server side: PostgreSQL cancels a statement running longer (SQLSTATE 57014). */
+  statementTimeoutMillis: number;
+  /** Server side: a statement waiting longer for a lock (a table locked by a migration or by hand) fails (55P03). */
+  lockTimeoutMillis: number;
+  /** Client side: no answer at all by then (a network that drops packets, a server that froze) fails the query. */
+  queryTimeoutMillis: number;
+}
+
+/** Default statement_timeout of iflow's pooled connections. */
+export const DEFAULT_STATEMENT_TIMEOUT_MS = 10_000;
+/** lock_timeout: a statement waiting for a lock gives up sooner than a slow one, so a locked table cannot hold the pool's connections. */
+const LOCK_TIMEOUT_MS = 3_000;
+/** setTimeout's longest delay (~24.8 days): a per-query query_timeout that never fires (pg takes 0 as "use the client's"). */
+const NO_CLIENT_TIMEOUT_MS = 2_147_483_647;
+
+/**
+ * The bounds a statement timeout implies: lock waits end after 3 s (at most half the statement timeout), and the
+ * client gives up waiting for an answer a little after the server would have cancelled the statement
+ * (2 s later, at most the statement timeout again), so the server's own error wins whenever the server answers.
+ */
+export function queryBounds(statementTimeoutMillis = DEFAULT_STATEMENT_TIMEOUT_MS): QueryBounds {
+  return {
+    statementTimeoutMillis,
+    lockTimeoutMillis: Math.min(LOCK_TIMEOUT_MS, Math.ceil(statementTimeoutMillis / 2)),
+    queryTimeoutMillis: statementTimeoutMillis + Math.min(2_000, statementTimeoutMillis),
+  };
+}
+
+/** A query with a client-side bound of its own: pg reads `query_timeout` from a query's config too (its types omit it). */
+function boundedQuery(text: string, values: unknown[] | undefined, queryTimeoutMillis: number): pg.QueryConfig {
+  const config: pg.QueryConfig & { query_timeout: number } = { text, values, query_timeout: queryTimeoutMillis };
+  return config;
+}
+
+/** pg's error when a query got no answer within query_timeout: the connection is then unusable (its query may still run). */
+const isReadTimeout = (err: unknown) => err instanceof Error && err.message === 'Query read timeout';
+
 /** Single-bigint advisory key held (per transaction) while migrating: 'iflwmigr'. */
-const MIGRATION_LOCK_KEY = '7594302237618153330';
+export const MIGRATION_LOCK_KEY = '7594302237618153330';
 /** First key of the two-int advisory locks on credentials: 'iflw'. The two-int and bigint key spaces never collide. */
 const CREDENTIAL_LOCK_CLASS = 0x69666c77;
 /** Rows per INSERT of insertMany: 13 parameters a row stays far below PostgreSQL's 65535 per statement. */
@@ -90,6 +134,11 @@ async function transaction<T>(pool: pg.Pool, fn: (client: PoolClient) => Promise
     checkedOut.release();
     return result;
   } catch (err) {
+    // A query that got no answer in time still occupies the connection: a ROLLBACK would only wait behind it.
+    if (isReadTimeout(err) || checkedOut.lost()) {
+      checkedOut.release(err);
+      throw err;
+    }
     try {
       await client.query('ROLLBACK');
       checkedOut.release();
@@ -100,22 +149,26 @@ async function transaction<T>(pool: pg.Pool, fn: (client: PoolClient) => Promise
   }
 }
 
-/** Applies the missing migrations in one transaction, under a transaction-level advisory lock so that instances starting together take turns. */
+/**
+ * Applies the missing migrations in one transaction, under a transaction-level advisory lock so that instances
+ * starting together take turns. Unbounded, unlike every other statement: waiting for another instance's
+ * migration, or for a table an older instance still uses, and building an index on a large message log can each
+ * take longer than the statement timeout, and a migration cut short would stop the start every time.
+ */
 async function migrate(pool: pg.Pool): Promise<void> {
   await transaction(pool, async (client) => {
-    await client.query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`);
-    await client.query('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)');
-    const { rows } = await client.query<{ version: number }>('SELECT version FROM schema_migrations');
+    const unbounded = <R extends pg.QueryResultRow>(text: string, values?: unknown[]) => client.query<R>(boundedQuery(text, values, NO_CLIENT_TIMEOUT_MS));
+    // SET LOCAL: only for this transaction, the connection goes back to the pool with its bounds.
+    await unbounded('SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0');
+    await unbounded(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`);
+    await unbounded('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)');
+    const { rows } = await unbounded<{ version: number }>('SELECT version FROM schema_migrations');
     const applied = new Set(rows.map((row) => row.version));
     refuseNewerSchema(applied, POSTGRES_MIGRATIONS);
     for (const migration of POSTGRES_MIGRATIONS) {
       if (applied.has(migration.version)) continue;
-      await client.query(migration.sql);
-      await client.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [
-        migration.version,
-        migration.name,
-        new Date().toISOString(),
-      ]);
+      await unbounded(migration.sql);
+      await unbounded('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [migration.version, migration.name, new Date().toISOString()]);
     }
   });
 }
@@ -246,6 +299,8 @@ class PostgresCredentials implements CredentialRepository {
     private readonly changes: ChangeListener,
     maxConnections: number,
     private readonly lockTimeoutMillis: number,
+    /** The pool's query_timeout: added to the lock wait, the client's bound on the statement that waits. */
+    private readonly queryTimeoutMillis: number,
   ) {
     this.lockHolders = new Semaphore(Math.max(1, Math.floor(maxConnections / 2)));
   }
@@ -329,16 +384,20 @@ class PostgresCredentials implements CredentialRepository {
     return outcome.value;
   }
 
-  /** Takes the session-level lock; lock_timeout bounds the wait (the transaction only scopes that setting: the lock outlives its commit). */
+  /**
+   * Takes the session-level lock; lock_timeout bounds the wait, not the connection's statement_timeout (the
+   * transaction only scopes those settings: the lock outlives its commit).
+   */
   private async acquire(client: PoolClient, name: string): Promise<number> {
     await client.query('BEGIN');
     // The key includes the schema, so iflow installations sharing a database in different schemas do not wait for each other.
     const { rows } = await client.query<{ key: number }>(
-      `SELECT set_config('lock_timeout', $1, true), hashtext(coalesce(current_schema(), '') || ':' || $2) AS key`,
+      `SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', '0', true), hashtext(coalesce(current_schema(), '') || ':' || $2) AS key`,
       [String(this.lockTimeoutMillis), name],
     );
     const key = rows[0].key;
-    await client.query('SELECT pg_advisory_lock($1, $2)', [CREDENTIAL_LOCK_CLASS, key]);
+    const waitMillis = this.lockTimeoutMillis === 0 ? NO_CLIENT_TIMEOUT_MS : Math.min(NO_CLIENT_TIMEOUT_MS, this.lockTimeoutMillis + this.queryTimeoutMillis);
+    await client.query(boundedQuery('SELECT pg_advisory_lock($1, $2)', [CREDENTIAL_LOCK_CLASS, key], waitMillis));
     await client.query('COMMIT');
     return key;
   }
@@ -421,12 +480,23 @@ function redact(text: string, databaseUrl: string): string {
  */
 export async function openPostgresStore(databaseUrl: string, options: PostgresStoreOptions = {}): Promise<Store> {
   const max = options.max ?? 10;
+  const bounds = queryBounds(options.statementTimeoutMillis);
   const pool = new pg.Pool({
     connectionString: databaseUrl,
     max,
     connectionTimeoutMillis: options.connectionTimeoutMillis ?? 10_000,
     idleTimeoutMillis: 30_000,
     application_name: 'iflow',
+    // A slow statement or a locked table must not hold the pool's connections (and with them every login and
+    // the admin API) for as long as it lasts: the server cancels it (503 STORE_UNAVAILABLE, send again).
+    // Startup parameters, so they hold for every statement of the session. No idle_in_transaction_session_timeout:
+    // withLock's connection holds its advisory lock outside any transaction, and never idles inside one.
+    statement_timeout: bounds.statementTimeoutMillis,
+    lock_timeout: bounds.lockTimeoutMillis,
+    // A network that drops packets leaves the connection open and the server's cancel unheard: the client gives up too.
+    query_timeout: bounds.queryTimeoutMillis,
+    // And the operating system notices a connection that died without a word (a NAT or firewall forgot it).
+    keepAlive: true,
   });
   // Without a listener, an idle connection dropped by the server would crash the process; the pool replaces it.
   pool.on('error', () => {});
@@ -440,7 +510,7 @@ export async function openPostgresStore(databaseUrl: string, options: PostgresSt
     throw new Error(`Cannot open the PostgreSQL store at ${describeDatabaseUrl(databaseUrl)}: ${redact(reasonOf(err), databaseUrl)}${missingSchemaHint(err, databaseUrl)}`, { cause: err });
   }
   const changes = new ChangeListener(databaseUrl, CHANGES_CHANNEL, schema, (err) => redact(reasonOf(err), databaseUrl));
-  const credentials = new PostgresCredentials(pool, changes, max, options.lockTimeoutMillis ?? 120_000);
+  const credentials = new PostgresCredentials(pool, changes, max, options.lockTimeoutMillis ?? 120_000, bounds.queryTimeoutMillis);
   let closed = false;
   return {
     kind: 'postgres',
