@@ -107,6 +107,39 @@ function retention(value: string | undefined): number {
   return ms;
 }
 
+/** The parts of a database URL that are percent-decoded (by the pg driver too), by their names in an error. */
+const DECODED_URL_PARTS = [
+  ['username', 'user name'],
+  ['password', 'password'],
+  ['hostname', 'host'],
+  ['pathname', 'database name'],
+] as const;
+
+/**
+ * DATABASE_URL: a "%" that starts no percent-escape of UTF-8 (`s3%cret`) is read by the driver in its own way (and
+ * failed later as a bare "URI malformed"): refused here, naming the part but never its text, the password's least.
+ * Only URLs are checked: other forms (a socket path) are the driver's to read.
+ */
+function databaseUrlSetting(value: string | undefined): string | undefined {
+  if (!value) return undefined;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return value;
+  }
+  for (const [part, name] of DECODED_URL_PARTS) {
+    try {
+      decodeURIComponent(url[part]);
+    } catch {
+      throw new ConfigError(
+        `DATABASE_URL: the ${name} holds a malformed percent-escape (a "%" must start one: two hex digits, of UTF-8, such as %40 for "@"): write a "%" of the ${name} itself as %25`,
+      );
+    }
+  }
+  return value;
+}
+
 /**
  * IFLOW_PG_STATEMENT_TIMEOUT: PostgreSQL's statement_timeout for iflow's queries. Not 0: without a bound, a locked
  * table or a stalled network holds the pool's connections, and every login and the admin API with them.
@@ -185,7 +218,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     publicUrl: publicUrlSetting(env.IFLOW_PUBLIC_URL, listenPort),
     flowsDir: resolve(env.IFLOW_FLOWS_DIR || './flows'),
     dataDir: resolve(env.IFLOW_DATA_DIR || './data'),
-    databaseUrl: env.DATABASE_URL || undefined,
+    databaseUrl: databaseUrlSetting(env.DATABASE_URL),
     databaseStatementTimeoutMs: statementTimeout(env.IFLOW_PG_STATEMENT_TIMEOUT),
     masterKey: masterKeySetting(env),
     ...adminSettings(env),

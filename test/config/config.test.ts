@@ -126,3 +126,42 @@ test('IFLOW_PG_STATEMENT_TIMEOUT: 10 s by default, a duration from 100 ms to 1 h
   }
   assert.throws(() => loadConfig({ IFLOW_PG_STATEMENT_TIMEOUT: 'soon' }), /^ConfigError: IFLOW_PG_STATEMENT_TIMEOUT: /);
 });
+
+test('DATABASE_URL with a malformed percent-escape: a configuration error naming the part, never the password (it was a bare "URI malformed")', () => {
+  const cases: [string, string][] = [
+    ['postgres://postgres:s3%cretPW@127.0.0.1:1/x', 'password'],
+    ['postgres://iflow:p%C3%28w-s3cret@127.0.0.1:1/x', 'password'],
+    ['postgres://us%ZZer:pw-s3cret@127.0.0.1:1/x', 'user name'],
+    ['postgres://iflow:pw-s3cret@127.0.0.1:1/db%ZZ', 'database name'],
+  ];
+  for (const [url, part] of cases) {
+    assert.throws(
+      () => loadConfig({ DATABASE_URL: url }),
+      (err: Error) =>
+        err instanceof ConfigError &&
+        err.message.startsWith(`DATABASE_URL: the ${part} holds a malformed percent-escape`) &&
+        err.message.endsWith(`write a "%" of the ${part} itself as %25`) &&
+        !/s3%cretPW|s3cret|C3%28/.test(err.message),
+      url,
+    );
+  }
+  // Well-formed escapes, query parameters and other forms (a socket path) are the driver's to read.
+  for (const url of ['postgres://iflow:p%25w%40rd@db.example:5432/iflow?options=-c%20search_path%3Dx', '/var/run/postgresql iflow']) {
+    assert.equal(loadConfig({ DATABASE_URL: url }).databaseUrl, url);
+  }
+  assert.equal(loadConfig({ DATABASE_URL: '' }).databaseUrl, undefined);
+
+  const dataDir = mkdtempSync(join(tmpdir(), 'iflow-url-'));
+  try {
+    const started = spawnSync(process.execPath, ['bin/iflow.js', 'start'], {
+      encoding: 'utf8',
+      timeout: 30_000,
+      env: { ...process.env, IFLOW_DATA_DIR: dataDir, DATABASE_URL: 'postgres://postgres:s3%cretPW@127.0.0.1:1/x', PORT: '0', HOST: '127.0.0.1' },
+    });
+    assert.equal(started.status, 1, started.stdout + started.stderr);
+    assert.match(started.stderr, /^iflow: cannot start: DATABASE_URL: the password holds a malformed percent-escape/m);
+    assert.doesNotMatch(started.stdout + started.stderr, /s3%cretPW|URI malformed/);
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});

@@ -764,8 +764,23 @@ describe('PostgreSQL store: connection failures', () => {
     assert.match(quoted.message, new RegExp(`\\(the search_path schema "${schema}_Q" does not exist`));
   });
 
+  test('a malformed percent-escape in the URL (not refused by config here): the store names the server, not "URI malformed", never the password', async () => {
+    for (const [databaseUrl, described] of [
+      ['postgres://postgres:s3%cretPW@127.0.0.1:1/x', 'postgres@127.0.0.1:1/x'],
+      ['postgres://us%ZZer:s3%cretPW@127.0.0.1:1/d%ZZb', 'us%ZZer@127.0.0.1:1/d%ZZb'],
+    ]) {
+      const err: Error = await openPostgresStore(databaseUrl, { connectionTimeoutMillis: 5000 }).then(
+        () => assert.fail('opened a store on port 1'),
+        (e: Error) => e,
+      );
+      assert.match(err.message, new RegExp(`^Cannot open the PostgreSQL store at ${described}: .*ECONNREFUSED`));
+      assert.ok(!err.message.includes('s3%cretPW'), err.message);
+    }
+  });
+
   test('describeDatabaseUrl shows no password, and copes with unparsable URLs', () => {
     assert.equal(describeDatabaseUrl('postgres://u:secret@db.example:6543/iflow?sslmode=require'), 'u@db.example:6543/iflow');
+    assert.equal(describeDatabaseUrl('postgres://us%ZZer:s3%cret@db.example/d%ZZb'), 'us%ZZer@db.example:5432/d%ZZb', 'malformed escapes shown as written');
     assert.equal(describeDatabaseUrl('postgresql:///iflow?host=/var/run/postgresql'), '/var/run/postgresql:5432/iflow');
     assert.doesNotMatch(describeDatabaseUrl('not a url secret'), /secret/);
   });

@@ -438,6 +438,15 @@ function missingSchemaHint(err: unknown, databaseUrl: string): string {
   return ` (${which}: create it with CREATE SCHEMA, or name an existing one with ?options=-c%20search_path%3D<schema>)`;
 }
 
+/** A URL part decoded, or as written when it holds a malformed percent-escape (decodeURIComponent throws "URI malformed"). */
+function decoded(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part;
+  }
+}
+
 /** `user@host:port/database` from a connection URL: what error messages may show (never the password). */
 export function describeDatabaseUrl(databaseUrl: string): string {
   let url: URL;
@@ -446,10 +455,10 @@ export function describeDatabaseUrl(databaseUrl: string): string {
   } catch {
     return 'an unparsable DATABASE_URL (expected postgres://user:password@host:port/database)';
   }
-  const host = url.searchParams.get('host') || decodeURIComponent(url.hostname) || 'localhost';
+  const host = url.searchParams.get('host') || decoded(url.hostname) || 'localhost';
   const port = url.searchParams.get('port') || url.port || '5432';
-  const database = decodeURIComponent(url.pathname.replace(/^\//, '')) || url.searchParams.get('dbname') || '';
-  const user = decodeURIComponent(url.username);
+  const database = decoded(url.pathname.replace(/^\//, '')) || url.searchParams.get('dbname') || '';
+  const user = decoded(url.username);
   return `${user ? `${user}@` : ''}${host}:${port}${database ? `/${database}` : ''}`;
 }
 
@@ -469,7 +478,7 @@ function redact(text: string, databaseUrl: string): string {
   }
   if (!password) return text;
   let out = text;
-  for (const secret of new Set([password, decodeURIComponent(password)])) out = out.split(secret).join('***');
+  for (const secret of new Set([password, decoded(password)])) out = out.split(secret).join('***');
   return out;
 }
 
