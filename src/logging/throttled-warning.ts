@@ -59,6 +59,19 @@ export class ThrottledWarning {
     }
   }
 
+  /**
+   * The trouble is over (and the caller says so in a line of its own): the summaries stop without the count not
+   * yet logged, and the next occurrence is logged at once again. Returns that count.
+   */
+  reset(): number {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const unlogged = this.count;
+    this.count = 0;
+    this.seen.clear();
+    return unlogged;
+  }
+
   /** Stops the timer (the app is closing); a count not yet logged is logged now. */
   close(): void {
     clearTimeout(this.timer);

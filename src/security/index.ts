@@ -114,11 +114,28 @@ export const securityPlugin = fp(
     const onBusy = (running: number) => busy.note({ running });
     app.decorate('authenticator', new Authenticator(app.store.users, { onBusy }));
     // Another instance sharing the store (PostgreSQL) changed a user: its cached logins must go here too, at once.
-    // This watcher also reports a lost connection to the announcements (it serves the credentials' watcher too).
+    // This watcher also reports a lost connection to the announcements (it serves the credentials' watcher too):
+    // it is tried again every few seconds while the database is away, so the first failure is logged at once,
+    // then a count each minute, and one line when it is heard again.
+    const unheard = throttledWarning(app, app.log, {
+      message: 'cannot hear of changes made by other instances sharing the store: retrying (cached logins and credentials are dropped once heard again)',
+      summary: 'still cannot hear of changes made by other instances sharing the store: retrying',
+      intervalMs: 60_000,
+      listed: { reason: 'reasons' },
+    });
+    let unheardSince: number | undefined;
     const stopWatching = app.store.users.watch({
       changed: (name) => app.authenticator.invalidate(name),
-      trouble: (err) =>
-        app.log.warn({ reason: err.message }, 'cannot hear of changes made by other instances sharing the store: retrying (cached logins and credentials are dropped once heard again)'),
+      trouble: (err) => {
+        unheardSince ??= Date.now();
+        unheard.note({ reason: err.message });
+      },
+      recovered: () => {
+        unheard.reset();
+        const unheardMs = unheardSince === undefined ? undefined : Date.now() - unheardSince;
+        unheardSince = undefined;
+        app.log.info({ unheardMs }, 'hearing of changes made by other instances sharing the store again: cached logins and credentials dropped');
+      },
     });
     app.addHook('onClose', async () => stopWatching());
     app.decorateRequest('user', null);

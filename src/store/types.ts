@@ -39,8 +39,10 @@ export interface ChangeWatcher {
    * to the announcements is back after a loss, when some may have been missed).
    */
   changed(name?: string): void;
-  /** The announcements cannot be heard for now; they are retried. */
+  /** The announcements cannot be heard for now; they are retried (told at each failed try). */
   trouble?(err: Error): void;
+  /** The announcements are heard again after `trouble` (told once, after `changed()` without a name). */
+  recovered?(): void;
 }
 
 export type MessageStatus = 'PROCESSING' | 'COMPLETED' | 'RETRY' | 'FAILED' | 'ESCALATED' | 'CANCELLED';

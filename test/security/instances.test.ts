@@ -1,7 +1,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { ADMIN_USER, basicAuth, startIflow, waitFor } from '../support/iflow.ts';
-import { SKIP_POSTGRES_OPTION, TestSchemas } from '../support/postgres.ts';
+import { SKIP_POSTGRES_OPTION, TestSchemas, schemaBehindProxy } from '../support/postgres.ts';
 import { api } from '../credentials/helpers.ts';
 import { hashPassword } from '../../src/security/passwords.ts';
 
@@ -82,4 +82,33 @@ test('two instances on one PostgreSQL: two admins demoting each other at the sam
     const restored = await fetch(`${one.url}/api/v1/users/${other}`, { method: 'PUT', headers: { authorization: admins[left[0]], 'content-type': 'application/json' }, body: JSON.stringify({ roles: ['admin'] }) });
     assert.equal(restored.status, 200);
   }
+});
+
+test('the connection hearing of other instances lost: one warning however often it is tried again, one line when it hears again', SKIP_POSTGRES_OPTION, async (t) => {
+  const { url, proxy } = await schemaBehindProxy(t);
+  const iflow = await startIflow({ env: { DATABASE_URL: url } });
+  t.after(() => iflow.close());
+  const lines = (start: string) => iflow.logs.records().filter((record) => String(record.msg).startsWith(start));
+  // Listening: a user's change through the database is heard (the watcher drops the cached login).
+  assert.equal((await api(iflow, 'GET', '/api/v1/users')).status, 200);
+
+  proxy.cut();
+  // The loss, then two tries refused (0.5 s and 1 s later): three failures, which were three warnings.
+  await waitFor(() => proxy.refused >= 2 && lines('cannot hear of changes').length > 0, { timeoutMs: 10_000, what: 'two tries to reconnect refused' });
+  const warnings = lines('cannot hear of changes');
+  assert.equal(warnings.length, 1, iflow.logs.text);
+  assert.equal(warnings[0].level, 40);
+  assert.equal(typeof warnings[0].reason, 'string');
+  assert.equal(lines('hearing of changes').length, 0, 'not heard again yet');
+
+  proxy.restore();
+  const [heard] = await waitFor(() => {
+    const found = lines('hearing of changes made by other instances sharing the store again');
+    return found.length > 0 ? found : undefined;
+  }, { timeoutMs: 10_000, what: 'the line saying it hears again' });
+  assert.equal(heard.level, 30);
+  assert.equal(typeof heard.unheardMs, 'number');
+  assert.equal(lines('cannot hear of changes').length, 1, 'no more warnings');
+  assert.equal(lines('still cannot hear of changes').length, 0, 'no summary once heard again');
+  assert.ok(!iflow.logs.text.includes('postgres://'), 'no database URL in the log');
 });

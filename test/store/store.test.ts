@@ -542,17 +542,20 @@ describe('PostgreSQL store', SKIP_POSTGRES_OPTION, () => {
     const [one, two] = await Promise.all([open(), open()]);
     try {
       let changed = 0;
+      let recovered = 0;
       const troubles: string[] = [];
-      two.users.watch({ changed: () => changed++, trouble: (err) => troubles.push(err.message) });
+      two.users.watch({ changed: () => changed++, trouble: (err) => troubles.push(err.message), recovered: () => recovered++ });
       const onlyListener = async () => {
         const pids = await listeners();
         return pids.length === 1 ? pids : undefined;
       };
       const [pid] = await waitFor(onlyListener, { what: 'the listening connection' });
       await waitFor(() => changed === 1, { what: 'the watcher to be told once the connection listens' });
+      assert.equal(recovered, 0, 'the first connection is no recovery');
       await admin.query('SELECT pg_terminate_backend($1)', [pid]);
       await waitFor(() => troubles.length >= 1, { what: 'the loss to be reported' });
       await waitFor(() => changed === 2, { what: 'the watcher to be told once the connection is back' });
+      assert.equal(recovered, 1, 'told once that it hears again');
       const [again] = await waitFor(onlyListener, { what: 'a new listening connection' });
       assert.notEqual(again, pid);
       assert.equal(await one.users.create(user(unique('after'))), true);

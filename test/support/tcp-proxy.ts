@@ -9,6 +9,7 @@ export class TcpProxy {
   private readonly sockets = new Set<Socket>();
   private down = false;
   private stalled = false;
+  private refusedCount = 0;
   private readonly server = createServer((client) => this.accept(client));
   private listeningPort = 0;
 
@@ -26,6 +27,11 @@ export class TcpProxy {
 
   get port(): number {
     return this.listeningPort;
+  }
+
+  /** How many connections were closed at once while cut (each a client's try to reconnect). */
+  get refused(): number {
+    return this.refusedCount;
   }
 
   cut(): void {
@@ -54,6 +60,7 @@ export class TcpProxy {
 
   private accept(client: Socket): void {
     if (this.down) {
+      this.refusedCount++;
       client.destroy();
       return;
     }

@@ -28,7 +28,7 @@ export type WatchedTable = 'users' | 'credentials';
  * connection is reopened with a growing pause (0.5 s, doubling up to 5 s; watchers hear `trouble` at each
  * failed try, also when a heartbeat goes unanswered: an idle connection can die silently). Whenever a
  * connection starts listening, the first included, every watcher is told that anything may have
- * changed, since announcements may have been missed until then.
+ * changed, since announcements may have been missed until then; after a failed try, also `recovered`.
  */
 export class ChangeListener {
   private readonly watchers = new Map<WatchedTable, Set<ChangeWatcher>>();
@@ -44,6 +44,8 @@ export class ChangeListener {
    * something meanwhile) and after one failed. The next connection to listen then tells every watcher.
    */
   private missed = true;
+  /** Whether a try failed since the last connection that listened: the next one to listen tells `recovered`. */
+  private troubled = false;
   private closed = false;
 
   /** `reasonOf` turns a connection error into what watchers may log (pg's messages can quote the URL). */
@@ -120,6 +122,10 @@ export class ChangeListener {
       this.missed = false;
       this.tellEvery((watcher) => watcher.changed());
     }
+    if (this.troubled) {
+      this.troubled = false;
+      this.tellEvery((watcher) => watcher.recovered?.());
+    }
   }
 
   private announced(payload: string): void {
@@ -152,6 +158,7 @@ export class ChangeListener {
   private failed(err: unknown): void {
     if (this.closed) return;
     this.missed = true;
+    this.troubled = true;
     const reason = new Error(this.reasonOf(err));
     this.tellEvery((watcher) => watcher.trouble?.(reason));
     this.retry = setTimeout(() => {
