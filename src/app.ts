@@ -19,6 +19,7 @@ import { malformedJsonMessage } from './runtime/errors.ts';
 import { jsonTextProblem } from './runtime/json-text.ts';
 import { Agent } from 'undici';
 import type { SecurityMaterial } from './runtime/context.ts';
+import { within } from './deadline.ts';
 
 export interface AppOptions {
   config: Config;
@@ -243,18 +244,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     // A connection stuck in a query that never ends (a locked table, a network that stopped answering) would
     // keep PostgreSQL's pool from ending, and the shutdown with it: the message logs are kept by then, so the
     // store gets a bounded time to close, and what is still open goes with the process.
-    let timer: NodeJS.Timeout | undefined;
-    const closing = store.close().then(() => true);
-    const late = new Promise<false>((resolve) => {
-      timer = setTimeout(() => resolve(false), STORE_CLOSE_MS);
-    });
-    try {
-      if (!(await Promise.race([closing, late]))) {
-        closing.catch(() => undefined);
-        app.log.warn({ waitedMs: STORE_CLOSE_MS }, 'the store did not close in time (a query still running): its connections are dropped with the process');
-      }
-    } finally {
-      clearTimeout(timer);
+    if (!(await within(store.close().then(() => true), STORE_CLOSE_MS, false))) {
+      app.log.warn({ waitedMs: STORE_CLOSE_MS }, 'the store did not close in time (a query still running): its connections are dropped with the process');
     }
   });
 

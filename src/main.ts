@@ -1,8 +1,15 @@
 import { loadConfig } from './config/index.ts';
 import { buildApp } from './app.ts';
+import { within } from './deadline.ts';
 
 /** How long the last log lines may take to be written at exit. */
-const EXIT_FLUSH_LIMIT_MS = 2000;
+const EXIT_FLUSH_LIMIT_MS = 1000;
+/**
+ * How long stopping may take before the message logs not yet written are kept at once and the process goes:
+ * with the exit's flush, inside Docker's 10 s between SIGTERM and SIGKILL (which would lose them without a word).
+ * Each part of the stop is bounded on its own; this is for what still waits on a database that stopped answering.
+ */
+const STOP_LIMIT_MS = 8000;
 
 /** Starts the server and stops it cleanly on SIGINT / SIGTERM (message logs flushed, store closed). */
 export async function start(): Promise<void> {
@@ -16,17 +23,21 @@ export async function start(): Promise<void> {
     const startedAt = performance.now();
     let code = 0;
     try {
-      await app.close();
+      const finished = await within(app.close().then(() => true), STOP_LIMIT_MS, false);
+      if (!finished) await app.messageLogs.keepNow();
       // The last line an operator waits for: nothing was left running or unwritten, or what was not.
       const durationMs = Math.round(performance.now() - startedAt);
       const { kept, keptIn, lost } = app.messageLogs.unwrittenAtClose;
+      const done = finished ? 'messages in flight finished' : `stopping did not finish within ${STOP_LIMIT_MS} ms (a store that stopped answering), what still waited on it left behind`;
+      const store = finished ? 'store closed' : 'store left open';
+      if (!finished) code = 1;
       if (lost > 0) {
         code = 1;
-        app.log.error({ durationMs, lost }, 'stopped: messages in flight finished, message logs LOST (the store could not take them), store closed');
+        app.log.error({ durationMs, lost }, `stopped: ${done}, message logs LOST (the store could not take them), ${store}`);
       } else if (kept > 0) {
-        app.log.warn({ durationMs, kept, file: keptIn }, 'stopped: messages in flight finished, message logs kept for the next start (the store could not take them), store closed');
+        app.log.warn({ durationMs, kept, file: keptIn }, `stopped: ${done}, message logs kept for the next start (the store could not take them), ${store}`);
       } else {
-        app.log.info({ durationMs }, 'stopped: messages in flight finished, message logs written, store closed');
+        app.log[finished ? 'info' : 'warn']({ durationMs }, `stopped: ${done}, message logs written, ${store}`);
       }
     } catch (err) {
       code = 1;

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { SKIP_POSTGRES_OPTION, TestSchemas, schemaBehindProxy } from './support/postgres.ts';
 import { writeFlows } from './support/flows.ts';
 import { startIflowProcess } from './support/process.ts';
-import { basicAuth } from './support/iflow.ts';
+import { basicAuth, waitFor } from './support/iflow.ts';
 import { UNWRITTEN_FILE } from '../src/monitor/unwritten.ts';
 
 /** Starts `iflow start` on a port another server holds; returns how it ended (bounded: killed after 30 s). */
@@ -92,6 +92,23 @@ test('stopped while the database stops answering (connections open, nothing pass
   const last = iflow.lines().at(-1);
   assert.match(String(last?.msg), /^stopped: .*message logs kept for the next start/);
   assert.ok(readFileSync(join(dataDir, UNWRITTEN_FILE), 'utf8').includes(String(messageId)));
+});
+
+test('stopped while a request waits on a database that stopped answering: within 8 s the message log is kept and the process goes, exit 1', SKIP_POSTGRES_OPTION, async (t) => {
+  const { iflow, proxy, dataDir, messageId } = await runningWithOneLogPending(t);
+  proxy.stall();
+  // A request the store holds up (its query waits up to the client's query timeout, 12 s): the HTTP server's close
+  // waits for it, and so would the stop, past Docker's 10 s.
+  const held = proxy.held;
+  const waiting = fetch(`${iflow.url}/api/v1/users`, { headers: { authorization: basicAuth('admin', 'stop-test-password-1') } }).catch(() => undefined);
+  await waitFor(() => proxy.held > held || undefined, { what: 'the request\'s query held by the stalled database' });
+  const stopping = performance.now();
+  assert.equal(await iflow.stop(), 1, iflow.stderr);
+  assert.ok(performance.now() - stopping < 9500, 'within Docker\'s grace period');
+  const last = iflow.lines().at(-1);
+  assert.match(String(last?.msg), /^stopped: stopping did not finish within 8000 ms .*message logs kept for the next start .*store left open$/);
+  assert.ok(readFileSync(join(dataDir, UNWRITTEN_FILE), 'utf8').includes(String(messageId)));
+  await waiting;
 });
 
 test('stopped during a database outage with nowhere to keep the message log: the last line says LOST, exit 1', SKIP_POSTGRES_OPTION, async (t) => {

@@ -5,6 +5,7 @@ import { effectiveScope, endpointsOf, identityOf, providerOf } from './providers
 import { TokenEndpointError, requestToken, userFromIdToken, type TokenClient, type TokenResponse } from './token-endpoint.ts';
 import { CredentialError, authorizePath, credentialPath, failingStatusError, isFailingStatus, type Credential, type FailingStatus, type LastError } from './types.ts';
 import type { CredentialVault } from './vault.ts';
+import { within } from '../deadline.ts';
 
 export interface TokenServiceOptions {
   vault: CredentialVault;
@@ -48,6 +49,8 @@ export const RENEWAL_PAUSE_MS = 60_000;
  * still one per credential, for the messages after it.
  */
 export const MESSAGE_TOKEN_DEADLINE_MS = 20_000;
+/** What `within` gives when the deadline came first. */
+const LATE = Symbol('late');
 /** Retry-After longer than this is not waited for inside a message: the message fails at once (503 with Retry-After). */
 const MAX_RETRY_AFTER_MS = 10_000;
 /**
@@ -240,18 +243,15 @@ export class TokenService implements SecurityMaterial {
     const rejected = this.renewalPaused(name, options.receiver) ? undefined : options.rejectedToken;
     const cached = this.cache.get(name);
     if (cached && this.isFresh(cached.obtainedAtMs, cached.expiresAtMs) && cached.token.accessToken !== rejected) return { ...cached.token };
-    let timer: NodeJS.Timeout | undefined;
     // The flight this message waits for is not ended by the deadline: it is tracked work, and its token serves the next messages.
-    const deadline = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(this.deadlinePassed(name)), this.messageDeadlineMs);
-    });
+    let token: AccessToken | typeof LATE;
     try {
-      return await Promise.race([this.fetch(name, rejected), deadline]);
+      token = await within(this.fetch(name, rejected), this.messageDeadlineMs, LATE);
     } catch (err) {
       throw storeTrouble(name, err);
-    } finally {
-      clearTimeout(timer);
     }
+    if (token === LATE) throw this.deadlinePassed(name);
+    return token;
   }
 
   /** A token for a message, from the credential's flight (joined or started). */
@@ -268,7 +268,7 @@ export class TokenService implements SecurityMaterial {
     return new CredentialError(
       name,
       'CREDENTIAL_TOKEN_UNAVAILABLE',
-      `Credential "${name}": the token endpoint gave no token within ${this.messageDeadlineMs} ms; this is usually temporary (the refresh goes on): send the message again shortly`,
+      `Credential "${name}": no token within ${this.messageDeadlineMs} ms (the token endpoint, or the store, did not answer in time); this is usually temporary (the refresh goes on): send the message again shortly`,
     );
   }
 

@@ -1,4 +1,5 @@
 import type { MessageLogRecord, MessageLogRepository } from '../store/types.ts';
+import { within } from '../deadline.ts';
 
 /** The slice of a pino logger the writer uses. */
 export interface WriterLogger {
@@ -60,6 +61,10 @@ export class MessageLogWriter {
   private immediate: NodeJS.Immediate | null = null;
   private readonly timer: NodeJS.Timeout;
   private closed = false;
+  /** close(), once called: a second call waits for the same. */
+  private closing: Promise<void> | undefined;
+  /** What could not be written has been kept (or lost) already: nothing more to do at close. */
+  private settled = false;
   private dropped = 0;
   private droppedAfterClose = 0;
   private readonly flushMs: number;
@@ -139,14 +144,35 @@ export class MessageLogWriter {
   }
 
   /** Stops the timer and writes everything left; idempotent. Resolves when done (logs what could not be written). */
-  async close(): Promise<void> {
+  close(): Promise<void> {
+    return (this.closing ??= this.closeOnce());
+  }
+
+  /**
+   * Shutdown's last resort, when stopping takes too long (something waits for a database that stopped answering):
+   * every record not known to be written is kept now (one being written may be written twice: it replaces itself),
+   * and close(), running or to come, does nothing more.
+   */
+  async keepNow(): Promise<void> {
+    this.stopTimers();
+    if (this.settled) return;
+    await this.keepUnwritten(true);
+    this.reportDropped();
+  }
+
+  private stopTimers(): void {
     clearInterval(this.timer);
     if (this.immediate) clearImmediate(this.immediate);
     this.immediate = null;
     this.closed = true;
+  }
+
+  private async closeOnce(): Promise<void> {
+    this.stopTimers();
     const deadline = Date.now() + this.closeTimeoutMs;
-    for (let attempt = 1; ; attempt++) {
-      const written = await beforeDeadline(this.flush(), deadline);
+    for (let attempt = 1; !this.settled; attempt++) {
+      const written = await within(this.flush(), deadline - Date.now(), undefined);
+      if (this.settled) return;
       if (written === true && this.pending.length === 0) break;
       if (written === undefined) {
         // A write still running at the deadline may never end: its batch is kept too (written twice at worst,
@@ -160,13 +186,16 @@ export class MessageLogWriter {
       }
       await new Promise((resolve) => setTimeout(resolve, Math.max(0, Math.min(this.flushMs, 1000, deadline - Date.now()))));
     }
+    this.settled = true;
     this.reportDropped();
   }
 
   /** At close, after the last try failed: the records left go to `keep` for the next start, or are lost (and said so). */
   private async keepUnwritten(withInFlight: boolean): Promise<void> {
+    this.settled = true;
     const left = withInFlight ? [...this.inFlight, ...this.pending] : this.pending;
     this.pending = [];
+    if (left.length === 0) return;
     if (this.keep) {
       try {
         const keptIn = await this.keep(left);
@@ -244,15 +273,3 @@ export class MessageLogWriter {
   }
 }
 
-/** What `work` resolves to, or undefined once `deadline` (ms since the epoch) passes first. */
-async function beforeDeadline<T>(work: Promise<T>, deadline: number): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<undefined>((resolve) => {
-    timer = setTimeout(() => resolve(undefined), Math.max(0, deadline - Date.now()));
-  });
-  try {
-    return await Promise.race([work, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}

@@ -73,7 +73,7 @@ describe('waiting for a token', () => {
       const reason = (result as PromiseRejectedResult).reason as { code: string; statusCode: number; message: string };
       assert.equal(reason.code, 'CREDENTIAL_TOKEN_UNAVAILABLE');
       assert.equal(reason.statusCode, 503);
-      assert.match(reason.message, new RegExp(`^Credential "${name}": the token endpoint gave no token within 300 ms; .*send the message again`));
+      assert.match(reason.message, new RegExp(`^Credential "${name}": no token within 300 ms \\(the token endpoint, or the store, did not answer in time\\); .*send the message again`));
     }
     assert.ok(waited < 1200, `waited ${waited} ms, not until the token endpoint answered`);
     assert.equal(entra.countTokenRequests(), 1, 'one refresh for both messages');

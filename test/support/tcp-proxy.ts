@@ -10,6 +10,7 @@ export class TcpProxy {
   private down = false;
   private stalled = false;
   private refusedCount = 0;
+  private heldCount = 0;
   private readonly server = createServer((client) => this.accept(client));
   private listeningPort = 0;
 
@@ -32,6 +33,11 @@ export class TcpProxy {
   /** How many connections were closed at once while cut (each a client's try to reconnect). */
   get refused(): number {
     return this.refusedCount;
+  }
+
+  /** How many chunks a client sent while stalled, never passed on (each a query left waiting, say). */
+  get held(): number {
+    return this.heldCount;
   }
 
   cut(): void {
@@ -78,7 +84,8 @@ export class TcpProxy {
       socket.on('error', () => undefined);
     }
     client.on('data', (chunk: Buffer) => {
-      if (!this.stalled) upstream.write(chunk);
+      if (this.stalled) this.heldCount++;
+      else upstream.write(chunk);
     });
     upstream.on('data', (chunk: Buffer) => {
       if (!this.stalled) client.write(chunk);
