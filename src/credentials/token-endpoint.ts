@@ -36,7 +36,19 @@ export class TokenEndpointError extends Error {
   toLastError(at = new Date()): LastError {
     return { ...this.details, at: at.toISOString() };
   }
+
+  /**
+   * The server throttles this client (429, or Entra's 50196 "loop detected", which comes as a 400): asking again at
+   * once is what it throttles, so a try is not repeated within a message and the credential waits (its Retry-After,
+   * or THROTTLED_WAIT_MS without one).
+   */
+  get throttled(): boolean {
+    return this.details.httpStatus === 429 || this.details.errorCodes.some((code) => THROTTLING_CODES.has(code));
+  }
 }
+
+/** How long a throttled credential waits without a Retry-After: Entra's loop detection lasts about two minutes. */
+export const THROTTLED_WAIT_MS = 60_000;
 
 // MICROSOFT.md, "Error → credential status". Codes decide first, then the OAuth error.
 const REAUTHORIZATION_CODES = new Set([70008, 700082, 700084, 50173, 50076, 50079, 50078, 70043, 54005]);
@@ -45,12 +57,12 @@ const MISCONFIGURED_CODES = new Set([7000222, 7000215, 700016, 50011, 70004, 700
 const BLOCKED_CODES = new Set([53003, 53000, 53001, 50057, 50053]);
 const TRANSIENT_ERRORS = new Set(['temporarily_unavailable', 'server_error']);
 // 50196, "loop detected": too many identical token requests. Throttling, whatever `error` it comes with: the grant is fine.
-const TRANSIENT_CODES = new Set([50196]);
+const THROTTLING_CODES = new Set([50196]);
 
 /** Classifies a token endpoint's error answer by `error`, Entra's `error_codes` and the HTTP status — never by the description. */
 export function classifyTokenError(httpStatus: number | undefined, error: string | undefined, errorCodes: readonly number[]): ErrorClass {
   for (const code of errorCodes) {
-    if (TRANSIENT_CODES.has(code)) return 'transient';
+    if (THROTTLING_CODES.has(code)) return 'transient';
     if (BLOCKED_CODES.has(code)) return 'blocked';
     if (CONSENT_CODES.has(code)) return 'consent-required';
     if (REAUTHORIZATION_CODES.has(code)) return 'reauthorization-required';

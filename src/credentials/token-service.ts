@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyBaseLogger } from 'fastify';
 import type { AccessToken, SecurityMaterial, UserCredential } from '../runtime/context.ts';
 import { effectiveScope, endpointsOf, identityOf, providerOf } from './providers.ts';
-import { TokenEndpointError, requestToken, userFromIdToken, type TokenClient, type TokenResponse } from './token-endpoint.ts';
+import { THROTTLED_WAIT_MS, TokenEndpointError, requestToken, userFromIdToken, type TokenClient, type TokenResponse } from './token-endpoint.ts';
 import { CredentialError, authorizePath, credentialPath, failingStatusError, isFailingStatus, type Credential, type FailingStatus, type LastError } from './types.ts';
 import type { CredentialVault } from './vault.ts';
 import { within } from '../deadline.ts';
@@ -544,7 +544,7 @@ export class TokenService implements SecurityMaterial {
       const stored = this.stored(credential);
       const stillValid = stored !== undefined && this.stillValid(stored) && !(reason.kind === 'message' && stored.token.accessToken === reason.rejectedToken);
       // The server said when to ask again: nobody asks before (kept whether or not the current token is still valid).
-      const holdBackMs = Math.min(err.retryAfterMs ?? 0, MAX_NOT_BEFORE_MS);
+      const holdBackMs = Math.min(err.retryAfterMs ?? (err.throttled ? THROTTLED_WAIT_MS : 0), MAX_NOT_BEFORE_MS);
       if (holdBackMs > 0) this.notBefore.set(name, this.now() + holdBackMs);
       if (stillValid) this.aheadBackoffUntil.set(name, this.now() + Math.max(AHEAD_BACKOFF_MS, holdBackMs));
       const retryAfterSeconds = holdBackMs > 0 ? Math.ceil(holdBackMs / 1000) : undefined;
@@ -652,8 +652,9 @@ export class TokenService implements SecurityMaterial {
         return { response: await requestToken(client, grant, { timeoutMs: this.requestTimeoutMs }), attempts: attempt + 1 };
       } catch (err) {
         if (!(err instanceof TokenEndpointError) || err.classification !== 'transient' || attempt >= retries || this.stopped) throw err;
-        // A longer Retry-After than a message can wait: no retry (it would come too early), the failure stands.
-        if ((err.retryAfterMs ?? 0) > MAX_RETRY_AFTER_MS) throw err;
+        // A longer Retry-After than a message can wait, or throttling without one: no retry (it would come too early),
+        // the failure stands and the credential waits (notBefore).
+        if ((err.retryAfterMs ?? 0) > MAX_RETRY_AFTER_MS || (err.throttled && err.retryAfterMs === undefined)) throw err;
         const wait = Math.max(this.retryDelaysMs[attempt] ?? 0, err.retryAfterMs ?? 0);
         try {
           await sleep(wait, undefined, { signal: this.stopping.signal });

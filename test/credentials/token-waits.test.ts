@@ -120,6 +120,28 @@ describe('waiting for a token', () => {
     assert.equal(read.json.lastError.httpStatus, 429);
   });
 
+  test("Entra's loop detection (400 invalid_grant, AADSTS50196) without a Retry-After: no retry, the credential waits a minute", async () => {
+    const name = await createAndAuthorize(iflow, entra, { name: 'LoopDetected' });
+    const token = await material().getAccessToken(name);
+    const service = separateService({ retryDelaysMs: [20, 50] });
+    entra.resetCounters();
+    entra.failNextTokenRequests(100, { status: 400, error: 'invalid_grant', errorCodes: [50196], description: 'AADSTS50196: The server terminated an operation because it encountered a client request loop.' });
+    try {
+      for (let i = 0; i < 3; i++) {
+        const failure = await service.getAccessToken(name, { rejectedToken: token.accessToken }).then(
+          () => assert.fail('a token while throttled'),
+          (err: { code?: string; retryAfterSeconds?: number }) => err,
+        );
+        assert.equal(failure.code, 'CREDENTIAL_TOKEN_UNAVAILABLE', `call ${i + 1}`);
+        assert.ok(failure.retryAfterSeconds !== undefined && failure.retryAfterSeconds > 50 && failure.retryAfterSeconds <= 60, `Retry-After ${failure.retryAfterSeconds}`);
+      }
+    } finally {
+      entra.failNextTokenRequests(0, { status: 400, error: 'x', errorCodes: [] });
+    }
+    assert.equal(entra.countTokenRequests(), 1, 'one token request, no retry and none per call: asking again is what Entra throttles');
+    assert.equal((await api(iflow, 'GET', `/api/v1/credentials/${name}`)).json.status, 'authorized');
+  });
+
   test('a Retry-After is kept at most MAX_NOT_BEFORE_MS, keep-alive waits for it too, and a short one is waited for inside the message', async () => {
     const name = await createAndAuthorize(iflow, entra, { name: 'HeldBack' });
     const token = await material().getAccessToken(name);
