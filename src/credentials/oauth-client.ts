@@ -193,10 +193,17 @@ function exchangeError(err: unknown, secrets: readonly (string | undefined)[]): 
   // before it reports that, "closed prematurely" on an answer that declared a larger length.
   const declaredBytes = Number(e.data?.res?.headers?.['content-length']);
   const tooLarge = (e.output?.statusCode === 413 && e.data?.isResponseError !== true) || declaredBytes > MAX_TOKEN_RESPONSE_BYTES;
+  // A 2xx whose body could not be read whole: sent without a length, a cut at maxBytes and a connection that broke
+  // off look alike here.
+  const unread = e.data?.isResponseError !== true && !('payload' in (e.data ?? {}));
   if (tooLarge) payload = undefined;
   const details = errorDetails(httpStatus, payload, 'authorization_code', secrets);
   if (httpStatus < 300) {
-    const description = tooLarge ? notATokenResponse(httpStatus, true) : 'the token endpoint did not answer JSON (is tokenUrl right?)';
+    const description = tooLarge
+      ? notATokenResponse(httpStatus, true)
+      : unread
+        ? `the token endpoint's answer (${httpStatus}) could not be read whole: it broke off, or passed ${MAX_TOKEN_RESPONSE_BYTES} bytes (is tokenUrl right?)`
+        : 'the token endpoint did not answer JSON (is tokenUrl right?)';
     return new TokenEndpointError('misconfigured', { ...details, error: 'invalid_response', description });
   }
   const error = payload && typeof payload === 'object' ? (payload as { error?: unknown }).error : undefined;

@@ -1,6 +1,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { DEFAULT_USER, startFakeEntra, type FakeEntra } from '../support/fake-entra.ts';
@@ -356,6 +358,27 @@ describe('authorization in the browser', () => {
       entra.setTokenPaddingBytes(0);
     }
     assert.equal((await authorizeInBrowser(iflow, name)).final.status, 200, 'authorized again once the answers are normal');
+  });
+
+  test('a code exchange answered 200 in chunks past 1 MiB (no length given) says its answer could not be read whole', async (t) => {
+    const chunked = createServer((request, response) => {
+      request.resume();
+      response.writeHead(200, { 'content-type': 'application/json' });
+      response.write('{"access_token":"at","token_type":"Bearer","expires_in":3600,"padding":"');
+      const chunk = 'x'.repeat(64 * 1024);
+      for (let i = 0; i < 40; i++) response.write(chunk);
+      response.end('"}');
+    });
+    await new Promise<void>((resolve) => chunked.listen(0, '127.0.0.1', resolve));
+    t.after(() => new Promise<void>((resolve) => chunked.close(() => resolve())));
+    const tokenUrl = `http://127.0.0.1:${(chunked.address() as AddressInfo).port}/token`;
+    const name = 'ChunkedOversized';
+    assert.equal((await api(iflow, 'POST', '/api/v1/credentials', mailCredential(entra, { name, tokenUrl }))).status, 201);
+    const browser = await authorizeInBrowser(iflow, name);
+    assert.ok(browser.final.status >= 400, `${browser.final.status} ${browser.text}`);
+    const read = await api(iflow, 'GET', `/api/v1/credentials/${name}`);
+    assert.match(read.json.lastError.description, /could not be read whole: it broke off, or passed 1048576 bytes/);
+    assert.notEqual(read.json.status, 'authorized');
   });
 
   test('redirect URI not registered: Entra shows its own error page and iflow keeps the state unused', async () => {
