@@ -56,8 +56,8 @@ export interface ScriptContext {
 
 /** What the secure store tells of what it hands out. */
 export interface SecureStoreHooks {
-  /** Every secret it gives (to clean a script's error text of it). */
-  handedOut?(secret: string): void;
+  /** Every secret it gives (to clean a script's error text of it), with its expiry when it has one (an access token). */
+  handedOut?(secret: string, expiresAtMs?: number): void;
   /** Every access token it gives, with its credential's name (so an http step can renew one a receiver refused). */
   tokenIssued?(accessToken: string, credential: string): void;
 }
@@ -67,7 +67,7 @@ export function secureStoreFor(material: SecurityMaterial, hooks: SecureStoreHoo
   const { handedOut } = hooks;
   const getAccessToken = async (name: string) => {
     const token = await material.getAccessToken(name);
-    handedOut?.(token.accessToken);
+    handedOut?.(token.accessToken, Date.parse(token.expiresAt));
     hooks.tokenIssued?.(token.accessToken, name);
     return token;
   };

@@ -12,38 +12,45 @@ import type { Execution } from './steps/types.ts';
  */
 
 /**
- * What a script step's scripts were handed, on any message (a script may keep a token in a module variable and put
- * it in a later message): each secret for `keepMs` after it was last handed out, the newest `max` at most. Old
- * tokens leave as they are renewed, so the set does not grow with every renewal, nor does the search of every
- * reply header and log line through it; one handed out on each message stays.
+ * What a script step's scripts were handed, on any message (a script may keep a token or a password in a module
+ * variable and put it in a later message): the newest `max` at most, an access token until a while after it
+ * expires, a password until newer ones push it out. Old tokens leave as they are renewed, so the set does not grow
+ * with every renewal, nor does the search of every reply header and log line through it.
  */
 export class RecentSecrets {
   /** The secrets, least recently handed out first: what the message guards (guardSecrets). */
   readonly secrets: ReadonlySet<string> = new Set<string>();
-  readonly #handedOutAt = new Map<string, number>();
+  /** Per secret, until when it is guarded (epoch ms; Infinity: until pushed out by newer ones). */
+  readonly #until = new Map<string, number>();
+  #prunedAt = -Infinity;
 
   constructor(
     private readonly max: number,
-    private readonly keepMs: number,
+    /** How often prune() looks through every secret (it runs per message). */
+    private readonly pruneEveryMs = 60_000,
   ) {}
 
-  add(secret: string, now = Date.now()): void {
+  add(secret: string, until = Infinity, now = Date.now()): void {
     const secrets = this.secrets as Set<string>;
-    // Moved to the end: the oldest stay first, where pruning looks.
+    // Moved to the end: the least recently handed out stay first, where the count limit takes from.
     secrets.delete(secret);
     secrets.add(secret);
-    this.#handedOutAt.delete(secret);
-    this.#handedOutAt.set(secret, now);
+    this.#until.delete(secret);
+    this.#until.set(secret, Number.isNaN(until) ? Infinity : until);
+    if (secrets.size > this.max) this.remove(secrets.values().next().value as string);
     this.prune(now);
   }
 
-  /** Drops what was last handed out over `keepMs` ago, and the oldest beyond `max`. */
+  /** Drops the secrets no longer worth guarding (tokens well past their expiry); at most once per `pruneEveryMs`. */
   prune(now = Date.now()): void {
-    for (const [secret, at] of this.#handedOutAt) {
-      if (this.#handedOutAt.size <= this.max && now - at <= this.keepMs) return;
-      this.#handedOutAt.delete(secret);
-      (this.secrets as Set<string>).delete(secret);
-    }
+    if (now - this.#prunedAt < this.pruneEveryMs) return;
+    this.#prunedAt = now;
+    for (const [secret, until] of this.#until) if (until <= now) this.remove(secret);
+  }
+
+  private remove(secret: string): void {
+    this.#until.delete(secret);
+    (this.secrets as Set<string>).delete(secret);
   }
 }
 

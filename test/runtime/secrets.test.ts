@@ -4,34 +4,40 @@ import { RecentSecrets, holdsSecret } from '../../src/runtime/secrets.ts';
 
 const HOUR = 60 * 60 * 1000;
 
-test('handed-out secrets are kept for a while after their last hand-out, the newest first to stay', () => {
-  const recent = new RecentSecrets(3, 24 * HOUR);
-  recent.add('token-renewed-at-0', 0);
-  recent.add('password-every-message', 0);
-  recent.add('token-renewed-at-1h', 1 * HOUR);
-  recent.add('password-every-message', 20 * HOUR);
-  assert.deepEqual([...recent.secrets], ['token-renewed-at-0', 'token-renewed-at-1h', 'password-every-message'], 'a secret handed out again moves last');
+test('handed-out tokens are guarded until they are well expired; passwords until newer secrets push them out', () => {
+  const recent = new RecentSecrets(3, 0);
+  recent.add('password-kept-in-a-module-variable', Infinity, 0);
+  recent.add('token-one', 2 * HOUR, 0);
+  recent.add('token-two', 3 * HOUR, 1 * HOUR);
+  assert.deepEqual([...recent.secrets], ['password-kept-in-a-module-variable', 'token-one', 'token-two']);
 
-  // A day after its last hand-out a secret is no longer looked for; one handed out since stays.
-  recent.prune(24 * HOUR + 1);
-  assert.deepEqual([...recent.secrets], ['token-renewed-at-1h', 'password-every-message']);
-  assert.equal(holdsSecret('Bearer token-renewed-at-0', [recent.secrets]), false);
-  assert.equal(holdsSecret('Bearer token-renewed-at-1h', [recent.secrets]), true);
+  // Past a token's time it is no longer looked for; the password stays, however old.
+  recent.prune(2 * HOUR);
+  assert.deepEqual([...recent.secrets], ['password-kept-in-a-module-variable', 'token-two']);
+  assert.equal(holdsSecret('Bearer token-one', [recent.secrets]), false);
+  assert.equal(holdsSecret('Bearer token-two', [recent.secrets]), true);
+  recent.prune(1000 * HOUR);
+  assert.deepEqual([...recent.secrets], ['password-kept-in-a-module-variable']);
 
-  // Past the count, the least recently handed out goes, never the one just handed out.
-  recent.add('token-2', 25 * HOUR);
-  recent.add('token-3', 25 * HOUR);
-  assert.deepEqual([...recent.secrets], ['password-every-message', 'token-2', 'token-3']);
-  recent.add('token-4', 26 * HOUR);
-  assert.deepEqual([...recent.secrets], ['token-2', 'token-3', 'token-4']);
-
-  recent.prune(100 * HOUR);
-  assert.equal(recent.secrets.size, 0);
+  // Past the count, the least recently handed out goes; one handed out again moves last.
+  recent.add('token-three', 2000 * HOUR, 1000 * HOUR);
+  recent.add('password-kept-in-a-module-variable', Infinity, 1000 * HOUR);
+  recent.add('token-four', 2000 * HOUR, 1000 * HOUR);
+  recent.add('token-five', 2000 * HOUR, 1000 * HOUR);
+  assert.deepEqual([...recent.secrets], ['password-kept-in-a-module-variable', 'token-four', 'token-five']);
 });
 
-test('a thousand renewals keep the newest thousand, not an emptied set', () => {
-  const recent = new RecentSecrets(1000, 24 * HOUR);
-  for (let i = 0; i < 1500; i++) recent.add(`token-${i}`, i);
+test('a thousand renewals keep the newest thousand, not an emptied set; pruning looks at most once a minute', () => {
+  const recent = new RecentSecrets(1000);
+  for (let i = 0; i < 1500; i++) recent.add(`token-${i}`, 10 * HOUR, i);
   assert.equal(recent.secrets.size, 1000);
   assert.ok(recent.secrets.has('token-1499') && recent.secrets.has('token-500') && !recent.secrets.has('token-499'));
+  recent.prune(10 * HOUR + 1);
+  assert.equal(recent.secrets.size, 0, 'all expired');
+  recent.add('token-late', 20 * HOUR, 10 * HOUR + 2);
+  recent.prune(20 * HOUR + 1000);
+  assert.equal(recent.secrets.size, 0);
+  recent.add('token-soon', 20 * HOUR + 2000, 20 * HOUR + 1001);
+  recent.prune(20 * HOUR + 3000);
+  assert.equal(recent.secrets.size, 1, 'not looked through again within the minute');
 });

@@ -14,8 +14,8 @@ type ProcessData = (message: Message, context: ScriptContext) => unknown;
 
 /** At most this many secrets handed to one step's script are remembered for cleaning its error texts. */
 const HANDED_OUT_MAX = 1000;
-/** … each for this long after it was last handed out: longer than any access token lives (Entra ID's: 1 day at most). */
-const HANDED_OUT_KEEP_MS = 2 * 24 * 60 * 60 * 1000;
+/** An access token handed to a script stays guarded this long after it expires (a script may still hold it). */
+const AFTER_EXPIRY_MS = 24 * 60 * 60 * 1000;
 
 /** "file.ts:12" from the first stack frame inside the script, so a failure points at its line. */
 function scriptLocation(err: unknown, scriptPaths: string[], shownName: string): string {
@@ -157,10 +157,10 @@ export async function compileScriptStep(file: string, timeoutMs: number, env: St
   const parameters = env.parameters;
   // Every secret the secure store gave this step's script, on any message: a script may keep a token in a
   // module-level variable and put it in a later message's header or error. Bounded in count and age.
-  const recent = new RecentSecrets(HANDED_OUT_MAX, HANDED_OUT_KEEP_MS);
+  const recent = new RecentSecrets(HANDED_OUT_MAX);
   const handedOut = recent.secrets;
-  const rememberSecret = (secret: string, execution: Execution) => {
-    recent.add(secret);
+  const rememberSecret = (secret: string, execution: Execution, expiresAtMs?: number) => {
+    recent.add(secret, expiresAtMs === undefined ? Infinity : expiresAtMs + AFTER_EXPIRY_MS);
     guardSecrets(execution, handedOut);
   };
   const material = env.securityMaterial;
@@ -219,7 +219,7 @@ class Context implements ScriptContext {
 
   constructor(
     private readonly material: SecurityMaterial,
-    private readonly rememberSecret: (secret: string, execution: Execution) => void,
+    private readonly rememberSecret: (secret: string, execution: Execution, expiresAtMs?: number) => void,
     readonly parameters: Readonly<Record<string, string>>,
     private readonly execution: Execution,
   ) {}
@@ -231,7 +231,7 @@ class Context implements ScriptContext {
   get secureStore(): SecureStore {
     const { execution } = this;
     this.#secureStore ??= secureStoreFor(this.material, {
-      handedOut: (secret) => this.rememberSecret(secret, execution),
+      handedOut: (secret, expiresAtMs) => this.rememberSecret(secret, execution, expiresAtMs),
       tokenIssued: (token, credential) => (execution.issuedTokens ??= new Map()).set(token, credential),
     });
     return this.#secureStore;
