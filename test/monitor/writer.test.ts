@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import { MessageLogWriter } from '../../src/monitor/writer.ts';
+import { within } from '../../src/deadline.ts';
 import { UNWRITTEN_FILE } from '../../src/monitor/unwritten.ts';
 import { openSqliteStore } from '../../src/store/sqlite/index.ts';
 import type { MessageLogRecord } from '../../src/store/types.ts';
@@ -196,7 +197,7 @@ test('close() is bounded: a write that never ends (a locked table, a silent netw
   for (const record of records) writer.add(record);
   void writer.flush(); // the first batch of two hangs in the store
   const startedAt = Date.now();
-  const closed = await Promise.race([writer.close().then(() => 'closed'), sleep(3000).then(() => 'still closing after 3 s')]);
+  const closed = await within(writer.close().then(() => 'closed'), 3000, 'still closing after 3 s');
   assert.equal(closed, 'closed');
   assert.ok(Date.now() - startedAt < 2000, `close() took ${Date.now() - startedAt} ms`);
   assert.deepEqual(
