@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { runIflowStart } from '../support/process.ts';
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -59,16 +59,7 @@ test('iflow start on a data dir another iflow serves from exits 1 saying so; the
   const dataDir = tempDir(t);
   const running = await startIflow({ dataDir });
   t.after(() => running.close());
-  const child = spawn(process.execPath, ['bin/iflow.js', 'start'], {
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', IFLOW_DATA_DIR: dataDir, IFLOW_ADMIN_PASSWORD: 'lock-test-password-1' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const killer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-  let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
-  child.stdout.resume();
-  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
-  clearTimeout(killer);
+  const { code, stderr } = await runIflowStart({ IFLOW_DATA_DIR: dataDir, IFLOW_ADMIN_PASSWORD: 'lock-test-password-1' });
   assert.equal(code, 1, stderr);
   assert.match(stderr, /^iflow: cannot start: the data dir .* is in use by another iflow process/m);
   assert.equal((await fetch(`${running.url}/api/v1/users`, { headers: { authorization: running.adminAuth } })).status, 200);
@@ -128,16 +119,7 @@ test('a read-only data dir, empty or not, is named in the error, with the user w
 test('iflow start on a data dir it cannot open exits 1 naming the file and IFLOW_DATA_DIR', async (t) => {
   const dataDir = tempDir(t);
   mkdirSync(join(dataDir, 'iflow.db'));
-  const child = spawn(process.execPath, ['bin/iflow.js', 'start'], {
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', IFLOW_DATA_DIR: dataDir, IFLOW_ADMIN_PASSWORD: 'open-test-password-1' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const killer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-  let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
-  child.stdout.resume();
-  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
-  clearTimeout(killer);
+  const { code, stderr } = await runIflowStart({ IFLOW_DATA_DIR: dataDir, IFLOW_ADMIN_PASSWORD: 'open-test-password-1' });
   assert.equal(code, 1, stderr);
   assert.equal(stderr.split('\n')[0], `iflow: cannot start: ${cannotOpen(join(dataDir, 'iflow.db'), dataDir, 'unable to open database file')}`);
 });

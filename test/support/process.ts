@@ -60,3 +60,21 @@ export async function startIflowProcess(t: TestContext, env: Record<string, stri
     },
   };
 }
+
+/**
+ * Runs `iflow start` with `env` on a loopback port, expecting it to stop by itself (it cannot start): resolves to
+ * its exit code and stderr. Killed after 30 s if it does not (the code is then null).
+ */
+export async function runIflowStart(env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
+  const child = spawn(process.execPath, ['bin/iflow.js', 'start'], {
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const killer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+  child.stdout.resume();
+  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+  clearTimeout(killer);
+  return { code, stderr };
+}
