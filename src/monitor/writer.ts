@@ -65,6 +65,8 @@ export class MessageLogWriter {
   private closing: Promise<void> | undefined;
   /** What could not be written has been kept (or lost) already: nothing more to do at close. */
   private settled = false;
+  /** The keeping of what could not be written, once started: keepNow() waits for it rather than keep twice. */
+  private keeping: Promise<void> | undefined;
   private dropped = 0;
   private droppedAfterClose = 0;
   private readonly flushMs: number;
@@ -155,7 +157,7 @@ export class MessageLogWriter {
    */
   async keepNow(): Promise<void> {
     this.stopTimers();
-    if (this.settled) return;
+    if (this.settled) return this.keeping;
     await this.keepUnwritten(true);
     this.reportDropped();
   }
@@ -191,11 +193,14 @@ export class MessageLogWriter {
   }
 
   /** At close, after the last try failed: the records left go to `keep` for the next start, or are lost (and said so). */
-  private async keepUnwritten(withInFlight: boolean): Promise<void> {
+  private keepUnwritten(withInFlight: boolean): Promise<void> {
     this.settled = true;
     const left = withInFlight ? [...this.inFlight, ...this.pending] : this.pending;
     this.pending = [];
-    if (left.length === 0) return;
+    return (this.keeping = left.length === 0 ? Promise.resolve() : this.keepRecords(left));
+  }
+
+  private async keepRecords(left: MessageLogRecord[]): Promise<void> {
     if (this.keep) {
       try {
         const keptIn = await this.keep(left);

@@ -208,6 +208,48 @@ test('close() is bounded: a write that never ends (a locked table, a silent netw
   assert.deepEqual(writer.unwrittenAtClose, { kept: 3, keptIn: 'the file', lost: 0 });
 });
 
+test("keepNow(), the stop's last resort: what is not known written is kept once, whether close() is running or done", async () => {
+  const keepCalls: MessageLogRecord[][] = [];
+  let releaseKeep: () => void = () => undefined;
+  const hanging = { insertMany: () => new Promise<void>(() => {}) };
+  const writer = new MessageLogWriter(hanging, {
+    flushMs: HOUR,
+    batchSize: 2,
+    closeTimeoutMs: 100,
+    keep: async (records) => {
+      keepCalls.push(records);
+      // The file is slow to write: keepNow() must wait for it, not keep again nor report before it.
+      await new Promise<void>((resolve) => (releaseKeep = resolve));
+      return 'the file';
+    },
+    log: new RecordingLogger(),
+  });
+  const records = [logRecord(), logRecord(), logRecord()];
+  for (const record of records) writer.add(record);
+  void writer.flush(); // the first batch hangs in the store
+  const closing = writer.close();
+  await waitFor(() => keepCalls.length === 1, { what: "close() to start keeping at its deadline" });
+  let keptNow = false;
+  const lastResort = writer.keepNow().then(() => (keptNow = true));
+  await nextTurn();
+  assert.equal(keptNow, false, 'keepNow() waits for the keeping close() started');
+  releaseKeep();
+  await Promise.all([closing, lastResort]);
+  assert.equal(keepCalls.length, 1, 'kept once');
+  assert.equal(keepCalls[0].length, 3);
+  assert.deepEqual(writer.unwrittenAtClose, { kept: 3, keptIn: 'the file', lost: 0 });
+
+  // Called with close() held up before it even started (the stop stuck in an earlier step): kept at once.
+  const other = new MessageLogWriter(hanging, { flushMs: HOUR, keep: async (kept) => `file of ${kept.length}`, log: new RecordingLogger() });
+  other.add(logRecord());
+  void other.flush();
+  other.add(logRecord());
+  await other.keepNow();
+  assert.deepEqual(other.unwrittenAtClose, { kept: 2, keptIn: 'file of 2', lost: 0 });
+  await other.close();
+  assert.deepEqual(other.unwrittenAtClose, { kept: 2, keptIn: 'file of 2', lost: 0 }, 'close() after it does nothing more');
+});
+
 test('find() sees records not yet in the store, the newest first', async (t) => {
   const { repository, writer } = setup();
   t.after(() => writer.close());
