@@ -28,7 +28,7 @@ export async function start(): Promise<void> {
       // The last line an operator waits for: nothing was left running or unwritten, or what was not.
       const durationMs = Math.round(performance.now() - startedAt);
       const { kept, keptIn, lost } = app.messageLogs.unwrittenAtClose;
-      const done = finished ? 'messages in flight finished' : `stopping did not finish within ${STOP_LIMIT_MS} ms (a store that stopped answering), what still waited on it left behind`;
+      const done = finished ? 'messages in flight finished' : `stopping did not finish within ${STOP_LIMIT_MS} ms (work waiting on the store or a token endpoint), left behind`;
       const store = finished ? 'store closed' : 'store left open';
       if (!finished) code = 1;
       if (lost > 0) {

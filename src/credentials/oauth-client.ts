@@ -194,8 +194,8 @@ function exchangeError(err: unknown, secrets: readonly (string | undefined)[]): 
   const declaredBytes = Number(e.data?.res?.headers?.['content-length']);
   const tooLarge = (e.output?.statusCode === 413 && e.data?.isResponseError !== true) || declaredBytes > MAX_TOKEN_RESPONSE_BYTES;
   // A 2xx whose body could not be read whole: sent without a length, a cut at maxBytes and a connection that broke
-  // off look alike here.
-  const unread = e.data?.isResponseError !== true && !('payload' in (e.data ?? {}));
+  // off look alike here (Wreck's 500 "closed prematurely"; its 406 is an answer that is not JSON, read whole).
+  const unread = e.data?.isResponseError !== true && e.output?.statusCode === 500 && !('payload' in (e.data ?? {}));
   if (tooLarge) payload = undefined;
   const details = errorDetails(httpStatus, payload, 'authorization_code', secrets);
   if (httpStatus < 300) {

@@ -171,6 +171,8 @@ export class MessageLogWriter {
 
   private async closeOnce(): Promise<void> {
     this.stopTimers();
+    // keepNow() came first: done once what it keeps is kept.
+    if (this.settled) return this.keeping;
     const deadline = Date.now() + this.closeTimeoutMs;
     for (let attempt = 1; !this.settled; attempt++) {
       const written = await within(this.flush(), deadline - Date.now(), undefined);
@@ -236,6 +238,8 @@ export class MessageLogWriter {
         await this.repository.insertMany(batch);
       } catch (err) {
         this.inFlight = [];
+        // Kept already (the stop's last resort came while this write hung): nothing retries it any more.
+        if (this.settled) return false;
         this.pending.unshift(...batch);
         const overflow = this.pending.length - this.maxPending;
         if (overflow > 0) {

@@ -379,6 +379,20 @@ describe('authorization in the browser', () => {
     const read = await api(iflow, 'GET', `/api/v1/credentials/${name}`);
     assert.match(read.json.lastError.description, /could not be read whole: it broke off, or passed 1048576 bytes/);
     assert.notEqual(read.json.status, 'authorized');
+
+    // A tokenUrl pointing at a web page (200, HTML, read whole) is told apart: not JSON.
+    const page = createServer((request, response) => {
+      request.resume();
+      response.writeHead(200, { 'content-type': 'text/html' }).end('<html><body>Sign in</body></html>');
+    });
+    await new Promise<void>((resolve) => page.listen(0, '127.0.0.1', resolve));
+    t.after(() => new Promise<void>((resolve) => page.close(() => resolve())));
+    const pageName = 'PageAsTokenUrl';
+    const pageUrl = `http://127.0.0.1:${(page.address() as AddressInfo).port}/token`;
+    assert.equal((await api(iflow, 'POST', '/api/v1/credentials', mailCredential(entra, { name: pageName, tokenUrl: pageUrl }))).status, 201);
+    await authorizeInBrowser(iflow, pageName);
+    const pageRead = await api(iflow, 'GET', `/api/v1/credentials/${pageName}`);
+    assert.equal(pageRead.json.lastError.description, 'the token endpoint did not answer JSON (is tokenUrl right?)');
   });
 
   test('redirect URI not registered: Entra shows its own error page and iflow keeps the state unused', async () => {

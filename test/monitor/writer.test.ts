@@ -248,6 +248,26 @@ test("keepNow(), the stop's last resort: what is not known written is kept once,
   assert.deepEqual(other.unwrittenAtClose, { kept: 2, keptIn: 'file of 2', lost: 0 });
   await other.close();
   assert.deepEqual(other.unwrittenAtClose, { kept: 2, keptIn: 'file of 2', lost: 0 }, 'close() after it does nothing more');
+
+  // close() called while keepNow() is still keeping resolves once the keeping is done, not before.
+  let releaseSlow: () => void = () => undefined;
+  const slow = new MessageLogWriter(hanging, {
+    flushMs: HOUR,
+    keep: async (kept) => {
+      await new Promise<void>((resolve) => (releaseSlow = resolve));
+      return `file of ${kept.length}`;
+    },
+    log: new RecordingLogger(),
+  });
+  slow.add(logRecord());
+  const keeping = slow.keepNow();
+  let closedEarly = false;
+  const closingSlow = slow.close().then(() => (closedEarly = slow.unwrittenAtClose.kept === 0));
+  await nextTurn();
+  releaseSlow();
+  await Promise.all([keeping, closingSlow]);
+  assert.equal(closedEarly, false, 'close() resolved only after the record was kept');
+  assert.deepEqual(slow.unwrittenAtClose, { kept: 1, keptIn: 'file of 1', lost: 0 });
 });
 
 test('find() sees records not yet in the store, the newest first', async (t) => {
