@@ -31,6 +31,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     config: Config;
     store: Store;
+    /** Set at shutdown: whether the store closed within its bound (else its connections go with the process). */
+    storeClosed: boolean;
     flows: FlowRegistry;
     securityMaterial: SecurityMaterial;
   }
@@ -241,11 +243,13 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.log.info({ store: store.kind, ...store.settings }, 'store opened');
   app.decorate('config', config);
   app.decorate('store', store);
+  app.decorate('storeClosed', false);
   app.addHook('onClose', async () => {
     // A connection stuck in a query that never ends (a locked table, a network that stopped answering) would
     // keep PostgreSQL's pool from ending, and the shutdown with it: the message logs are kept by then, so the
     // store gets a bounded time to close, and what is still open goes with the process.
-    if (!(await within(store.close().then(() => true), STORE_CLOSE_MS, false))) {
+    app.storeClosed = await within(store.close().then(() => true), STORE_CLOSE_MS, false);
+    if (!app.storeClosed) {
       app.log.warn({ waitedMs: STORE_CLOSE_MS }, 'the store did not close in time (a query still running): its connections are dropped with the process');
     }
   });

@@ -29,7 +29,7 @@ export async function start(): Promise<void> {
       const durationMs = Math.round(performance.now() - startedAt);
       const { kept, keptIn, lost } = app.messageLogs.unwrittenAtClose;
       const done = finished ? 'messages in flight finished' : `stopping did not finish within ${STOP_LIMIT_MS} ms (work waiting on the store or a token endpoint), left behind`;
-      const store = finished ? 'store closed' : 'store left open';
+      const store = app.storeClosed ? 'store closed' : finished ? 'store left open (it did not close in time)' : 'store left open';
       if (!finished) code = 1;
       if (lost > 0) {
         code = 1;
