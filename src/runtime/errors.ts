@@ -16,6 +16,11 @@ export class MessageFailure extends Error {
     super(message);
     this.name = 'MessageFailure';
   }
+
+  /** The same failure (code, status, receiver details, Retry-After) in other words. */
+  withMessage(message: string): MessageFailure {
+    return new MessageFailure(this.code, message, this.statusCode, this.extra, this.retryAfterSeconds);
+  }
 }
 
 /**

@@ -219,7 +219,7 @@ export function compileHttpStep(definition: HttpStepDefinition, env: StepEnviron
       }
       const retriable = failure ? failure.code === 'RECEIVER_UNREACHABLE' || failure.code === 'RECEIVER_TIMEOUT' : RETRIED_STATUSES.has(answer!.statusCode);
       if (!retriable || attempt >= attempts) {
-        if (failure) throw sent > 1 ? new MessageFailure(failure.code, `${failure.message} (${sent} attempts)`, failure.statusCode, failure.extra, failure.retryAfterSeconds) : failure;
+        if (failure) throw sent > 1 ? failure.withMessage(`${failure.message} (${sent} attempts)`) : failure;
         break;
       }
       await new Promise((resolve) => setTimeout(resolve, retryDelay(answer, retryDelayMs)));

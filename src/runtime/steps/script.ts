@@ -181,7 +181,7 @@ export async function compileScriptStep(file: string, timeoutMs: number, env: St
     const converted = toMessageFailure(err, 'SCRIPT_ERROR');
     const text = redactCredentialsInText(converted.message);
     if (err instanceof MessageFailure || converted.code !== 'SCRIPT_ERROR') {
-      return text === converted.message ? converted : new MessageFailure(converted.code, text, converted.statusCode, converted.extra, converted.retryAfterSeconds);
+      return text === converted.message ? converted : converted.withMessage(text);
     }
     return new MessageFailure('SCRIPT_ERROR', `script ${scriptLocation(err, [path, url], shownName)} failed: ${text}`);
   };
