@@ -158,7 +158,7 @@ export class MessageLogWriter {
   async keepNow(): Promise<void> {
     this.stopTimers();
     if (this.settled) return this.keeping;
-    await this.keepUnwritten(true);
+    await this.keepUnwritten();
     this.reportDropped();
   }
 
@@ -178,14 +178,9 @@ export class MessageLogWriter {
       const written = await within(this.flush(), deadline - Date.now(), undefined);
       if (this.settled) return;
       if (written === true && this.pending.length === 0) break;
-      if (written === undefined) {
-        // A write still running at the deadline may never end: its batch is kept too (written twice at worst,
-        // and a record written again replaces itself).
-        await this.keepUnwritten(true);
-        break;
-      }
-      if (attempt >= this.closeAttempts || Date.now() >= deadline) {
-        await this.keepUnwritten(false);
+      // A write still running at the deadline (undefined) may never end: what is left is kept, that batch with it.
+      if (written === undefined || attempt >= this.closeAttempts || Date.now() >= deadline) {
+        await this.keepUnwritten();
         break;
       }
       await new Promise((resolve) => setTimeout(resolve, Math.max(0, Math.min(this.flushMs, 1000, deadline - Date.now()))));
@@ -195,9 +190,10 @@ export class MessageLogWriter {
   }
 
   /** At close, after the last try failed: the records left go to `keep` for the next start, or are lost (and said so). */
-  private keepUnwritten(withInFlight: boolean): Promise<void> {
+  private keepUnwritten(): Promise<void> {
     this.settled = true;
-    const left = withInFlight ? [...this.inFlight, ...this.pending] : this.pending;
+    // A batch still in flight (a write that hangs) is kept too: written twice at worst, it replaces itself.
+    const left = [...this.inFlight, ...this.pending];
     this.pending = [];
     return (this.keeping = left.length === 0 ? Promise.resolve() : this.keepRecords(left));
   }
@@ -281,4 +277,3 @@ export class MessageLogWriter {
     return true;
   }
 }
-
