@@ -1,4 +1,5 @@
-const MAX_TIMER_MS = 2 ** 31 - 1;
+/** setTimeout's longest delay (~24.8 days); a longer one fires at once. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * What `work` resolves to, or `late` once `ms` have passed first. The work goes on (a query cannot be taken back);

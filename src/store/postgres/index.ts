@@ -4,6 +4,7 @@ import { MESSAGE_LOG_COLUMNS, MESSAGE_LOG_JSON_FROM, credentialFromRow, messageL
 import { compileFilter, compileOrderBy } from '../sql-filter.ts';
 import { KeyedMutex } from '../keyed-mutex.ts';
 import { Semaphore } from '../../semaphore.ts';
+import { MAX_TIMER_MS } from '../../deadline.ts';
 import { CHANGES_CHANNEL, POSTGRES_MIGRATIONS } from './migrations.ts';
 import { ChangeListener } from './notifications.ts';
 import { refuseNewerSchema } from '../schema-version.ts';
@@ -51,8 +52,8 @@ export interface QueryBounds {
 export const DEFAULT_STATEMENT_TIMEOUT_MS = 10_000;
 /** lock_timeout: a statement waiting for a lock gives up sooner than a slow one, so a locked table cannot hold the pool's connections. */
 const LOCK_TIMEOUT_MS = 3_000;
-/** setTimeout's longest delay (~24.8 days): a per-query query_timeout that never fires (pg takes 0 as "use the client's"). */
-const NO_CLIENT_TIMEOUT_MS = 2_147_483_647;
+/** A per-query query_timeout that never fires: setTimeout's longest delay (pg takes 0 as "use the client's"). */
+const NO_CLIENT_TIMEOUT_MS = MAX_TIMER_MS;
 
 /**
  * The bounds a statement timeout implies: lock waits end after 3 s (at most half the statement timeout), and the
